@@ -1,0 +1,202 @@
+"""The ``xtune`` command line. Every command explains itself with ``--help``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xtune import __version__
+from xtune.errors import XtuneError
+
+app = typer.Typer(
+    help="Find the best small LSTM/xLSTM for a trading bot: leak-free features, "
+    "multi-objective search under a resource cap, and a torch-free bundle for the trading PC.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect and validate OHLCV bars.", no_args_is_help=True)
+features_app = typer.Typer(help="The feature catalog: list it, build it on bars.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
+
+out = Console()
+err = Console(stderr=True)
+
+SourceArg = Annotated[
+    str,
+    typer.Argument(
+        help="CSV or Parquet file of OHLCV bars, or a built-in sample: sample:synthetic, "
+        "sample:random_walk, sample:eurusd, sample:goog.",
+        show_default=False,
+    ),
+]
+WindowOpt = Annotated[int, typer.Option(help="Bars per model input window.", min=1)]
+HorizonOpt = Annotated[
+    list[int], typer.Option("--horizon", help="Bars ahead to predict (repeat for several).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"xtune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    pass
+
+
+@data_app.command("check")
+def data_check(
+    source: SourceArg,
+    window: WindowOpt = 60,
+    horizon: HorizonOpt = [1],  # noqa: B006 - typer reads the default, never mutates it
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Validate bars and print rows, span, bar interval and gaps.
+
+    Fails (exit 2, nothing written) with the file, column, first bad row and the fix on:
+    missing or non-numeric columns, NaN/inf, prices <= 0, high < low, open/close outside
+    [low, high], negative volume, duplicate or unsorted times, values above 1e12, and too
+    few bars for the whole catalog's warm-up + window + horizon + splits.
+    """
+    from xtune.features import DataSpec, LabelSpec, load_bars, summarize
+
+    bars = load_bars(source)
+    summary = summarize(bars)
+    spec = DataSpec(window=window, labels=LabelSpec(horizons=tuple(horizon)))
+    need = spec.min_bars
+    if len(bars) < need:
+        raise XtuneError(
+            f"{bars.source}: {len(bars)} bars pass validation, but window {window} and "
+            f"horizon {max(horizon)} with the full feature catalog need at least {need}. "
+            "Use more bars or a shorter --window."
+        )
+    info = summary.to_dict() | {"source": bars.source, "sha256": bars.sha256, "min_bars": need}
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    table = Table(title=f"{bars.source}: OK", show_header=False)
+    for key in ("rows", "start", "end", "interval", "gaps", "largest_gap", "largest_gap_at",
+                "zero_volume_rows", "min_bars", "sha256"):  # fmt: skip
+        table.add_row(key.replace("_", " "), str(info[key]))
+    frame = bars.frame
+    for col in frame.columns:
+        table.add_row(f"{col} min..max", f"{frame[col].min():.6g} .. {frame[col].max():.6g}")
+    out.print(table)
+
+
+@features_app.command("list")
+def features_list(
+    group: Annotated[
+        list[str] | None, typer.Option(help="Only these groups (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Print the catalog: name, group, warm-up bars and what each feature is."""
+    from xtune.features import CATALOG, resolve
+
+    names = resolve(groups=group) if group else tuple(CATALOG)
+    if as_json:
+        rows = [
+            {"name": n, "group": CATALOG[n].group, "warmup": CATALOG[n].warmup,
+             "doc": CATALOG[n].doc, "params": dict(CATALOG[n].params)}
+            for n in names
+        ]  # fmt: skip
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"{len(names)} features")
+    for col in ("name", "group", "warm-up", "description"):
+        table.add_column(col)
+    for n in names:
+        f = CATALOG[n]
+        table.add_row(n, f.group, str(f.warmup), f.doc)
+    out.print(table)
+
+
+@features_app.command("build")
+def features_build(
+    source: SourceArg,
+    feature: Annotated[
+        list[str] | None, typer.Option("--feature", "-f", help="Feature name (repeatable).")
+    ] = None,
+    group: Annotated[list[str] | None, typer.Option(help="Feature group (repeatable).")] = None,
+    window: WindowOpt = 60,
+    horizon: HorizonOpt = [1],  # noqa: B006
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write the feature frame here (.parquet or .csv).")
+    ] = None,
+    cache: Annotated[bool, typer.Option(help="Use the feature cache ($XTUNE_CACHE_DIR).")] = True,
+) -> None:
+    """Build features on bars and cut them into train/val/test windows (default: all features).
+
+    Shows each feature's range after warm-up and the sizes of the chronological split, so you
+    see what a search would train on. The test part is counted, never used.
+    """
+    from xtune.features import DataSpec, LabelSpec, load_bars, prepare, resolve
+
+    names = resolve(feature, group)
+    bars = load_bars(source)
+    spec = DataSpec(features=names, window=window, labels=LabelSpec(horizons=tuple(horizon)))
+    ds = prepare(bars, spec, use_cache=cache, progress=sys.stderr.isatty())
+    table = Table(title=f"{len(names)} features on {bars.source}")
+    for col in ("feature", "group", "min", "median", "max"):
+        table.add_column(col)
+    from xtune.features import CATALOG
+
+    for j, name in enumerate(ds.features):
+        col = ds.raw[:, j]
+        table.add_row(name, CATALOG[name].group, f"{col.min():.4g}", f"{float(_median(col)):.4g}", f"{col.max():.4g}")
+    out.print(table)
+    info = ds.summary()
+    out.print(
+        f"rows {info['rows']} after warm-up | window {window} | train {info['train']} "
+        f"| val {info['val']} | test {info['test']} (untouched) | purge gap {info['gap']} rows "
+        f"| windows share one {info['window_bytes'] / 1e6:.1f} MB array"
+    )
+    if out_path is not None:
+        _write_frame(ds, out_path)
+        out.print(f"wrote {out_path}")
+
+
+def _median(col: object) -> float:
+    import numpy as np
+
+    return float(np.median(col))  # type: ignore[call-overload]
+
+
+def _write_frame(ds: object, path: Path) -> None:
+    import pandas as pd
+
+    from xtune.features import Dataset
+
+    assert isinstance(ds, Dataset)
+    frame = pd.DataFrame(ds.raw, index=ds.times, columns=list(ds.features))
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(tmp)
+    elif path.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(tmp)
+    else:
+        raise XtuneError(f"--out {path}: use a .parquet or .csv file name.")
+    tmp.replace(path)
+
+
+def main() -> None:
+    """Entry point: user errors print one clear message and exit 2, never a traceback."""
+    try:
+        app()
+    except XtuneError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)

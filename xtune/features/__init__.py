@@ -1,0 +1,51 @@
+"""The data side: OHLCV bars -> leak-free, scaled, zero-copy training windows.
+
+Follow one data set forward: :func:`load_bars` -> :func:`build_features` (catalog) ->
+labels -> :func:`chronological_split` -> :func:`fit_robust` -> :func:`windows`; or all at once
+with :func:`prepare`.
+"""
+
+from __future__ import annotations
+
+from xtune.features.bars import Bars, BarsSummary, load_bars, summarize
+from xtune.features.build import build_features, compute_features, default_cache_dir
+from xtune.features.catalog import CATALOG, GROUPS, Feature, resolve, warmup_of
+from xtune.features.dataset import Dataset, DataSpec, Part, ScaledFold, prepare
+from xtune.features.labels import LabelSpec, directions, forward_returns
+from xtune.features.scaler import RobustScaler, fit_robust, inverse, transform
+from xtune.features.split import Fold, Split, SplitSpec, chronological_split, min_rows
+from xtune.features.windows import windows, windows_ending_at
+
+__all__ = [
+    "CATALOG",
+    "GROUPS",
+    "Bars",
+    "BarsSummary",
+    "DataSpec",
+    "Dataset",
+    "Feature",
+    "Fold",
+    "LabelSpec",
+    "Part",
+    "RobustScaler",
+    "ScaledFold",
+    "Split",
+    "SplitSpec",
+    "build_features",
+    "chronological_split",
+    "compute_features",
+    "default_cache_dir",
+    "directions",
+    "fit_robust",
+    "forward_returns",
+    "inverse",
+    "load_bars",
+    "min_rows",
+    "prepare",
+    "resolve",
+    "summarize",
+    "transform",
+    "warmup_of",
+    "windows",
+    "windows_ending_at",
+]

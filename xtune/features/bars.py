@@ -1,0 +1,329 @@
+"""OHLCV bars in: load CSV/Parquet/DataFrame, match column names, validate, summarize.
+
+Every check runs before any work starts and fails with a :class:`~xtune.errors.DataError`
+that names the source, the column, the first offending row and time, and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xtune.errors import DataError
+
+OHLCV = ("open", "high", "low", "close", "volume")
+PRICES = ("open", "high", "low", "close")
+
+# Values above this are not prices or volumes a model should see: one user's inputs reached
+# 1e15 and wrecked training. Rescale (e.g. volume in thousands) before loading.
+MAX_ABS_VALUE = 1e12
+
+# Lower-cased, punctuation-stripped header -> canonical name. First match wins, so the
+# plain names come first (a file with both "volume" and "tick_volume" uses "volume").
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "open": ("open", "o", "open_price", "opening_price", "price_open", "first"),
+    "high": ("high", "h", "high_price", "price_high", "max"),
+    "low": ("low", "l", "low_price", "price_low", "min"),
+    "close": ("close", "c", "close_price", "price_close", "close_last", "last", "price"),
+    "volume": ("volume", "vol", "v", "tick_volume", "tickvol", "real_volume", "volume_traded"),
+}
+_TIME_NAMES = (
+    "timestamp", "datetime", "date_time", "time", "date", "open_time", "ts", "gmt_time",
+    "local_time", "time_utc",
+)  # fmt: skip
+
+
+def _norm(name: object) -> str:
+    """'<CLOSE>', 'Close/Last', ' Adj Close ' -> 'close', 'close_last', 'adj_close'."""
+    text = re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower())
+    return text.strip("_")
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Validated OHLCV bars: float64 columns open..volume on a sorted, unique UTC index.
+
+    Build one with :func:`load_bars`; the constructor does not validate.
+    """
+
+    frame: pd.DataFrame
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def index(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.frame.index)
+
+    @cached_property
+    def sha256(self) -> str:
+        """Content hash of times and values; the key of the feature cache and of trial records."""
+        digest = hashlib.sha256()
+        digest.update(self.index.asi8.tobytes())
+        digest.update(np.ascontiguousarray(self.frame[list(OHLCV)].to_numpy(np.float64)).tobytes())
+        return digest.hexdigest()
+
+    def head(self, n: int) -> Bars:
+        """The first ``n`` bars (used to prove that features never look ahead)."""
+        return Bars(self.frame.iloc[:n], f"{self.source}[:{n}]")
+
+
+@dataclass(frozen=True)
+class BarsSummary:
+    rows: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    interval: pd.Timedelta
+    gaps: int
+    largest_gap: pd.Timedelta
+    largest_gap_at: pd.Timestamp | None
+    zero_volume_rows: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rows": self.rows,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "interval": str(self.interval),
+            "gaps": self.gaps,
+            "largest_gap": str(self.largest_gap),
+            "largest_gap_at": None if self.largest_gap_at is None else self.largest_gap_at.isoformat(),
+            "zero_volume_rows": self.zero_volume_rows,
+        }
+
+
+def load_bars(source: str | Path | pd.DataFrame, *, name: str | None = None) -> Bars:
+    """Load and validate OHLCV bars.
+
+    Args:
+        source: a CSV or Parquet path, ``"sample:NAME"`` (see :mod:`xtune.features.sample`),
+            or a DataFrame. Column names match case-insensitively (``Open``, ``<CLOSE>``,
+            ``tick_volume``...); time comes from a timestamp/date/datetime/time column or the
+            index. Naive times are taken as UTC; aware times are converted to UTC.
+        name: how errors refer to a DataFrame source.
+
+    Raises:
+        DataError: naming the file, column and first offending row, before any work starts.
+
+    Example:
+        >>> bars = load_bars("sample:synthetic")
+        >>> list(bars.frame.columns)
+        ['open', 'high', 'low', 'close', 'volume']
+    """
+    if isinstance(source, pd.DataFrame):
+        label = name or "<DataFrame>"
+        raw = source
+    elif isinstance(source, str) and source.startswith("sample:"):
+        from xtune.features.sample import load_sample
+
+        raw = load_sample(source.removeprefix("sample:"))
+        label = str(source)
+    else:
+        path = Path(source)
+        label = str(path)
+        raw = _read_file(path)
+    frame = _normalize(raw, label)
+    validate_frame(frame, label)
+    return Bars(frame, label)
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"{path}: file not found. Pass the path of a CSV or Parquet file of OHLCV bars.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv") or suffix == "":
+            # sep=None sniffs ',', ';' and tabs (MetaTrader exports use tabs).
+            return pd.read_csv(path, sep=None, engine="python")
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: could not be read as {suffix or 'CSV'}: {exc}") from exc
+    raise DataError(f"{path}: unknown file type {suffix!r}. Use .csv or .parquet.")
+
+
+def _row_ref(index: pd.Index, pos: int) -> str:
+    when = index[pos]
+    return f"row {pos} (time {when})" if isinstance(when, pd.Timestamp) else f"row {pos}"
+
+
+def _normalize(raw: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Map columns to open..volume and the time to a UTC DatetimeIndex named 'time'."""
+    if raw.empty:
+        raise DataError(f"{label}: no rows. Pass a file with a header row and OHLCV bars.")
+    by_norm: dict[str, object] = {}
+    for col in raw.columns:
+        by_norm.setdefault(_norm(col), col)
+    found: dict[str, object] = {}
+    for canon, aliases in _ALIASES.items():
+        for alias in aliases:
+            if alias in by_norm:
+                found[canon] = by_norm[alias]
+                break
+    missing = [c for c in OHLCV if c not in found]
+    if missing:
+        raise DataError(
+            f"{label}: missing column(s) {', '.join(missing)}; found {[str(c) for c in raw.columns]}. "
+            "xtune needs open, high, low, close and volume (any case; aliases like o/h/l/c/v, "
+            "tick_volume and MetaTrader's <OPEN> work). Rename the column(s) and retry."
+        )
+    frame = pd.DataFrame(index=raw.index)
+    for canon in OHLCV:
+        col = raw[found[canon]]
+        values = pd.to_numeric(col, errors="coerce")
+        bad = values.isna() & col.notna()
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{label}: column {found[canon]!r} ({canon}) is not numeric at row {pos}: "
+                f"{col.iloc[pos]!r}. Remove thousands separators/units or fix that row."
+            )
+        frame[canon] = values.astype(np.float64)
+    frame.index = _time_index(raw, by_norm, label)
+    frame.index.name = "time"
+    return frame
+
+
+def _time_index(raw: pd.DataFrame, by_norm: dict[str, object], label: str) -> pd.DatetimeIndex:
+    names = [n for n in _TIME_NAMES if n in by_norm]
+    if "date" in by_norm and "time" in by_norm:
+        # MetaTrader-style separate <DATE> and <TIME> columns.
+        values: pd.Series = raw[by_norm["date"]].astype(str) + " " + raw[by_norm["time"]].astype(str)
+        column = f"{by_norm['date']}+{by_norm['time']}"
+    elif names:
+        values = raw[by_norm[names[0]]]
+        column = str(by_norm[names[0]])
+    elif isinstance(raw.index, pd.DatetimeIndex):
+        values = raw.index.to_series()
+        column = "<index>"
+    else:
+        raise DataError(
+            f"{label}: no time column. Name it timestamp, date, datetime or time "
+            "(or pass a DataFrame with a DatetimeIndex)."
+        )
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        # Epoch numbers: pick the unit from the magnitude (seconds ~1e9, ms ~1e12, ns ~1e18).
+        top = float(np.nanmax(np.abs(values.to_numpy(np.float64)))) if len(values) else 0.0
+        unit = "s" if top < 1e11 else "ms" if top < 1e14 else "us" if top < 1e17 else "ns"
+        parsed = pd.to_datetime(values, unit=unit, utc=True, errors="coerce")
+    else:
+        try:
+            parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+        except (ValueError, TypeError):
+            parsed = pd.to_datetime(values, utc=True, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{label}: column {column!r} has an unreadable or missing time at row {pos}: "
+            f"{values.iloc[pos]!r}. Use ISO times like 2024-01-31 14:00:00 or epoch seconds."
+        )
+    # One resolution (ns) whatever pandas inferred, so hashes and interval math agree.
+    return pd.DatetimeIndex(parsed).as_unit("ns")
+
+
+def validate_frame(frame: pd.DataFrame, label: str) -> None:
+    """Check normalized bars; raise DataError at the first problem (cheapest checks first)."""
+    index = frame.index
+    for col in OHLCV:
+        values = frame[col].to_numpy()
+        nonfinite = ~np.isfinite(values)
+        if nonfinite.any():
+            pos = int(np.flatnonzero(nonfinite)[0])
+            raise DataError(
+                f"{label}: column {col!r} has {int(nonfinite.sum())} NaN/inf value(s); first at "
+                f"{_row_ref(index, pos)}. Drop or repair those bars (xtune never fills invented prices)."
+            )
+        huge = np.abs(values) > MAX_ABS_VALUE
+        if huge.any():
+            pos = int(np.flatnonzero(huge)[0])
+            raise DataError(
+                f"{label}: column {col!r} has a value of {values[pos]:.3g} at {_row_ref(index, pos)}, "
+                f"above {MAX_ABS_VALUE:.0e}. Such magnitudes wreck training: check the units "
+                "(e.g. volume in thousands, prices not in sub-units) or remove the bad rows."
+            )
+    for col in PRICES:
+        values = frame[col].to_numpy()
+        bad = values <= 0
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{label}: column {col!r} has a non-positive price {values[pos]} at "
+                f"{_row_ref(index, pos)}. Prices must be > 0 (log returns); remove or fix the row."
+            )
+    high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
+    bad = high < low
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{label}: column 'high' is below 'low' at {_row_ref(index, pos)} "
+            f"(high={high[pos]}, low={low[pos]}). Check that the columns are not swapped."
+        )
+    for col in ("open", "close"):
+        values = frame[col].to_numpy()
+        # A relative tolerance absorbs float rounding in exported files.
+        tol = 1e-9 * np.abs(values)
+        bad = (values < low - tol) | (values > high + tol)
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{label}: column {col!r} is outside [low, high] at {_row_ref(index, pos)} "
+                f"({col}={values[pos]}, low={low[pos]}, high={high[pos]}). Fix that bar or "
+                "check the column mapping."
+            )
+    volume = frame["volume"].to_numpy()
+    bad = volume < 0
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{label}: column 'volume' is negative ({volume[pos]}) at {_row_ref(index, pos)}. "
+            "Volume must be >= 0; fix or remove the row."
+        )
+    stamps = index.asi8
+    steps = np.diff(stamps)
+    if (steps < 0).any():
+        pos = int(np.flatnonzero(steps < 0)[0]) + 1
+        raise DataError(
+            f"{label}: times are not sorted: {_row_ref(index, pos)} comes before the previous row "
+            f"({index[pos - 1]}). Sort the bars by time (oldest first); xtune never reorders them "
+            "for you, because a shuffled series is how validation starts to lie."
+        )
+    if (steps == 0).any():
+        pos = int(np.flatnonzero(steps == 0)[0]) + 1
+        raise DataError(
+            f"{label}: duplicate time at {_row_ref(index, pos)} (same as row {pos - 1}). "
+            "Remove duplicate bars (e.g. overlapping exports) so each time appears once."
+        )
+
+
+def summarize(bars: Bars) -> BarsSummary:
+    """Rows, span, the typical bar interval, and gaps (steps over 1.5x that interval)."""
+    index = bars.index
+    steps = np.diff(index.asi8)
+    if len(steps) == 0:
+        interval = pd.Timedelta(0)
+        gaps, largest, largest_at = 0, pd.Timedelta(0), None
+    else:
+        interval = pd.Timedelta(int(np.median(steps)), unit="ns")
+        is_gap = steps > 1.5 * interval.value
+        gaps = int(is_gap.sum())
+        k = int(np.argmax(steps))
+        largest = pd.Timedelta(int(steps[k]), unit="ns") if gaps else pd.Timedelta(0)
+        largest_at = index[k + 1] if gaps else None
+    return BarsSummary(
+        rows=len(bars),
+        start=index[0],
+        end=index[-1],
+        interval=interval,
+        gaps=gaps,
+        largest_gap=largest,
+        largest_gap_at=largest_at,
+        zero_volume_rows=int((bars.frame["volume"].to_numpy() == 0).sum()),
+    )

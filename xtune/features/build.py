@@ -1,0 +1,141 @@
+"""Compute a feature list on bars once, drop the warm-up, check the values, cache the result.
+
+The cache key is the bars' content hash plus the exact definitions of the listed features and
+the library versions, so a changed file, feature or library never serves stale values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.progress import track
+
+from xtune.errors import FeatureError
+from xtune.features.bars import Bars
+from xtune.features.catalog import CATALOG, resolve, warmup_of
+
+# A feature this large is broken, not informative (features are ratios and oscillators).
+MAX_FEATURE_ABS = 1e9
+
+
+def default_cache_dir() -> Path:
+    """``$XTUNE_CACHE_DIR`` or ``~/.cache/xtune``."""
+    root = os.environ.get("XTUNE_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "xtune"
+
+
+def feature_fingerprint(names: Sequence[str]) -> dict[str, object]:
+    """Everything that defines the listed features' values (also written to the export manifest)."""
+    return {
+        "features": [
+            {"name": n, "warmup": CATALOG[n].warmup, "params": dict(CATALOG[n].params)}
+            for n in names
+        ],
+        "ta": version("ta"),
+        "ta-lib": version("ta-lib"),
+        "pandas": version("pandas"),
+    }
+
+
+def cache_key(bars: Bars, names: Sequence[str]) -> str:
+    blob = json.dumps(feature_fingerprint(names), sort_keys=True, default=str)
+    return hashlib.sha256(f"{bars.sha256}\n{blob}".encode()).hexdigest()
+
+
+def compute_features(bars: Bars, names: Sequence[str], *, progress: bool = False) -> pd.DataFrame:
+    """All listed features on all bars, warm-up rows included (as NaN). No cache, no checks."""
+    columns = {}
+    items = [CATALOG[n] for n in names]
+    for feature in track(items, description="features", disable=not progress, transient=True):
+        columns[feature.name] = feature.compute(bars.frame).to_numpy(np.float64)
+    return pd.DataFrame(columns, index=bars.index)
+
+
+def build_features(
+    bars: Bars,
+    names: Sequence[str] | None = None,
+    *,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Feature frame for ``names`` (default: the whole catalog), warm-up rows dropped.
+
+    Args:
+        bars: validated bars from :func:`~xtune.features.bars.load_bars`.
+        names: feature names from the catalog, in any order (output is in catalog order).
+        cache_dir: where cached frames live (default :func:`default_cache_dir`).
+        use_cache: read and write the cache.
+        progress: show a progress bar.
+
+    Returns:
+        float64 DataFrame indexed by bar time, starting ``warmup_of(names)`` bars after the
+        first bar, with every value finite.
+
+    Raises:
+        FeatureError: unknown name, or a feature that is NaN/inf or absurdly large after its
+            warm-up (naming the feature and the first bad time).
+    """
+    names = resolve(names)
+    if not names:
+        raise FeatureError("no features selected; pass at least one feature name or group.")
+    warmup = warmup_of(names)
+    if len(bars) <= warmup:
+        raise FeatureError(
+            f"{bars.source}: {len(bars)} bars, but the selected features need {warmup} bars of "
+            "warm-up before the first valid value. Use more bars or drop long-window features."
+        )
+    path = None
+    if use_cache:
+        root = cache_dir or default_cache_dir()
+        path = root / "features" / f"{bars.sha256[:16]}-{cache_key(bars, names)[:24]}.parquet"
+        cached = _read_cache(path, names)
+        if cached is not None:
+            return cached
+    frame = compute_features(bars, names, progress=progress).iloc[warmup:]
+    _check_values(frame, bars.source)
+    if path is not None:
+        _write_cache(path, frame)
+    return frame
+
+
+def _check_values(frame: pd.DataFrame, source: str) -> None:
+    values = frame.to_numpy()
+    bad = ~np.isfinite(values) | (np.abs(values) > MAX_FEATURE_ABS)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        name = frame.columns[col]
+        raise FeatureError(
+            f"{source}: feature {name!r} is {values[row, col]} at {frame.index[row]} (after its "
+            "warm-up). This usually means broken bars around that time (a frozen or zero price "
+            "run); check them with `xtune data check`, or leave this feature out."
+        )
+
+
+def _read_cache(path: Path, names: Sequence[str]) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # a torn or foreign file: recompute, never trust it
+        warnings.warn(f"ignoring unreadable feature cache {path}: {exc}", stacklevel=3)
+        return None
+    if list(frame.columns) != list(names):
+        return None
+    return frame
+
+
+def _write_cache(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename: concurrent search workers never read a half-written file.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    frame.to_parquet(tmp)
+    tmp.replace(path)

@@ -1,0 +1,486 @@
+"""The feature catalog: name -> pure ``bars DataFrame -> Series`` function, grouped.
+
+Rules every entry follows (tests enforce them over the whole catalog):
+
+- **Scale-free and stationary**: ratios to price, oscillators, log returns, trailing z-scores
+  and trailing *changes* of cumulative series. No raw price level, no running total.
+- **No look-ahead**: the value at bar t uses bars <= t only; computing on ``bars[:t]`` gives the
+  same values as computing on all bars.
+- **Declared warm-up**: ``warmup`` is the number of leading rows that are invalid (NaN or filled
+  by the library); the pipeline drops them, it never fills them.
+
+Left out on purpose: ``ta`` 0.11's KST and visual Ichimoku (they fill shifted values with the
+full-series mean: look-ahead), PSAR (seconds per 5k bars, NaN on half its rows), OBV / A/D / NVI
+/ VPT levels (cumulative; only their trailing changes are here), and ``ta``'s ADX (its loops leave
+the newest bar at 0, which is exactly the bar a live bot trades on; ours is computed in full).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+import ta
+import talib
+
+from xtune.errors import FeatureError
+
+GROUPS = ("returns", "trend", "momentum", "volatility", "volume", "pattern", "calendar")
+
+FeatureFn = Callable[[pd.DataFrame], pd.Series]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One catalog entry. ``params`` go into the export manifest beside the name."""
+
+    name: str
+    group: str
+    warmup: int
+    fn: FeatureFn = field(repr=False, compare=False)
+    params: Mapping[str, object] = field(default_factory=dict)
+    doc: str = ""
+
+    def compute(self, bars: pd.DataFrame) -> pd.Series:
+        out = self.fn(bars).astype(np.float64)
+        out.name = self.name
+        return out
+
+
+_REGISTRY: dict[str, Feature] = {}
+
+
+def _register(
+    name: str, group: str, warmup: int, doc: str, **params: object
+) -> Callable[[FeatureFn], FeatureFn]:
+    def wrap(fn: FeatureFn) -> FeatureFn:
+        if name in _REGISTRY:  # pragma: no cover - a programming error caught at import
+            raise RuntimeError(f"duplicate feature {name}")
+        _REGISTRY[name] = Feature(name, group, warmup, fn, MappingProxyType(dict(params)), doc)
+        return fn
+
+    return wrap
+
+
+def _safe_div(num: pd.Series, den: pd.Series) -> pd.Series:
+    """num / den with 0/0 -> 0 (flat bars, zero volume) instead of NaN mid-series."""
+    out = num / den.where(den != 0)
+    return out.where(den != 0, 0.0)
+
+
+def _wilder(x: pd.Series, n: int) -> pd.Series:
+    """Wilder's smoothing (RMA) seeded by the first value; recursive, so causal."""
+    return x.ewm(alpha=1.0 / n, adjust=False).mean()
+
+
+def _true_range(b: pd.DataFrame) -> pd.Series:
+    prev = b["close"].shift(1)
+    tr = pd.concat([b["high"] - b["low"], (b["high"] - prev).abs(), (b["low"] - prev).abs()], axis=1)
+    return tr.max(axis=1)  # row 0: high - low (prev is NaN and max skips it)
+
+
+def _logret(close: pd.Series, k: int) -> pd.Series:
+    return np.log(close / close.shift(k))
+
+
+# ---------------------------------------------------------------- returns and bar shape (own)
+for _k in (1, 3, 6, 12, 24):
+    _register(f"ret_{_k}", "returns", _k, f"log return over {_k} bar(s)", window=_k)(
+        lambda b, k=_k: _logret(b["close"], k)
+    )
+
+
+@_register("bar_range", "returns", 0, "log(high / low) of the bar")
+def _bar_range(b: pd.DataFrame) -> pd.Series:
+    return np.log(b["high"] / b["low"])
+
+
+@_register("bar_body", "returns", 0, "log(close / open) of the bar")
+def _bar_body(b: pd.DataFrame) -> pd.Series:
+    return np.log(b["close"] / b["open"])
+
+
+@_register("upper_wick", "returns", 0, "(high - max(open, close)) / close")
+def _upper_wick(b: pd.DataFrame) -> pd.Series:
+    return (b["high"] - b[["open", "close"]].max(axis=1)) / b["close"]
+
+
+@_register("lower_wick", "returns", 0, "(min(open, close) - low) / close")
+def _lower_wick(b: pd.DataFrame) -> pd.Series:
+    return (b[["open", "close"]].min(axis=1) - b["low"]) / b["close"]
+
+
+@_register("gap", "returns", 1, "log(open / previous close)")
+def _gap(b: pd.DataFrame) -> pd.Series:
+    return np.log(b["open"] / b["close"].shift(1))
+
+
+for _n in (10, 50):
+    _register(f"zscore_{_n}", "returns", _n - 1, f"(close - SMA{_n}) / std{_n}", window=_n)(
+        lambda b, n=_n: _safe_div(
+            b["close"] - b["close"].rolling(n).mean(), b["close"].rolling(n).std(ddof=0)
+        )
+    )
+
+# ---------------------------------------------------------------- trend (ta.trend)
+for _n in (10, 20, 50, 100):
+    _register(f"sma_ratio_{_n}", "trend", _n - 1, f"close / SMA{_n} - 1", window=_n)(
+        lambda b, n=_n: b["close"] / ta.trend.sma_indicator(b["close"], window=n) - 1.0
+    )
+for _n in (12, 26):
+    _register(f"ema_ratio_{_n}", "trend", _n - 1, f"close / EMA{_n} - 1", window=_n)(
+        lambda b, n=_n: b["close"] / ta.trend.ema_indicator(b["close"], window=n) - 1.0
+    )
+
+
+def _macd(b: pd.DataFrame) -> ta.trend.MACD:
+    return ta.trend.MACD(b["close"], window_slow=26, window_fast=12, window_sign=9)
+
+
+_MACD = {"window_slow": 26, "window_fast": 12, "window_sign": 9}
+_register("macd", "trend", 25, "MACD line / close", **_MACD)(
+    lambda b: _macd(b).macd() / b["close"]
+)
+_register("macd_signal", "trend", 33, "MACD signal / close", **_MACD)(
+    lambda b: _macd(b).macd_signal() / b["close"]
+)
+_register("macd_hist", "trend", 33, "MACD histogram / close", **_MACD)(
+    lambda b: _macd(b).macd_diff() / b["close"]
+)
+
+
+def _dmi(b: pd.DataFrame, n: int) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """+DI, -DI and ADX in [0, 1] with Wilder smoothing, computed on every bar incl. the newest."""
+    up = b["high"].diff()
+    down = -b["low"].diff()
+    plus_dm = up.where((up > down) & (up > 0), 0.0)
+    minus_dm = down.where((down > up) & (down > 0), 0.0)
+    atr = _wilder(_true_range(b).iloc[1:], n)
+    plus = _safe_div(_wilder(plus_dm.iloc[1:], n), atr)
+    minus = _safe_div(_wilder(minus_dm.iloc[1:], n), atr)
+    dx = _safe_div((plus - minus).abs(), plus + minus)
+    adx = _wilder(dx, n)
+    return (plus.reindex(b.index), minus.reindex(b.index), adx.reindex(b.index))
+
+
+# Wilder smoothing has infinite memory; 3n bars let the seed's weight decay to (1-1/n)^3n ~ 5%.
+_register("adx_14", "trend", 42, "ADX(14) in [0, 1] (Wilder)", window=14)(lambda b: _dmi(b, 14)[2])
+_register("di_plus_14", "trend", 42, "+DI(14) in [0, 1]", window=14)(lambda b: _dmi(b, 14)[0])
+_register("di_minus_14", "trend", 42, "-DI(14) in [0, 1]", window=14)(lambda b: _dmi(b, 14)[1])
+
+
+def _aroon(b: pd.DataFrame) -> ta.trend.AroonIndicator:
+    return ta.trend.AroonIndicator(b["high"], b["low"], window=25)
+
+
+_register("aroon_up", "trend", 25, "Aroon up(25) / 100", window=25)(
+    lambda b: _aroon(b).aroon_up() / 100.0
+)
+_register("aroon_down", "trend", 25, "Aroon down(25) / 100", window=25)(
+    lambda b: _aroon(b).aroon_down() / 100.0
+)
+_register("cci_20", "trend", 19, "CCI(20) / 100", window=20)(
+    lambda b: ta.trend.CCIIndicator(b["high"], b["low"], b["close"], window=20).cci() / 100.0
+)
+
+
+def _vortex(b: pd.DataFrame) -> ta.trend.VortexIndicator:
+    return ta.trend.VortexIndicator(b["high"], b["low"], b["close"], window=14)
+
+
+_register("vortex_diff_14", "trend", 14, "Vortex VI+ minus VI- (14)", window=14)(
+    lambda b: _vortex(b).vortex_indicator_diff()
+)
+_register("trix_15", "trend", 43, "TRIX(15), percent", window=15)(
+    lambda b: ta.trend.TRIXIndicator(b["close"], window=15).trix()
+)
+_register("mass_index", "trend", 40, "Mass index(9, 25)", window_fast=9, window_slow=25)(
+    lambda b: ta.trend.MassIndex(b["high"], b["low"], window_fast=9, window_slow=25).mass_index()
+)
+
+
+def _ichimoku(b: pd.DataFrame) -> ta.trend.IchimokuIndicator:
+    # visual=False: no forward shift (visual=True shifts and fills with the series mean).
+    return ta.trend.IchimokuIndicator(b["high"], b["low"], window1=9, window2=26, window3=52, visual=False)
+
+
+_ICHI = {"window1": 9, "window2": 26, "window3": 52}
+_register("ichimoku_conv", "trend", 8, "Ichimoku conversion line / close - 1", **_ICHI)(
+    lambda b: _ichimoku(b).ichimoku_conversion_line() / b["close"] - 1.0
+)
+_register("ichimoku_base", "trend", 25, "Ichimoku base line / close - 1", **_ICHI)(
+    lambda b: _ichimoku(b).ichimoku_base_line() / b["close"] - 1.0
+)
+_register("ichimoku_b", "trend", 51, "Ichimoku span B (unshifted) / close - 1", **_ICHI)(
+    lambda b: _ichimoku(b).ichimoku_b() / b["close"] - 1.0
+)
+
+# ---------------------------------------------------------------- momentum (ta.momentum)
+_register("rsi_14", "momentum", 14, "RSI(14) / 100", window=14)(
+    lambda b: ta.momentum.RSIIndicator(b["close"], window=14).rsi() / 100.0
+)
+_register("rsi_6", "momentum", 6, "RSI(6) / 100", window=6)(
+    lambda b: ta.momentum.RSIIndicator(b["close"], window=6).rsi() / 100.0
+)
+
+
+def _stoch(b: pd.DataFrame) -> ta.momentum.StochasticOscillator:
+    return ta.momentum.StochasticOscillator(b["high"], b["low"], b["close"], window=14, smooth_window=3)
+
+
+_register("stoch_k", "momentum", 13, "Stochastic %K(14) / 100", window=14)(
+    lambda b: _stoch(b).stoch() / 100.0
+)
+_register("stoch_d", "momentum", 15, "Stochastic %D(14, 3) / 100", window=14, smooth=3)(
+    lambda b: _stoch(b).stoch_signal() / 100.0
+)
+_register("williams_r", "momentum", 13, "Williams %R(14) / 100", window=14)(
+    lambda b: ta.momentum.WilliamsRIndicator(b["high"], b["low"], b["close"], lbp=14).williams_r()
+    / 100.0
+)
+_register("roc_10", "momentum", 10, "rate of change(10), percent", window=10)(
+    lambda b: ta.momentum.ROCIndicator(b["close"], window=10).roc()
+)
+_register("tsi", "momentum", 37, "TSI(25, 13) / 100", window_slow=25, window_fast=13)(
+    lambda b: ta.momentum.TSIIndicator(b["close"], window_slow=25, window_fast=13).tsi() / 100.0
+)
+_register("ultimate_osc", "momentum", 28, "Ultimate oscillator(7, 14, 28) / 100")(
+    lambda b: ta.momentum.UltimateOscillator(b["high"], b["low"], b["close"]).ultimate_oscillator()
+    / 100.0
+)
+_register("awesome_osc", "momentum", 33, "Awesome oscillator(5, 34) / close")(
+    lambda b: ta.momentum.AwesomeOscillatorIndicator(b["high"], b["low"]).awesome_oscillator()
+    / b["close"]
+)
+_register("kama_ratio", "momentum", 60, "close / KAMA(10, 2, 30) - 1", window=10)(
+    lambda b: b["close"] / ta.momentum.KAMAIndicator(b["close"], window=10).kama() - 1.0
+)
+
+
+def _ppo(b: pd.DataFrame) -> ta.momentum.PercentagePriceOscillator:
+    return ta.momentum.PercentagePriceOscillator(b["close"], window_slow=26, window_fast=12, window_sign=9)
+
+
+_register("ppo", "momentum", 25, "PPO(12, 26), percent", **_MACD)(lambda b: _ppo(b).ppo())
+_register("ppo_hist", "momentum", 33, "PPO histogram, percent", **_MACD)(
+    lambda b: _ppo(b).ppo_hist()
+)
+_register("stoch_rsi", "momentum", 30, "StochRSI(14, 3, 3)", window=14)(
+    lambda b: ta.momentum.StochRSIIndicator(b["close"], window=14).stochrsi_k()
+)
+
+# ---------------------------------------------------------------- volatility (ta.volatility)
+_register("atr_14", "volatility", 42, "ATR(14) / close (Wilder)", window=14)(
+    lambda b: _wilder(_true_range(b), 14) / b["close"]
+)
+
+
+def _bb(b: pd.DataFrame) -> ta.volatility.BollingerBands:
+    return ta.volatility.BollingerBands(b["close"], window=20, window_dev=2)
+
+
+_register("bb_width", "volatility", 19, "Bollinger band width(20, 2), percent", window=20)(
+    lambda b: _bb(b).bollinger_wband()
+)
+_register("bb_pct", "volatility", 19, "Bollinger %B(20, 2)", window=20)(
+    lambda b: _bb(b).bollinger_pband()
+)
+
+
+def _kc(b: pd.DataFrame) -> ta.volatility.KeltnerChannel:
+    return ta.volatility.KeltnerChannel(b["high"], b["low"], b["close"], window=20, window_atr=10)
+
+
+_register("kc_width", "volatility", 19, "Keltner channel width(20), percent", window=20)(
+    lambda b: _kc(b).keltner_channel_wband()
+)
+_register("kc_pct", "volatility", 19, "Keltner channel %B(20)", window=20)(
+    lambda b: _kc(b).keltner_channel_pband()
+)
+
+
+def _dc(b: pd.DataFrame) -> ta.volatility.DonchianChannel:
+    return ta.volatility.DonchianChannel(b["high"], b["low"], b["close"], window=20)
+
+
+_register("dc_width", "volatility", 19, "Donchian channel width(20), percent", window=20)(
+    lambda b: _dc(b).donchian_channel_wband()
+)
+_register("dc_pct", "volatility", 19, "Donchian channel %B(20)", window=20)(
+    lambda b: _dc(b).donchian_channel_pband()
+)
+_register("ulcer_14", "volatility", 26, "Ulcer index(14), percent", window=14)(
+    lambda b: ta.volatility.UlcerIndex(b["close"], window=14).ulcer_index()
+)
+for _n in (10, 50):
+    _register(f"realized_vol_{_n}", "volatility", _n, f"std of 1-bar log returns over {_n}", window=_n)(
+        lambda b, n=_n: _logret(b["close"], 1).rolling(n).std(ddof=0)
+    )
+_register("vol_ratio", "volatility", 50, "log(realized vol 10 / realized vol 50)")(
+    lambda b: np.log(
+        _safe_div(_logret(b["close"], 1).rolling(10).std(ddof=0), _logret(b["close"], 1).rolling(50).std(ddof=0))
+        .replace(0.0, np.nan)
+        .fillna(1.0)
+    )
+)
+
+# ---------------------------------------------------------------- volume (ta.volume)
+_register("mfi_14", "volume", 14, "money flow index(14) / 100", window=14)(
+    lambda b: ta.volume.MFIIndicator(b["high"], b["low"], b["close"], b["volume"], window=14)
+    .money_flow_index()
+    / 100.0
+)
+_register("cmf_20", "volume", 19, "Chaikin money flow(20)", window=20)(
+    lambda b: ta.volume.ChaikinMoneyFlowIndicator(
+        b["high"], b["low"], b["close"], b["volume"], window=20
+    ).chaikin_money_flow()
+)
+_register("vwap_ratio_14", "volume", 13, "close / rolling VWAP(14) - 1", window=14)(
+    lambda b: b["close"]
+    / ta.volume.VolumeWeightedAveragePrice(
+        b["high"], b["low"], b["close"], b["volume"], window=14
+    ).volume_weighted_average_price()
+    - 1.0
+)
+_register("pvo", "volume", 25, "percentage volume oscillator(12, 26)", window_slow=26, window_fast=12)(
+    lambda b: ta.momentum.PercentageVolumeOscillator(b["volume"]).pvo()
+)
+
+
+def _trailing_flow(flow: pd.Series, volume: pd.Series, n: int) -> pd.Series:
+    """Change of a cumulative volume series over n bars / volume over those bars, in [-1, 1]."""
+    return _safe_div(flow.rolling(n).sum(), volume.rolling(n).sum())
+
+
+_register("obv_change_20", "volume", 20, "OBV change over 20 bars / volume over 20 bars", window=20)(
+    lambda b: _trailing_flow(
+        ta.volume.OnBalanceVolumeIndicator(b["close"], b["volume"]).on_balance_volume().diff(),
+        b["volume"],
+        20,
+    )
+)
+_register("adi_change_20", "volume", 20, "A/D line change over 20 bars / volume over 20 bars", window=20)(
+    lambda b: _trailing_flow(
+        ta.volume.AccDistIndexIndicator(b["high"], b["low"], b["close"], b["volume"])
+        .acc_dist_index()
+        .diff(),
+        b["volume"],
+        20,
+    )
+)
+
+
+_register("volume_z_20", "volume", 19, "z-score of volume over 20 bars", window=20)(
+    lambda b: _safe_div(
+        b["volume"] - b["volume"].rolling(20).mean(), b["volume"].rolling(20).std(ddof=0)
+    )
+)
+_register("volume_ratio_20", "volume", 19, "log(1 + volume / SMA20 of volume)", window=20)(
+    lambda b: np.log1p(_safe_div(b["volume"], b["volume"].rolling(20).mean()))
+)
+
+# ---------------------------------------------------------------- candlestick patterns (TA-Lib)
+_PATTERNS = {
+    "doji": "CDLDOJI",
+    "dragonfly_doji": "CDLDRAGONFLYDOJI",
+    "gravestone_doji": "CDLGRAVESTONEDOJI",
+    "hammer": "CDLHAMMER",
+    "inverted_hammer": "CDLINVERTEDHAMMER",
+    "hanging_man": "CDLHANGINGMAN",
+    "shooting_star": "CDLSHOOTINGSTAR",
+    "engulfing": "CDLENGULFING",
+    "harami": "CDLHARAMI",
+    "piercing": "CDLPIERCING",
+    "dark_cloud_cover": "CDLDARKCLOUDCOVER",
+    "morning_star": "CDLMORNINGSTAR",
+    "evening_star": "CDLEVENINGSTAR",
+    "three_white_soldiers": "CDL3WHITESOLDIERS",
+    "three_black_crows": "CDL3BLACKCROWS",
+    "marubozu": "CDLMARUBOZU",
+    "spinning_top": "CDLSPINNINGTOP",
+}
+
+
+def _pattern(func_name: str) -> FeatureFn:
+    func = getattr(talib, func_name)
+
+    def compute(b: pd.DataFrame) -> pd.Series:
+        out = func(
+            b["open"].to_numpy(np.float64),
+            b["high"].to_numpy(np.float64),
+            b["low"].to_numpy(np.float64),
+            b["close"].to_numpy(np.float64),
+        )
+        # TA-Lib writes 0 during its lookback: mark those rows as warm-up, not "no pattern".
+        values = out.astype(np.float64) / 100.0
+        values[: _lookback(func_name)] = np.nan
+        return pd.Series(values, index=b.index)
+
+    return compute
+
+
+def _lookback(func_name: str) -> int:
+    from talib import abstract
+
+    return int(abstract.Function(func_name).lookback)
+
+
+for _name, _func in _PATTERNS.items():
+    _register(
+        f"cdl_{_name}", "pattern", _lookback(_func), f"TA-Lib {_func}: +1 bullish, -1 bearish, 0 none",
+        talib=_func,
+    )(_pattern(_func))
+
+# ---------------------------------------------------------------- calendar (known in advance)
+_CYCLES = {"hour": 24, "dow": 7, "month": 12}
+
+
+def _calendar(part: str, trig: Callable[[np.ndarray], np.ndarray]) -> FeatureFn:
+    def compute(b: pd.DataFrame) -> pd.Series:
+        index = pd.DatetimeIndex(b.index)
+        value = {"hour": index.hour + index.minute / 60.0, "dow": index.dayofweek, "month": index.month - 1}[part]
+        return pd.Series(trig(2 * np.pi * np.asarray(value, np.float64) / _CYCLES[part]), index=b.index)
+
+    return compute
+
+
+for _part in _CYCLES:
+    _register(f"{_part}_sin", "calendar", 0, f"sin of {_part} (cycle of {_CYCLES[_part]})")(
+        _calendar(_part, np.sin)
+    )
+    _register(f"{_part}_cos", "calendar", 0, f"cos of {_part} (cycle of {_CYCLES[_part]})")(
+        _calendar(_part, np.cos)
+    )
+
+
+CATALOG: Mapping[str, Feature] = MappingProxyType(_REGISTRY)
+
+
+def resolve(names: Iterable[str] | None = None, groups: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Feature names in catalog order from explicit names and/or whole groups (None: all).
+
+    Raises:
+        FeatureError: for an unknown name or group, listing the valid ones.
+    """
+    names = list(names or [])
+    groups = list(groups or [])
+    unknown_groups = [g for g in groups if g not in GROUPS]
+    if unknown_groups:
+        raise FeatureError(f"unknown feature group(s) {unknown_groups}; groups are {list(GROUPS)}.")
+    unknown = [n for n in names if n not in CATALOG]
+    if unknown:
+        raise FeatureError(
+            f"unknown feature(s) {unknown}. Run `xtune features list` to see the catalog."
+        )
+    if not names and not groups:
+        return tuple(CATALOG)
+    wanted = set(names) | {n for n, f in CATALOG.items() if f.group in groups}
+    return tuple(n for n in CATALOG if n in wanted)
+
+
+def warmup_of(names: Iterable[str]) -> int:
+    """Rows to drop before every listed feature is valid."""
+    return max((CATALOG[n].warmup for n in names), default=0)
