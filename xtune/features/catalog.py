@@ -43,9 +43,15 @@ class Feature:
     fn: FeatureFn = field(repr=False, compare=False)
     params: Mapping[str, object] = field(default_factory=dict)
     doc: str = ""
+    # The value of a 0/0 after warm-up (flat or zero-volume stretches), e.g. 0.5 for an
+    # oscillator in [0, 1]. None: such a NaN stays and the build reports it.
+    neutral: float | None = None
 
     def compute(self, bars: pd.DataFrame) -> pd.Series:
         out = self.fn(bars).astype(np.float64)
+        if self.neutral is not None:
+            after = np.arange(len(out)) >= self.warmup
+            out = out.where(~(after & out.isna().to_numpy()), self.neutral)
         out.name = self.name
         return out
 
@@ -54,12 +60,14 @@ _REGISTRY: dict[str, Feature] = {}
 
 
 def _register(
-    name: str, group: str, warmup: int, doc: str, **params: object
+    name: str, group: str, warmup: int, doc: str, *, neutral: float | None = None, **params: object
 ) -> Callable[[FeatureFn], FeatureFn]:
     def wrap(fn: FeatureFn) -> FeatureFn:
         if name in _REGISTRY:  # pragma: no cover - a programming error caught at import
             raise RuntimeError(f"duplicate feature {name}")
-        _REGISTRY[name] = Feature(name, group, warmup, fn, MappingProxyType(dict(params)), doc)
+        _REGISTRY[name] = Feature(
+            name, group, warmup, fn, MappingProxyType(dict(params)), doc, neutral
+        )
         return fn
 
     return wrap
@@ -268,7 +276,7 @@ _register("ppo", "momentum", 25, "PPO(12, 26), percent", **_MACD)(lambda b: _ppo
 _register("ppo_hist", "momentum", 33, "PPO histogram, percent", **_MACD)(
     lambda b: _ppo(b).ppo_hist()
 )
-_register("stoch_rsi", "momentum", 30, "StochRSI(14, 3, 3)", window=14)(
+_register("stoch_rsi", "momentum", 30, "StochRSI(14, 3, 3)", window=14, neutral=0.5)(
     lambda b: ta.momentum.StochRSIIndicator(b["close"], window=14).stochrsi_k()
 )
 
@@ -285,7 +293,7 @@ def _bb(b: pd.DataFrame) -> ta.volatility.BollingerBands:
 _register("bb_width", "volatility", 19, "Bollinger band width(20, 2), percent", window=20)(
     lambda b: _bb(b).bollinger_wband()
 )
-_register("bb_pct", "volatility", 19, "Bollinger %B(20, 2)", window=20)(
+_register("bb_pct", "volatility", 19, "Bollinger %B(20, 2)", window=20, neutral=0.5)(
     lambda b: _bb(b).bollinger_pband()
 )
 
@@ -328,17 +336,17 @@ _register("vol_ratio", "volatility", 50, "log(realized vol 10 / realized vol 50)
 )
 
 # ---------------------------------------------------------------- volume (ta.volume)
-_register("mfi_14", "volume", 14, "money flow index(14) / 100", window=14)(
+_register("mfi_14", "volume", 14, "money flow index(14) / 100", window=14, neutral=0.5)(
     lambda b: ta.volume.MFIIndicator(b["high"], b["low"], b["close"], b["volume"], window=14)
     .money_flow_index()
     / 100.0
 )
-_register("cmf_20", "volume", 19, "Chaikin money flow(20)", window=20)(
+_register("cmf_20", "volume", 19, "Chaikin money flow(20)", window=20, neutral=0.0)(
     lambda b: ta.volume.ChaikinMoneyFlowIndicator(
         b["high"], b["low"], b["close"], b["volume"], window=20
     ).chaikin_money_flow()
 )
-_register("vwap_ratio_14", "volume", 13, "close / rolling VWAP(14) - 1", window=14)(
+_register("vwap_ratio_14", "volume", 13, "close / rolling VWAP(14) - 1", window=14, neutral=0.0)(
     lambda b: b["close"]
     / ta.volume.VolumeWeightedAveragePrice(
         b["high"], b["low"], b["close"], b["volume"], window=14
@@ -441,7 +449,7 @@ _CYCLES = {"hour": 24, "dow": 7, "month": 12}
 def _calendar(part: str, trig: Callable[[np.ndarray], np.ndarray]) -> FeatureFn:
     def compute(b: pd.DataFrame) -> pd.Series:
         index = pd.DatetimeIndex(b.index)
-        value = {"hour": index.hour + index.minute / 60.0, "dow": index.dayofweek, "month": index.month - 1}[part]
+        value = {"hour": index.hour + index.minute / 60.0, "dow": index.day_of_week, "month": index.month - 1}[part]
         return pd.Series(trig(2 * np.pi * np.asarray(value, np.float64) / _CYCLES[part]), index=b.index)
 
     return compute

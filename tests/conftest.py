@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from xtune.features import Bars, load_bars
+from xtune.features.sample import synthetic_bars
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read or write the user's ~/.cache/xtune."""
+    monkeypatch.setenv("XTUNE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    """1,500 seeded synthetic hourly bars as a plain DataFrame (a fresh copy per test)."""
+    return synthetic_bars(1500, seed=3)
+
+
+@pytest.fixture
+def bars(frame: pd.DataFrame) -> Bars:
+    return load_bars(frame, name="synthetic")
+
+
+@pytest.fixture(scope="session")
+def eurusd() -> Bars:
+    """Real EURUSD hourly bars shipped by the `backtesting` package."""
+    pytest.importorskip("backtesting")
+    return load_bars("sample:eurusd")
+
+
+@pytest.fixture
+def csv_file(tmp_path: Path, frame: pd.DataFrame) -> Path:
+    path = tmp_path / "bars.csv"
+    frame.rename_axis("timestamp").to_csv(path)
+    return path

@@ -1,0 +1,3 @@
+from xtune.cli import main
+
+main()
