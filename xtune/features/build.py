@@ -114,7 +114,7 @@ def _check_values(frame: pd.DataFrame, source: str) -> None:
         row, col = (int(i[0]) for i in np.nonzero(bad))
         name = frame.columns[col]
         raise FeatureError(
-            f"{source}: feature {name!r} is {values[row, col]} at {frame.index[row]} (after its "
+            f"{source}: feature {name!r} is {values[row, col]:.4g} at {frame.index[row]} (after its "
             "warm-up). This usually means broken bars around that time (a frozen or zero price "
             "run); check them with `xtune data check`, or leave this feature out."
         )
