@@ -10,7 +10,9 @@ from xtune.features.sample import synthetic_bars
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Tests never read or write the user's ~/.cache/xtune."""
     monkeypatch.setenv("XTUNE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 

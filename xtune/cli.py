@@ -21,7 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Inspect and validate OHLCV bars.", no_args_is_help=True)
-features_app = typer.Typer(help="The feature catalog: list it, build it on bars.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="The feature catalog: list it, build it on bars.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 
@@ -99,9 +101,7 @@ def data_check(
 
 @features_app.command("list")
 def features_list(
-    group: Annotated[
-        list[str] | None, typer.Option(help="Only these groups (repeatable).")
-    ] = None,
+    group: Annotated[list[str] | None, typer.Option(help="Only these groups (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Print the catalog: name, group, warm-up bars and what each feature is."""
@@ -144,7 +144,9 @@ def features_build(
     Shows each feature's range after warm-up and the sizes of the chronological split, so you
     see what a search would train on. The test part is counted, never used.
     """
-    from xtune.features import DataSpec, LabelSpec, load_bars, prepare, resolve
+    import numpy as np
+
+    from xtune.features import CATALOG, DataSpec, LabelSpec, load_bars, prepare, resolve
 
     names = resolve(feature, group)
     bars = load_bars(source)
@@ -153,11 +155,15 @@ def features_build(
     table = Table(title=f"{len(names)} features on {bars.source}")
     for col in ("feature", "group", "min", "median", "max"):
         table.add_column(col)
-    from xtune.features import CATALOG
-
     for j, name in enumerate(ds.features):
-        col = ds.raw[:, j]
-        table.add_row(name, CATALOG[name].group, f"{col.min():.4g}", f"{float(_median(col)):.4g}", f"{col.max():.4g}")
+        values = ds.raw[:, j]
+        table.add_row(
+            name,
+            CATALOG[name].group,
+            f"{values.min():.4g}",
+            f"{float(np.median(values)):.4g}",
+            f"{values.max():.4g}",
+        )
     out.print(table)
     info = ds.summary()
     out.print(
@@ -168,12 +174,6 @@ def features_build(
     if out_path is not None:
         _write_frame(ds, out_path)
         out.print(f"wrote {out_path}")
-
-
-def _median(col: object) -> float:
-    import numpy as np
-
-    return float(np.median(col))  # type: ignore[call-overload]
 
 
 def _write_frame(ds: object, path: Path) -> None:

@@ -12,7 +12,9 @@ from xtune.errors import DataError
 from xtune.features import load_bars, summarize
 
 
-def test_csv_parquet_and_dataframe_load_the_same_bars(tmp_path: Path, frame: pd.DataFrame, csv_file: Path) -> None:
+def test_csv_parquet_and_dataframe_load_the_same_bars(
+    tmp_path: Path, frame: pd.DataFrame, csv_file: Path
+) -> None:
     parquet = tmp_path / "bars.parquet"
     frame.to_parquet(parquet)
     from_csv, from_pq, from_df = load_bars(csv_file), load_bars(parquet), load_bars(frame)
@@ -26,9 +28,21 @@ def test_csv_parquet_and_dataframe_load_the_same_bars(tmp_path: Path, frame: pd.
     "names",
     [
         {"open": "Open", "high": "HIGH", "low": "Low", "close": "Close", "volume": "Volume"},
-        {"open": "<OPEN>", "high": "<HIGH>", "low": "<LOW>", "close": "<CLOSE>", "volume": "<TICKVOL>"},
+        {
+            "open": "<OPEN>",
+            "high": "<HIGH>",
+            "low": "<LOW>",
+            "close": "<CLOSE>",
+            "volume": "<TICKVOL>",
+        },
         {"open": "o", "high": "h", "low": "l", "close": "c", "volume": "v"},
-        {"open": "Open Price", "high": "High Price", "low": "Low Price", "close": "Close/Last", "volume": "Vol"},
+        {
+            "open": "Open Price",
+            "high": "High Price",
+            "low": "Low Price",
+            "close": "Close/Last",
+            "volume": "Vol",
+        },
     ],
 )
 def test_common_column_namings(frame: pd.DataFrame, names: dict[str, str]) -> None:

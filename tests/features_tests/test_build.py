@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -49,7 +48,10 @@ def test_changed_data_never_hits_a_stale_cache(frame: pd.DataFrame, tmp_path: Pa
     assert other.sha256 != bars.sha256
     assert cache_key(other, NAMES) != cache_key(bars, NAMES)
     rebuilt = build_features(other, NAMES, cache_dir=tmp_path)
-    assert rebuilt["ret_1"].iloc[-1] != build_features(bars, NAMES, cache_dir=tmp_path)["ret_1"].iloc[-1]
+    assert (
+        rebuilt["ret_1"].iloc[-1]
+        != build_features(bars, NAMES, cache_dir=tmp_path)["ret_1"].iloc[-1]
+    )
 
 
 def test_a_torn_cache_file_is_ignored_and_rewritten(bars: Bars, tmp_path: Path) -> None:
@@ -60,7 +62,7 @@ def test_a_torn_cache_file_is_ignored_and_rewritten(bars: Bars, tmp_path: Path) 
         again = build_features(bars, NAMES, cache_dir=tmp_path)
     pd.testing.assert_frame_equal(good, again)
     pd.testing.assert_frame_equal(pd.read_parquet(path), good)
-    assert not [p for p in os.listdir(path.parent) if p.endswith(".tmp")]
+    assert not list(path.parent.glob("*.tmp"))
 
 
 def test_flat_zero_volume_stretches_give_neutral_values_not_nan(frame: pd.DataFrame) -> None:
@@ -80,7 +82,9 @@ def test_a_feature_broken_mid_series_is_reported_by_name_and_time(bars: Bars) ->
 
     broken = build_features(bars, ("stoch_k", "mfi_14"), use_cache=False)
     broken.iloc[900, 0] = np.nan
-    with pytest.raises(FeatureError, match=re.escape(f"bars.csv: feature 'stoch_k' is nan at {broken.index[900]}")):
+    with pytest.raises(
+        FeatureError, match=re.escape(f"bars.csv: feature 'stoch_k' is nan at {broken.index[900]}")
+    ):
         _check_values(broken, "bars.csv")
     broken.iloc[900, 0] = 3e15
     with pytest.raises(FeatureError, match="'stoch_k' is 3e\\+15"):

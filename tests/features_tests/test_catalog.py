@@ -25,7 +25,9 @@ def lookahead_violations(bars: Bars, names: tuple[str, ...], cuts: tuple[int, ..
             a, b = part[w:t, j], full[w:t, j]
             if not np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=False):
                 row = w + int(np.flatnonzero(~np.isclose(a, b, rtol=1e-9, atol=1e-12))[0])
-                problems.append(f"{name}: row {row} is {a[row - w]} on bars[:{t}], {b[row - w]} on all")
+                problems.append(
+                    f"{name}: row {row} is {a[row - w]} on bars[:{t}], {b[row - w]} on all"
+                )
     return problems
 
 
@@ -142,6 +144,8 @@ def test_resolve_names_and_groups() -> None:
 
 def test_calendar_features_use_the_bar_time() -> None:
     idx = pd.date_range("2024-01-01 06:00", periods=3, freq="6h", tz="UTC")
-    frame = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}, index=idx)
+    frame = pd.DataFrame(
+        {"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}, index=idx
+    )
     hour = CATALOG["hour_sin"].compute(frame).to_numpy()
     np.testing.assert_allclose(hour, [1.0, 0.0, -1.0], atol=1e-12)

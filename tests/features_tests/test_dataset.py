@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from xtune.errors import SpecError
-from xtune.features import CATALOG, Bars, DataSpec, LabelSpec, SplitSpec, build_features, load_bars, prepare
+from xtune.features import (
+    CATALOG,
+    Bars,
+    DataSpec,
+    LabelSpec,
+    SplitSpec,
+    build_features,
+    load_bars,
+    prepare,
+)
 
 
 def test_end_to_end_on_real_eurusd_bars(eurusd: Bars) -> None:

@@ -11,8 +11,12 @@ from xtune.features.labels import MISSING
 def test_forward_returns_and_directions_by_hand() -> None:
     close = np.array([100.0, 101.0, 101.0, 99.0, 100.0])
     ret = forward_returns(close, (1, 2))
-    np.testing.assert_allclose(ret[:, 0], [np.log(1.01), 0.0, np.log(99 / 101), np.log(100 / 99), np.nan])
-    np.testing.assert_allclose(ret[:, 1], [np.log(1.01), np.log(99 / 101), np.log(100 / 101), np.nan, np.nan])
+    np.testing.assert_allclose(
+        ret[:, 0], [np.log(1.01), 0.0, np.log(99 / 101), np.log(100 / 99), np.nan]
+    )
+    np.testing.assert_allclose(
+        ret[:, 1], [np.log(1.01), np.log(99 / 101), np.log(100 / 101), np.nan, np.nan]
+    )
     two = directions(ret, LabelSpec(horizons=(1, 2)))
     # unchanged close counts as "not up" (class 0); rows without a future are MISSING
     np.testing.assert_array_equal(two[:, 0], [1, 0, 0, 1, MISSING])

@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 
 from xtune.errors import SpecError
-from xtune.features import DataSpec, RobustScaler, fit_robust, inverse, load_bars, prepare, transform
+from xtune.features import (
+    DataSpec,
+    RobustScaler,
+    fit_robust,
+    inverse,
+    load_bars,
+    prepare,
+    transform,
+)
 
 SPEC = DataSpec(features=("ret_1", "rsi_14", "atr_14", "volume_z_20"), window=20)
 
@@ -79,6 +87,8 @@ def test_bad_scaler_data_is_refused() -> None:
     with pytest.raises(SpecError, match="unknown scaler kind"):
         RobustScaler.from_dict({"kind": "minmax"})
     with pytest.raises(SpecError, match="inconsistent"):
-        RobustScaler.from_dict({"kind": "robust", "columns": ["a"], "center": [0, 1], "scale": [1, 1], "clip": 5})
+        RobustScaler.from_dict(
+            {"kind": "robust", "columns": ["a"], "center": [0, 1], "scale": [1, 1], "clip": 5}
+        )
     with pytest.raises(SpecError, match="non-empty"):
         fit_robust(np.zeros((0, 2)), ("a", "b"))

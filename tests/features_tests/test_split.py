@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from xtune.errors import SpecError
@@ -19,7 +21,7 @@ def test_parts_are_ordered_and_never_share_a_bar(window: int, horizon: int, purg
     (fold,) = split.folds
     parts = [fold.train, fold.val, split.test]
     assert split.gap == window + horizon + purge
-    for before, after in zip(parts, parts[1:], strict=False):
+    for before, after in itertools.pairwise(parts):
         assert after.start - (before.stop - 1) == split.gap
         assert _rows_touched(before, window, horizon)[1] < _rows_touched(after, window, horizon)[0]
     assert fold.train.start == window - 1
@@ -63,7 +65,14 @@ def test_min_rows_is_exact_and_the_error_says_how_many() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"val": 0}, {"test": 1.2}, {"val": 0.5, "test": 0.45}, {"purge": -1}, {"folds": 0}, {"min_samples": 0}],
+    [
+        {"val": 0},
+        {"test": 1.2},
+        {"val": 0.5, "test": 0.45},
+        {"purge": -1},
+        {"folds": 0},
+        {"min_samples": 0},
+    ],
 )
 def test_bad_split_specs(kwargs: dict[str, float]) -> None:
     with pytest.raises(SpecError, match="split"):

@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 
 from xtune.errors import SpecError
-from xtune.features import DataSpec, LabelSpec, SplitSpec, load_bars, prepare, windows, windows_ending_at
+from xtune.features import (
+    DataSpec,
+    LabelSpec,
+    SplitSpec,
+    load_bars,
+    prepare,
+    windows,
+    windows_ending_at,
+)
 
 
 def test_window_alignment_by_hand() -> None:
@@ -48,7 +56,9 @@ def test_pipeline_alignment_by_hand() -> None:
 
 
 def test_windows_are_views_of_one_array(frame: pd.DataFrame) -> None:
-    ds = prepare(load_bars(frame), DataSpec(features=("ret_1", "rsi_14"), window=30), use_cache=False)
+    ds = prepare(
+        load_bars(frame), DataSpec(features=("ret_1", "rsi_14"), window=30), use_cache=False
+    )
     base = ds.folds[0].x
     for part in (ds.train(), ds.val()):
         assert np.shares_memory(part.x, base)

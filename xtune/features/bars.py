@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -94,7 +95,9 @@ class BarsSummary:
             "interval": str(self.interval),
             "gaps": self.gaps,
             "largest_gap": str(self.largest_gap),
-            "largest_gap_at": None if self.largest_gap_at is None else self.largest_gap_at.isoformat(),
+            "largest_gap_at": None
+            if self.largest_gap_at is None
+            else self.largest_gap_at.isoformat(),
             "zero_volume_rows": self.zero_volume_rows,
         }
 
@@ -136,7 +139,9 @@ def load_bars(source: str | Path | pd.DataFrame, *, name: str | None = None) -> 
 
 def _read_file(path: Path) -> pd.DataFrame:
     if not path.exists():
-        raise DataError(f"{path}: file not found. Pass the path of a CSV or Parquet file of OHLCV bars.")
+        raise DataError(
+            f"{path}: file not found. Pass the path of a CSV or Parquet file of OHLCV bars."
+        )
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -159,8 +164,8 @@ def _normalize(raw: pd.DataFrame, label: str) -> pd.DataFrame:
     if raw.empty:
         raise DataError(f"{label}: no rows. Pass a file with a header row and OHLCV bars.")
     by_norm: dict[str, object] = {}
-    for col in raw.columns:
-        by_norm.setdefault(_norm(col), col)
+    for name in raw.columns:
+        by_norm.setdefault(_norm(name), name)
     found: dict[str, object] = {}
     for canon, aliases in _ALIASES.items():
         for alias in aliases:
@@ -195,7 +200,9 @@ def _time_index(raw: pd.DataFrame, by_norm: dict[str, object], label: str) -> pd
     names = [n for n in _TIME_NAMES if n in by_norm]
     if "date" in by_norm and "time" in by_norm:
         # MetaTrader-style separate <DATE> and <TIME> columns.
-        values: pd.Series = raw[by_norm["date"]].astype(str) + " " + raw[by_norm["time"]].astype(str)
+        values: pd.Series = (
+            raw[by_norm["date"]].astype(str) + " " + raw[by_norm["time"]].astype(str)
+        )
         column = f"{by_norm['date']}+{by_norm['time']}"
     elif names:
         values = raw[by_norm[names[0]]]
@@ -211,7 +218,9 @@ def _time_index(raw: pd.DataFrame, by_norm: dict[str, object], label: str) -> pd
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         # Epoch numbers: pick the unit from the magnitude (seconds ~1e9, ms ~1e12, ns ~1e18).
         top = float(np.nanmax(np.abs(values.to_numpy(np.float64)))) if len(values) else 0.0
-        unit = "s" if top < 1e11 else "ms" if top < 1e14 else "us" if top < 1e17 else "ns"
+        unit: Literal["s", "ms", "us", "ns"] = (
+            "s" if top < 1e11 else "ms" if top < 1e14 else "us" if top < 1e17 else "ns"
+        )
         parsed = pd.to_datetime(values, unit=unit, utc=True, errors="coerce")
     else:
         try:
@@ -231,7 +240,7 @@ def _time_index(raw: pd.DataFrame, by_norm: dict[str, object], label: str) -> pd
 
 def validate_frame(frame: pd.DataFrame, label: str) -> None:
     """Check normalized bars; raise DataError at the first problem (cheapest checks first)."""
-    index = frame.index
+    index = pd.DatetimeIndex(frame.index)
     for col in OHLCV:
         values = frame[col].to_numpy()
         nonfinite = ~np.isfinite(values)

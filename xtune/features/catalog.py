@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -86,29 +87,37 @@ def _wilder(x: pd.Series, n: int) -> pd.Series:
 
 def _true_range(b: pd.DataFrame) -> pd.Series:
     prev = b["close"].shift(1)
-    tr = pd.concat([b["high"] - b["low"], (b["high"] - prev).abs(), (b["low"] - prev).abs()], axis=1)
+    tr = pd.concat(
+        [b["high"] - b["low"], (b["high"] - prev).abs(), (b["low"] - prev).abs()], axis=1
+    )
     return tr.max(axis=1)  # row 0: high - low (prev is NaN and max skips it)
 
 
+def _log(x: pd.Series) -> pd.Series:
+    return cast(pd.Series, np.log(x))
+
+
 def _logret(close: pd.Series, k: int) -> pd.Series:
-    return np.log(close / close.shift(k))
+    return _log(close / close.shift(k))
 
 
 # ---------------------------------------------------------------- returns and bar shape (own)
+def _ret(k: int) -> FeatureFn:
+    return lambda b: _logret(b["close"], k)
+
+
 for _k in (1, 3, 6, 12, 24):
-    _register(f"ret_{_k}", "returns", _k, f"log return over {_k} bar(s)", window=_k)(
-        lambda b, k=_k: _logret(b["close"], k)
-    )
+    _register(f"ret_{_k}", "returns", _k, f"log return over {_k} bar(s)", window=_k)(_ret(_k))
 
 
 @_register("bar_range", "returns", 0, "log(high / low) of the bar")
 def _bar_range(b: pd.DataFrame) -> pd.Series:
-    return np.log(b["high"] / b["low"])
+    return _log(b["high"] / b["low"])
 
 
 @_register("bar_body", "returns", 0, "log(close / open) of the bar")
 def _bar_body(b: pd.DataFrame) -> pd.Series:
-    return np.log(b["close"] / b["open"])
+    return _log(b["close"] / b["open"])
 
 
 @_register("upper_wick", "returns", 0, "(high - max(open, close)) / close")
@@ -123,24 +132,33 @@ def _lower_wick(b: pd.DataFrame) -> pd.Series:
 
 @_register("gap", "returns", 1, "log(open / previous close)")
 def _gap(b: pd.DataFrame) -> pd.Series:
-    return np.log(b["open"] / b["close"].shift(1))
+    return _log(b["open"] / b["close"].shift(1))
+
+
+def _zscore(n: int) -> FeatureFn:
+    return lambda b: _safe_div(
+        b["close"] - b["close"].rolling(n).mean(), b["close"].rolling(n).std(ddof=0)
+    )
 
 
 for _n in (10, 50):
     _register(f"zscore_{_n}", "returns", _n - 1, f"(close - SMA{_n}) / std{_n}", window=_n)(
-        lambda b, n=_n: _safe_div(
-            b["close"] - b["close"].rolling(n).mean(), b["close"].rolling(n).std(ddof=0)
-        )
+        _zscore(_n)
     )
 
+
 # ---------------------------------------------------------------- trend (ta.trend)
+def _ma_ratio(average: Callable[..., pd.Series], n: int) -> FeatureFn:
+    return lambda b: b["close"] / average(b["close"], window=n) - 1.0
+
+
 for _n in (10, 20, 50, 100):
     _register(f"sma_ratio_{_n}", "trend", _n - 1, f"close / SMA{_n} - 1", window=_n)(
-        lambda b, n=_n: b["close"] / ta.trend.sma_indicator(b["close"], window=n) - 1.0
+        _ma_ratio(ta.trend.sma_indicator, _n)
     )
 for _n in (12, 26):
     _register(f"ema_ratio_{_n}", "trend", _n - 1, f"close / EMA{_n} - 1", window=_n)(
-        lambda b, n=_n: b["close"] / ta.trend.ema_indicator(b["close"], window=n) - 1.0
+        _ma_ratio(ta.trend.ema_indicator, _n)
     )
 
 
@@ -149,9 +167,7 @@ def _macd(b: pd.DataFrame) -> ta.trend.MACD:
 
 
 _MACD = {"window_slow": 26, "window_fast": 12, "window_sign": 9}
-_register("macd", "trend", 25, "MACD line / close", **_MACD)(
-    lambda b: _macd(b).macd() / b["close"]
-)
+_register("macd", "trend", 25, "MACD line / close", **_MACD)(lambda b: _macd(b).macd() / b["close"])
 _register("macd_signal", "trend", 33, "MACD signal / close", **_MACD)(
     lambda b: _macd(b).macd_signal() / b["close"]
 )
@@ -212,7 +228,9 @@ _register("mass_index", "trend", 40, "Mass index(9, 25)", window_fast=9, window_
 
 def _ichimoku(b: pd.DataFrame) -> ta.trend.IchimokuIndicator:
     # visual=False: no forward shift (visual=True shifts and fills with the series mean).
-    return ta.trend.IchimokuIndicator(b["high"], b["low"], window1=9, window2=26, window3=52, visual=False)
+    return ta.trend.IchimokuIndicator(
+        b["high"], b["low"], window1=9, window2=26, window3=52, visual=False
+    )
 
 
 _ICHI = {"window1": 9, "window2": 26, "window3": 52}
@@ -236,7 +254,9 @@ _register("rsi_6", "momentum", 6, "RSI(6) / 100", window=6)(
 
 
 def _stoch(b: pd.DataFrame) -> ta.momentum.StochasticOscillator:
-    return ta.momentum.StochasticOscillator(b["high"], b["low"], b["close"], window=14, smooth_window=3)
+    return ta.momentum.StochasticOscillator(
+        b["high"], b["low"], b["close"], window=14, smooth_window=3
+    )
 
 
 _register("stoch_k", "momentum", 13, "Stochastic %K(14) / 100", window=14)(
@@ -246,8 +266,9 @@ _register("stoch_d", "momentum", 15, "Stochastic %D(14, 3) / 100", window=14, sm
     lambda b: _stoch(b).stoch_signal() / 100.0
 )
 _register("williams_r", "momentum", 13, "Williams %R(14) / 100", window=14)(
-    lambda b: ta.momentum.WilliamsRIndicator(b["high"], b["low"], b["close"], lbp=14).williams_r()
-    / 100.0
+    lambda b: (
+        ta.momentum.WilliamsRIndicator(b["high"], b["low"], b["close"], lbp=14).williams_r() / 100.0
+    )
 )
 _register("roc_10", "momentum", 10, "rate of change(10), percent", window=10)(
     lambda b: ta.momentum.ROCIndicator(b["close"], window=10).roc()
@@ -256,12 +277,16 @@ _register("tsi", "momentum", 37, "TSI(25, 13) / 100", window_slow=25, window_fas
     lambda b: ta.momentum.TSIIndicator(b["close"], window_slow=25, window_fast=13).tsi() / 100.0
 )
 _register("ultimate_osc", "momentum", 28, "Ultimate oscillator(7, 14, 28) / 100")(
-    lambda b: ta.momentum.UltimateOscillator(b["high"], b["low"], b["close"]).ultimate_oscillator()
-    / 100.0
+    lambda b: (
+        ta.momentum.UltimateOscillator(b["high"], b["low"], b["close"]).ultimate_oscillator()
+        / 100.0
+    )
 )
 _register("awesome_osc", "momentum", 33, "Awesome oscillator(5, 34) / close")(
-    lambda b: ta.momentum.AwesomeOscillatorIndicator(b["high"], b["low"]).awesome_oscillator()
-    / b["close"]
+    lambda b: (
+        ta.momentum.AwesomeOscillatorIndicator(b["high"], b["low"]).awesome_oscillator()
+        / b["close"]
+    )
 )
 _register("kama_ratio", "momentum", 60, "close / KAMA(10, 2, 30) - 1", window=10)(
     lambda b: b["close"] / ta.momentum.KAMAIndicator(b["close"], window=10).kama() - 1.0
@@ -269,7 +294,9 @@ _register("kama_ratio", "momentum", 60, "close / KAMA(10, 2, 30) - 1", window=10
 
 
 def _ppo(b: pd.DataFrame) -> ta.momentum.PercentagePriceOscillator:
-    return ta.momentum.PercentagePriceOscillator(b["close"], window_slow=26, window_fast=12, window_sign=9)
+    return ta.momentum.PercentagePriceOscillator(
+        b["close"], window_slow=26, window_fast=12, window_sign=9
+    )
 
 
 _register("ppo", "momentum", 25, "PPO(12, 26), percent", **_MACD)(lambda b: _ppo(b).ppo())
@@ -323,23 +350,32 @@ _register("dc_pct", "volatility", 19, "Donchian channel %B(20)", window=20)(
 _register("ulcer_14", "volatility", 26, "Ulcer index(14), percent", window=14)(
     lambda b: ta.volatility.UlcerIndex(b["close"], window=14).ulcer_index()
 )
+
+
+def _realized_vol(n: int) -> FeatureFn:
+    return lambda b: _logret(b["close"], 1).rolling(n).std(ddof=0)
+
+
 for _n in (10, 50):
-    _register(f"realized_vol_{_n}", "volatility", _n, f"std of 1-bar log returns over {_n}", window=_n)(
-        lambda b, n=_n: _logret(b["close"], 1).rolling(n).std(ddof=0)
-    )
+    _register(
+        f"realized_vol_{_n}", "volatility", _n, f"std of 1-bar log returns over {_n}", window=_n
+    )(_realized_vol(_n))
 _register("vol_ratio", "volatility", 50, "log(realized vol 10 / realized vol 50)")(
-    lambda b: np.log(
-        _safe_div(_logret(b["close"], 1).rolling(10).std(ddof=0), _logret(b["close"], 1).rolling(50).std(ddof=0))
-        .replace(0.0, np.nan)
-        .fillna(1.0)
+    # Volatility of log returns is already scale-free; the 1e-8 keeps a frozen stretch at 0.
+    lambda b: _log(
+        (_logret(b["close"], 1).rolling(10).std(ddof=0) + 1e-8)
+        / (_logret(b["close"], 1).rolling(50).std(ddof=0) + 1e-8)
     )
 )
 
 # ---------------------------------------------------------------- volume (ta.volume)
 _register("mfi_14", "volume", 14, "money flow index(14) / 100", window=14, neutral=0.5)(
-    lambda b: ta.volume.MFIIndicator(b["high"], b["low"], b["close"], b["volume"], window=14)
-    .money_flow_index()
-    / 100.0
+    lambda b: (
+        ta.volume.MFIIndicator(
+            b["high"], b["low"], b["close"], b["volume"], window=14
+        ).money_flow_index()
+        / 100.0
+    )
 )
 _register("cmf_20", "volume", 19, "Chaikin money flow(20)", window=20, neutral=0.0)(
     lambda b: ta.volume.ChaikinMoneyFlowIndicator(
@@ -347,15 +383,17 @@ _register("cmf_20", "volume", 19, "Chaikin money flow(20)", window=20, neutral=0
     ).chaikin_money_flow()
 )
 _register("vwap_ratio_14", "volume", 13, "close / rolling VWAP(14) - 1", window=14, neutral=0.0)(
-    lambda b: b["close"]
-    / ta.volume.VolumeWeightedAveragePrice(
-        b["high"], b["low"], b["close"], b["volume"], window=14
-    ).volume_weighted_average_price()
-    - 1.0
+    lambda b: (
+        b["close"]
+        / ta.volume.VolumeWeightedAveragePrice(
+            b["high"], b["low"], b["close"], b["volume"], window=14
+        ).volume_weighted_average_price()
+        - 1.0
+    )
 )
-_register("pvo", "volume", 25, "percentage volume oscillator(12, 26)", window_slow=26, window_fast=12)(
-    lambda b: ta.momentum.PercentageVolumeOscillator(b["volume"]).pvo()
-)
+_register(
+    "pvo", "volume", 25, "percentage volume oscillator(12, 26)", window_slow=26, window_fast=12
+)(lambda b: ta.momentum.PercentageVolumeOscillator(b["volume"]).pvo())
 
 
 def _trailing_flow(flow: pd.Series, volume: pd.Series, n: int) -> pd.Series:
@@ -363,14 +401,18 @@ def _trailing_flow(flow: pd.Series, volume: pd.Series, n: int) -> pd.Series:
     return _safe_div(flow.rolling(n).sum(), volume.rolling(n).sum())
 
 
-_register("obv_change_20", "volume", 20, "OBV change over 20 bars / volume over 20 bars", window=20)(
+_register(
+    "obv_change_20", "volume", 20, "OBV change over 20 bars / volume over 20 bars", window=20
+)(
     lambda b: _trailing_flow(
         ta.volume.OnBalanceVolumeIndicator(b["close"], b["volume"]).on_balance_volume().diff(),
         b["volume"],
         20,
     )
 )
-_register("adi_change_20", "volume", 20, "A/D line change over 20 bars / volume over 20 bars", window=20)(
+_register(
+    "adi_change_20", "volume", 20, "A/D line change over 20 bars / volume over 20 bars", window=20
+)(
     lambda b: _trailing_flow(
         ta.volume.AccDistIndexIndicator(b["high"], b["low"], b["close"], b["volume"])
         .acc_dist_index()
@@ -433,12 +475,15 @@ def _pattern(func_name: str) -> FeatureFn:
 def _lookback(func_name: str) -> int:
     from talib import abstract
 
-    return int(abstract.Function(func_name).lookback)
+    return int(abstract.Function(func_name).lookback)  # type: ignore[attr-defined]
 
 
 for _name, _func in _PATTERNS.items():
     _register(
-        f"cdl_{_name}", "pattern", _lookback(_func), f"TA-Lib {_func}: +1 bullish, -1 bearish, 0 none",
+        f"cdl_{_name}",
+        "pattern",
+        _lookback(_func),
+        f"TA-Lib {_func}: +1 bullish, -1 bearish, 0 none",
         talib=_func,
     )(_pattern(_func))
 
@@ -449,8 +494,14 @@ _CYCLES = {"hour": 24, "dow": 7, "month": 12}
 def _calendar(part: str, trig: Callable[[np.ndarray], np.ndarray]) -> FeatureFn:
     def compute(b: pd.DataFrame) -> pd.Series:
         index = pd.DatetimeIndex(b.index)
-        value = {"hour": index.hour + index.minute / 60.0, "dow": index.day_of_week, "month": index.month - 1}[part]
-        return pd.Series(trig(2 * np.pi * np.asarray(value, np.float64) / _CYCLES[part]), index=b.index)
+        value = {
+            "hour": index.hour + index.minute / 60.0,
+            "dow": index.day_of_week,
+            "month": index.month - 1,
+        }[part]
+        return pd.Series(
+            trig(2 * np.pi * np.asarray(value, np.float64) / _CYCLES[part]), index=b.index
+        )
 
     return compute
 
@@ -467,7 +518,9 @@ for _part in _CYCLES:
 CATALOG: Mapping[str, Feature] = MappingProxyType(_REGISTRY)
 
 
-def resolve(names: Iterable[str] | None = None, groups: Iterable[str] | None = None) -> tuple[str, ...]:
+def resolve(
+    names: Iterable[str] | None = None, groups: Iterable[str] | None = None
+) -> tuple[str, ...]:
     """Feature names in catalog order from explicit names and/or whole groups (None: all).
 
     Raises:

@@ -179,7 +179,9 @@ def prepare(
             "Use more bars, a shorter window, or fewer long-window features."
         )
     if features is None:
-        frame = build_features(bars, names, cache_dir=cache_dir, use_cache=use_cache, progress=progress)
+        frame = build_features(
+            bars, names, cache_dir=cache_dir, use_cache=use_cache, progress=progress
+        )
     else:
         # A wider candidate set may start later than this list's own warm-up: that is fine,
         # as long as the frame is a tail of these very bars.

@@ -39,7 +39,9 @@ class LabelSpec:
         if self.classes == 3 and not self.dead_zone > 0:
             raise SpecError("labels.classes = 3 needs labels.dead_zone > 0 (the flat band).")
         if self.classes == 2 and self.dead_zone != 0:
-            raise SpecError("labels.dead_zone only applies to 3 classes; set classes = 3 or dead_zone = 0.")
+            raise SpecError(
+                "labels.dead_zone only applies to 3 classes; set classes = 3 or dead_zone = 0."
+            )
 
     @property
     def max_horizon(self) -> int:

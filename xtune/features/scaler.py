@@ -55,7 +55,9 @@ def fit_robust(x: np.ndarray, columns: Sequence[str], clip: float = 5.0) -> Robu
     """
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or x.shape[1] != len(columns) or len(x) == 0:
-        raise SpecError(f"fit_robust needs a non-empty [rows, {len(columns)}] array, got {x.shape}.")
+        raise SpecError(
+            f"fit_robust needs a non-empty [rows, {len(columns)}] array, got {x.shape}."
+        )
     if clip <= 0:
         raise SpecError(f"scaler clip must be > 0, got {clip}.")
     center = np.median(x, axis=0)
@@ -75,4 +77,5 @@ def transform(x: np.ndarray, scaler: RobustScaler) -> np.ndarray:
 
 def inverse(z: np.ndarray, scaler: RobustScaler) -> np.ndarray:
     """Undo :func:`transform` (exact for values that were not clipped)."""
-    return np.asarray(z, np.float64) * scaler.scale + scaler.center
+    out: np.ndarray = np.asarray(z, np.float64) * scaler.scale + scaler.center
+    return out

@@ -8,6 +8,7 @@ The test part is the last block and is only handed out on request (the search ne
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from xtune.errors import SpecError
@@ -115,7 +116,7 @@ def _split(rows: int, window: int, horizon: int, spec: SplitSpec) -> Split:
     bounds = [val_start + (n_val * k) // spec.folds for k in range(spec.folds + 1)]
     folds = tuple(
         Fold(train=range(first, lo - gap + 1), val=range(lo, hi))
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        for lo, hi in itertools.pairwise(bounds)
     )
     return Split(folds, test, gap)
 

@@ -1,0 +1,99 @@
+"""Smoke runs of the real `xtune` entry point, in a subprocess, at tiny sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from xtune.features.sample import synthetic_bars
+
+
+def xtune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "xtune", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = xtune("--help")
+    assert result.returncode == 0
+    for command in ("data", "features"):
+        assert command in result.stdout
+    sub = xtune("features", "--help")
+    assert "list" in sub.stdout and "build" in sub.stdout
+
+
+def test_data_check_on_the_sample() -> None:
+    result = xtune("data", "check", "sample:synthetic", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["rows"] == 6000 and info["interval"] == "0 days 01:00:00" and info["gaps"] == 0
+    assert info["min_bars"] < 6000
+
+
+def test_data_check_refuses_bad_bars_with_exit_2_and_a_clear_message(tmp_path: Path) -> None:
+    frame = synthetic_bars(1000)
+    frame.iloc[321, frame.columns.get_loc("volume")] = 1e15
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path)
+    result = xtune("data", "check", str(path))
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert str(path) in message and "'volume'" in message and "row 321" in message
+    assert "Traceback" not in result.stderr
+
+
+def test_data_check_says_when_bars_are_too_few(tmp_path: Path) -> None:
+    path = tmp_path / "short.csv"
+    synthetic_bars(300).to_csv(path)
+    result = xtune("data", "check", str(path), "--window", "60")
+    assert result.returncode == 2
+    assert "need at least" in " ".join(result.stderr.split())
+
+
+def test_features_list_shows_group_and_warmup() -> None:
+    result = xtune("features", "list", "--json")
+    rows = json.loads(result.stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["rsi_14"]["group"] == "momentum" and by_name["rsi_14"]["warmup"] == 14
+    assert by_name["cdl_morning_star"]["group"] == "pattern"
+    table = xtune("features", "list", "--group", "pattern")
+    assert "cdl_doji" in table.stdout and "rsi_14" not in table.stdout
+
+
+def test_features_build_writes_the_frame(tmp_path: Path) -> None:
+    out = tmp_path / "features.parquet"
+    result = xtune("features", "build", "sample:synthetic", "-f", "ret_1", "--group", "volatility",
+                   "--window", "32", "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "untouched" in result.stdout
+    frame = pd.read_parquet(out)
+    assert "ret_1" in frame.columns and "atr_14" in frame.columns and "rsi_14" not in frame.columns
+    assert frame.notna().all().all()
+
+
+def test_a_failed_build_writes_nothing(tmp_path: Path) -> None:
+    bars = synthetic_bars(1000)
+    bars.iloc[10, bars.columns.get_loc("high")] = -1.0
+    src = tmp_path / "bad.csv"
+    bars.to_csv(src)
+    out = tmp_path / "features.parquet"
+    result = xtune("features", "build", str(src), "--out", str(out))
+    assert result.returncode == 2
+    assert not out.exists() and list(tmp_path.iterdir()) == [src]
+
+
+def test_unknown_feature_names_the_fix() -> None:
+    result = xtune("features", "build", "sample:synthetic", "-f", "rsi_999")
+    assert result.returncode == 2 and "xtune features list" in result.stderr
