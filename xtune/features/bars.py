@@ -154,6 +154,12 @@ def _read_file(path: Path) -> pd.DataFrame:
     raise DataError(f"{path}: unknown file type {suffix!r}. Use .csv or .parquet.")
 
 
+def _first(mask: np.ndarray) -> int | None:
+    """Position of the first True, or None."""
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if len(hits) else None
+
+
 def _row_ref(index: pd.Index, pos: int) -> str:
     when = index[pos]
     return f"row {pos} (time {when})" if isinstance(when, pd.Timestamp) else f"row {pos}"
@@ -183,9 +189,7 @@ def _normalize(raw: pd.DataFrame, label: str) -> pd.DataFrame:
     for canon in OHLCV:
         col = raw[found[canon]]
         values = pd.to_numeric(col, errors="coerce")
-        bad = values.isna() & col.notna()
-        if bad.any():
-            pos = int(np.flatnonzero(bad.to_numpy())[0])
+        if (pos := _first((values.isna() & col.notna()).to_numpy())) is not None:
             raise DataError(
                 f"{label}: column {found[canon]!r} ({canon}) is not numeric at row {pos}: "
                 f"{col.iloc[pos]!r}. Remove thousands separators/units or fix that row."
@@ -227,9 +231,7 @@ def _time_index(raw: pd.DataFrame, by_norm: dict[str, object], label: str) -> pd
             parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
         except (ValueError, TypeError):
             parsed = pd.to_datetime(values, utc=True, errors="coerce")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
+    if (pos := _first(parsed.isna().to_numpy())) is not None:
         raise DataError(
             f"{label}: column {column!r} has an unreadable or missing time at row {pos}: "
             f"{values.iloc[pos]!r}. Use ISO times like 2024-01-31 14:00:00 or epoch seconds."
@@ -244,15 +246,12 @@ def validate_frame(frame: pd.DataFrame, label: str) -> None:
     for col in OHLCV:
         values = frame[col].to_numpy()
         nonfinite = ~np.isfinite(values)
-        if nonfinite.any():
-            pos = int(np.flatnonzero(nonfinite)[0])
+        if (pos := _first(nonfinite)) is not None:
             raise DataError(
                 f"{label}: column {col!r} has {int(nonfinite.sum())} NaN/inf value(s); first at "
                 f"{_row_ref(index, pos)}. Drop or repair those bars (xtune never fills invented prices)."
             )
-        huge = np.abs(values) > MAX_ABS_VALUE
-        if huge.any():
-            pos = int(np.flatnonzero(huge)[0])
+        if (pos := _first(np.abs(values) > MAX_ABS_VALUE)) is not None:
             raise DataError(
                 f"{label}: column {col!r} has a value of {values[pos]:.3g} at {_row_ref(index, pos)}, "
                 f"above {MAX_ABS_VALUE:.0e}. Such magnitudes wreck training: check the units "
@@ -260,17 +259,13 @@ def validate_frame(frame: pd.DataFrame, label: str) -> None:
             )
     for col in PRICES:
         values = frame[col].to_numpy()
-        bad = values <= 0
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
+        if (pos := _first(values <= 0)) is not None:
             raise DataError(
                 f"{label}: column {col!r} has a non-positive price {values[pos]} at "
                 f"{_row_ref(index, pos)}. Prices must be > 0 (log returns); remove or fix the row."
             )
     high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
-    bad = high < low
-    if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
+    if (pos := _first(high < low)) is not None:
         raise DataError(
             f"{label}: column 'high' is below 'low' at {_row_ref(index, pos)} "
             f"(high={high[pos]}, low={low[pos]}). Check that the columns are not swapped."
@@ -279,33 +274,26 @@ def validate_frame(frame: pd.DataFrame, label: str) -> None:
         values = frame[col].to_numpy()
         # A relative tolerance absorbs float rounding in exported files.
         tol = 1e-9 * np.abs(values)
-        bad = (values < low - tol) | (values > high + tol)
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
+        if (pos := _first((values < low - tol) | (values > high + tol))) is not None:
             raise DataError(
                 f"{label}: column {col!r} is outside [low, high] at {_row_ref(index, pos)} "
                 f"({col}={values[pos]}, low={low[pos]}, high={high[pos]}). Fix that bar or "
                 "check the column mapping."
             )
     volume = frame["volume"].to_numpy()
-    bad = volume < 0
-    if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
+    if (pos := _first(volume < 0)) is not None:
         raise DataError(
             f"{label}: column 'volume' is negative ({volume[pos]}) at {_row_ref(index, pos)}. "
             "Volume must be >= 0; fix or remove the row."
         )
-    stamps = index.asi8
-    steps = np.diff(stamps)
-    if (steps < 0).any():
-        pos = int(np.flatnonzero(steps < 0)[0]) + 1
+    steps = np.diff(index.asi8)
+    if (pos := _first(np.concatenate([[False], steps < 0]))) is not None:
         raise DataError(
             f"{label}: times are not sorted: {_row_ref(index, pos)} comes before the previous row "
             f"({index[pos - 1]}). Sort the bars by time (oldest first); xtune never reorders them "
             "for you, because a shuffled series is how validation starts to lie."
         )
-    if (steps == 0).any():
-        pos = int(np.flatnonzero(steps == 0)[0]) + 1
+    if (pos := _first(np.concatenate([[False], steps == 0]))) is not None:
         raise DataError(
             f"{label}: duplicate time at {_row_ref(index, pos)} (same as row {pos - 1}). "
             "Remove duplicate bars (e.g. overlapping exports) so each time appears once."
