@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.table import Table
 
 from xtune import __version__
 from xtune.errors import XtuneError
+
+if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, so --help stays fast
+    from xtune.features import Dataset
 
 app = typer.Typer(
     help="Find the best small LSTM/xLSTM for a trading bot: leak-free features, "
@@ -176,12 +179,9 @@ def features_build(
         out.print(f"wrote {out_path}")
 
 
-def _write_frame(ds: object, path: Path) -> None:
+def _write_frame(ds: Dataset, path: Path) -> None:
     import pandas as pd
 
-    from xtune.features import Dataset
-
-    assert isinstance(ds, Dataset)
     frame = pd.DataFrame(ds.raw, index=ds.times, columns=list(ds.features))
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix.lower() == ".csv":
