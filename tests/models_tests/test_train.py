@@ -146,3 +146,29 @@ def test_heads_must_match_the_labels(data: Dataset) -> None:
     )
     with pytest.raises(SpecError, match="do not match"):
         train_and_evaluate(params, data)
+
+
+def test_learning_rate_schedules() -> None:
+    from xtune.models.train import _lr_factor
+
+    # linear warm-up over 10 steps, then cosine to 0 at the last step
+    assert _lr_factor(0, 100, 10, "cosine", 1.0) == pytest.approx(0.1 * 0.5 * (1 + math.cos(0)))
+    assert _lr_factor(9, 100, 10, "cosine", 1.0) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * 0.09))
+    )
+    assert _lr_factor(100, 100, 10, "cosine", 1.0) == pytest.approx(0.0, abs=1e-12)
+    # plateau: the factor the loop halves on stalls, after warm-up
+    assert _lr_factor(50, 100, 10, "plateau", 0.25) == 0.25
+
+
+def test_plateau_schedule_halves_the_rate_when_validation_stalls(data: Dataset) -> None:
+    m = train_and_evaluate(
+        Params(
+            LSTMConfig(n_features=len(FEATURES), hidden=64),
+            TrainConfig(epochs=12, patience=4, lr=3e-2, schedule="plateau", warmup=0.0),
+        ),
+        data,
+    )
+    rates = [r.lr for r in m.curve]
+    assert rates[0] == pytest.approx(3e-2)
+    assert rates[-1] < rates[0]  # halved at least once before early stopping

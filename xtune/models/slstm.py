@@ -134,8 +134,10 @@ class SLSTMLayer(nn.Module):
             hs = self._scan(init, wx)
         else:
             state, outs = init, []
-            for t in range(wx.shape[1]):
-                state = slstm_step(state, wx[:, t], self.r)
+            # unbind, not wx[:, t]: each slice's backward would zero-fill a full-size gradient
+            # (O(T^2) memory traffic); unbind's backward is a single stack.
+            for wx_t in wx.unbind(1):
+                state = slstm_step(state, wx_t, self.r)
                 outs.append(state[0])
             hs = torch.stack(outs, dim=1)  # [B, T, NH, DH]
         y = self.norm(hs.reshape(b, -1, nh * dh))

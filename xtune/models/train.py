@@ -40,7 +40,7 @@ class TrainConfig:
     patience: int = 5  # epochs without a better validation log loss before stopping
     seed: int = 0
     loss: LossConfig = field(default_factory=LossConfig)
-    threads: int | None = None  # CPU threads; None: 1 per physical core, at most 4
+    threads: int | None = None  # CPU threads; None: default_threads()
     compile: bool = False  # torch.compile (CUDA)
     bf16: bool = True  # bf16 autocast on CUDA
 
@@ -105,10 +105,13 @@ class Metrics:
 
 
 def default_threads() -> int:
-    # OpenMP spinning on all logical cores made a plain pipeline 8x slower than 1 thread on a
-    # 2-core machine; one thread per physical core (at most 4) for small recurrent models.
-    logical = os.cpu_count() or 1
-    return max(1, min(4, logical // 2 if logical > 2 else 1))
+    """The cores this process may use, at most 4: small recurrent models gain nothing from more,
+    and oversubscribed OpenMP threads spin (one user saw a plain pipeline 8x slower)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 class _Fold:
