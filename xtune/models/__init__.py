@@ -9,7 +9,15 @@ from xtune.models.loss import LossConfig
 from xtune.models.lstm import LSTMConfig, LSTMModel
 from xtune.models.onnx_export import export_onnx, onnx_parity
 from xtune.models.probe import count_params, cpu_latency_ms
-from xtune.models.train import EpochRecord, Metrics, Params, TrainConfig, train, train_and_evaluate
+from xtune.models.train import (
+    EpochRecord,
+    Metrics,
+    Params,
+    TrainConfig,
+    fit_final,
+    train,
+    train_and_evaluate,
+)
 from xtune.models.xlstm import XLSTMConfig, XLSTMModel
 
 __all__ = [
@@ -29,6 +37,7 @@ __all__ = [
     "count_params",
     "cpu_latency_ms",
     "export_onnx",
+    "fit_final",
     "onnx_parity",
     "train",
     "train_and_evaluate",

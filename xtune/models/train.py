@@ -26,6 +26,7 @@ from xtune.features.labels import MISSING
 from xtune.models.factory import ModelConfig, build_model
 from xtune.models.loss import LossConfig, direction_loss, total_loss
 from xtune.models.probe import count_params, cpu_latency_ms, torch_threads
+from xtune.models.trading import periods_per_year, sharpe
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Metrics:
     params: int
     latency_ms: float
     curve: tuple[EpochRecord, ...]
+    val_sharpe: float = 0.0
     status: Literal["ok", "diverged"] = "ok"
     reason: str = ""
 
@@ -146,60 +148,82 @@ def _lr_factor(step: int, total: int, warmup_steps: int, schedule: str, plateau:
 @torch.no_grad()
 def _evaluate(
     model: nn.Module, fold: _Fold, ends: torch.Tensor, batch: int = 4096
-) -> tuple[float, np.ndarray]:
-    """Validation log loss and per-horizon accuracy."""
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Log loss, per-horizon accuracy and the predicted classes [N, H] on ``ends``."""
     model.eval()
-    losses, correct, count = 0.0, None, 0
+    losses, preds = 0.0, []
     for k in range(0, len(ends), batch):
         x, y, _ = fold.batch(ends[k : k + batch])
         logits, _ = model(x)
         losses += float(direction_loss(logits, y, LossConfig())) * len(x)
-        hits = (logits.argmax(-1) == y).sum(0).double()  # [H]
-        correct = hits if correct is None else correct + hits
-        count += len(x)
+        preds.append(logits.argmax(-1))
     model.train()
-    assert correct is not None
-    return losses / count, (correct / count).cpu().numpy()
+    predicted = torch.cat(preds).cpu().numpy()  # [N, H]
+    truth = fold.direction[ends].cpu().numpy()
+    return losses / len(ends), (predicted == truth).mean(axis=0), predicted
 
 
-def train(
-    params: Params,
-    data: Dataset,
-    *,
-    fold: int = 0,
-    device: str | torch.device = "cpu",
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-) -> tuple[nn.Module, Metrics, np.ndarray]:
-    """Train on one fold. Returns the best model (on CPU), its metrics and the return scale."""
-    cfg = params.train
+def _baseline(direction: np.ndarray) -> float:
+    """Majority-class share per horizon, averaged: the accuracy of always guessing it."""
+    return float(np.mean([np.bincount(col).max() / len(col) for col in direction.T]))
+
+
+def _sharpe(data: Dataset, ends: range, predicted: np.ndarray, fee: float) -> float:
+    h = data.spec.labels.horizons[0]
+    return sharpe(
+        predicted[:, 0], data.returns[ends.start : ends.stop, 0].astype(np.float64), h,
+        data.spec.labels.classes, fee, periods_per_year(data.times),
+    )  # fmt: skip
+
+
+def _check_heads(params: Params, data: Dataset) -> None:
     head, labels = params.model.head, data.spec.labels
     if (head.horizons, head.classes) != (len(labels.horizons), labels.classes):
         raise SpecError(
             f"model heads ({head.horizons} horizon(s), {head.classes} classes) do not match the "
             f"data's labels ({len(labels.horizons)} horizon(s), {labels.classes} classes)."
         )
+
+
+def _fit(
+    params: Params,
+    data: Dataset,
+    sfold: ScaledFold,
+    device: str | torch.device,
+    *,
+    fixed_epochs: int | None = None,
+    fee: float = 0.0,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> tuple[nn.Module, Metrics, np.ndarray]:
+    """Train on ``sfold.train`` and evaluate on ``sfold.val``.
+
+    With ``fixed_epochs`` (the final refit) it trains exactly that many epochs and looks at
+    ``sfold.val`` once, at the end: that part is then the test part and must not steer training.
+    """
+    _check_heads(params, data)
+    cfg = params.train
     dev = torch.device(device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    arrays = _Fold(data, data.folds[fold], dev)
-    if (data.direction[data.folds[fold].val.start : data.folds[fold].val.stop] == MISSING).any():
-        raise SpecError("validation rows without labels; the split is inconsistent.")
+    arrays = _Fold(data, sfold, dev)
+    if (data.direction[sfold.val.start : sfold.val.stop] == MISSING).any():
+        raise SpecError("evaluation rows without labels; the split is inconsistent.")
     model = build_model(params.model).to(dev)
     n_params = count_params(model)
     step_fn = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    epochs = fixed_epochs or cfg.epochs
     steps_per_epoch = math.ceil(len(arrays.train_ends) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
+    total = epochs * steps_per_epoch
     warmup_steps = int(cfg.warmup * total)
     autocast = dev.type == "cuda" and cfg.bf16
 
     best_loss, best_state, best_epoch, stale, plateau = math.inf, None, 0, 0, 1.0
     curve: list[EpochRecord] = []
-    status: Literal["ok", "diverged"] = "ok"
-    reason, step = "", 0
+    reason, step, lr = "", 0, cfg.lr
     started = time.perf_counter()
     with torch_threads(cfg.threads or default_threads()):
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(1, epochs + 1):
             perm = torch.randperm(len(arrays.train_ends), generator=gen).to(dev)
             running, seen = 0.0, 0
             for k in range(0, len(perm), cfg.batch_size):
@@ -211,10 +235,7 @@ def train(
                     logits, ret = step_fn(x)
                 loss = total_loss(logits, ret, y, r, cfg.loss)
                 if not torch.isfinite(loss):
-                    status, reason = (
-                        "diverged",
-                        f"non-finite training loss at epoch {epoch}, step {step}",
-                    )
+                    reason = f"non-finite training loss at epoch {epoch}, step {step}"
                     break
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -223,11 +244,14 @@ def train(
                 running += float(loss.detach()) * len(x)
                 seen += len(x)
                 step += 1
-            if status != "ok":
+            if reason:
                 break
-            val_loss, val_acc = _evaluate(model, arrays, arrays.val_ends)
+            if fixed_epochs is not None:
+                curve.append(EpochRecord(epoch, running / seen, math.nan, math.nan, lr))
+                continue
+            val_loss, val_acc, _ = _evaluate(model, arrays, arrays.val_ends)
             if not math.isfinite(val_loss):
-                status, reason = "diverged", f"non-finite validation loss at epoch {epoch}"
+                reason = f"non-finite validation loss at epoch {epoch}"
                 break
             record = EpochRecord(epoch, running / seen, val_loss, float(val_acc.mean()), lr)
             curve.append(record)
@@ -243,34 +267,44 @@ def train(
                 if stale >= cfg.patience:
                     break
     seconds = time.perf_counter() - started
-    val_fold = data.folds[fold].val
-    val_labels = data.direction[val_fold.start : val_fold.stop]  # [N, H]
-    # Majority-class share per horizon: the accuracy of always guessing the commonest class.
-    baseline = float(np.mean([np.bincount(col).max() / len(col) for col in val_labels.T]))
+    baseline = _baseline(data.direction[sfold.val.start : sfold.val.stop])
     if best_state is not None:
         model.load_state_dict(best_state)
     model = model.to("cpu").eval()
     latency = cpu_latency_ms(model, data.spec.window, len(data.features))
-    if status != "ok" or best_state is None:
+    if reason or (fixed_epochs is None and best_state is None):
         metrics = Metrics(0.0, math.inf, baseline, (), len(curve), 0, seconds, n_params, latency,
-                          tuple(curve), "diverged", reason or "no finite validation loss")  # fmt: skip
+                          tuple(curve), 0.0, "diverged", reason or "no finite validation loss")  # fmt: skip
         return model, metrics, arrays.ret_scale
-    _, acc = _evaluate(
-        model, _Fold(data, data.folds[fold], torch.device("cpu")), arrays.val_ends.cpu()
-    )
+    cpu = _Fold(data, sfold, torch.device("cpu"))
+    loss_, acc, predicted = _evaluate(model, cpu, cpu.val_ends)
     metrics = Metrics(
         val_accuracy=float(acc.mean()),
-        val_loss=best_loss,
+        val_loss=best_loss if fixed_epochs is None else loss_,
         baseline_accuracy=baseline,
         val_accuracy_per_horizon=tuple(float(a) for a in acc),
         epochs_run=len(curve),
-        best_epoch=best_epoch,
+        best_epoch=best_epoch if fixed_epochs is None else len(curve),
         train_seconds=seconds,
         params=n_params,
         latency_ms=latency,
         curve=tuple(curve),
+        val_sharpe=_sharpe(data, sfold.val, predicted, fee),
     )
     return model, metrics, arrays.ret_scale
+
+
+def train(
+    params: Params,
+    data: Dataset,
+    *,
+    fold: int = 0,
+    device: str | torch.device = "cpu",
+    fee: float = 0.0,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> tuple[nn.Module, Metrics, np.ndarray]:
+    """Train on one fold. Returns the best model (on CPU), its metrics and the return scale."""
+    return _fit(params, data, data.folds[fold], device, fee=fee, on_epoch=on_epoch)
 
 
 def train_and_evaluate(
@@ -278,6 +312,7 @@ def train_and_evaluate(
     data: Dataset,
     *,
     device: str | torch.device = "cpu",
+    fee: float = 0.0,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> Metrics:
     """Train on every fold of ``data`` and average the validation metrics over folds.
@@ -286,14 +321,12 @@ def train_and_evaluate(
     ``status="diverged"`` with the reason, so a search worker keeps going.
     """
     results = [
-        train(params, data, fold=k, device=device, on_epoch=on_epoch)[1]
+        train(params, data, fold=k, device=device, fee=fee, on_epoch=on_epoch)[1]
         for k in range(len(data.folds))
     ]
-    if len(results) == 1:
-        return results[0]
     bad = [m for m in results if m.status != "ok"]
-    if bad:
-        return bad[0]
+    if len(results) == 1 or bad:
+        return (bad or results)[0]
     mean = lambda values: float(np.mean(values))  # noqa: E731
     return Metrics(
         val_accuracy=mean([m.val_accuracy for m in results]),
@@ -308,4 +341,26 @@ def train_and_evaluate(
         params=results[0].params,
         latency_ms=results[0].latency_ms,
         curve=results[-1].curve,
+        val_sharpe=mean([m.val_sharpe for m in results]),
     )
+
+
+def fit_final(
+    params: Params,
+    data: Dataset,
+    epochs: int,
+    *,
+    device: str | torch.device = "cpu",
+    fee: float = 0.0,
+) -> tuple[nn.Module, Metrics, np.ndarray, ScaledFold]:
+    """Refit on all development rows (train + validation) for ``epochs`` epochs (the count
+    early stopping chose), then evaluate once on the untouched test part.
+
+    The returned metrics' ``val_*`` fields are **test** figures. Only the final model (export)
+    should ever call this: a search that looks at the test part is no longer honest.
+    """
+    fold, _ = data.final()
+    model, metrics, ret_scale = _fit(
+        params, data, fold, device, fixed_epochs=max(1, epochs), fee=fee
+    )
+    return model, metrics, ret_scale, fold

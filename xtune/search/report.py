@@ -1,0 +1,203 @@
+"""What a study found: state counts, the feasible Pareto front, and plots (HTML and PNG)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    return all(v <= 0 for v in trial.constraints.values())
+
+
+def _dominates(a: list[float], b: list[float], signs: list[float]) -> bool:
+    better_or_equal = all(s * x >= s * y for x, y, s in zip(a, b, signs, strict=True))
+    return better_or_equal and any(s * x > s * y for x, y, s in zip(a, b, signs, strict=True))
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """Complete, feasible, trained trials that no other such trial dominates."""
+    signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
+    pool = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if is_feasible(t) and t.user_attrs.get("train/status") == "ok" and t.values is not None
+    ]  # fmt: skip
+    front = [
+        t
+        for t in pool
+        if not any(_dominates(o.values, t.values, signs) for o in pool if o is not t)
+    ]
+    return sorted(front, key=lambda t: t.number)
+
+
+def summary(study: optuna.Study) -> dict[str, Any]:
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name for t in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    front = []
+    for t in pareto_front(study):
+        a = t.user_attrs
+        front.append({
+            "trial": t.number,
+            **{name: value for name, value in zip(names, t.values, strict=True)},
+            "baseline_accuracy": a.get("metrics/baseline_accuracy"),
+            "edge": a.get("metrics/edge"),
+            "sharpe": a.get("metrics/val_sharpe"),
+            "family": t.params.get("family"),
+            "params": a.get("resources/params"),
+            "latency_ms": a.get("resources/latency_ms"),
+            "window": t.params.get("window"),
+            "features": len(a.get("features/list", [])),
+            "units": a.get("features/units", []),
+        })  # fmt: skip
+    return {
+        "study": study.study_name,
+        "objectives": names,
+        "directions": [d.name.lower() for d in study.directions],
+        "states": dict(states),
+        "feasible": sum(1 for t in complete if is_feasible(t)),
+        "infeasible": sum(1 for t in complete if not is_feasible(t)),
+        "pareto_front": front,
+    }
+
+
+def _importances(
+    study: optuna.Study, index: int, trials: list[FrozenTrial]
+) -> list[tuple[str, float, float]]:
+    """(param, importance, sign) per numeric parameter; sign > 0 means larger values helped
+    this objective (already flipped for minimized ones)."""
+    if len(trials) < 4:
+        return []
+    direction = study.directions[index]
+    try:
+        imp = optuna.importance.get_param_importances(study, target=lambda t: t.values[index])
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return []
+    goodness = np.array([t.values[index] for t in trials]) * (
+        1 if direction == StudyDirection.MAXIMIZE else -1
+    )
+    out = []
+    for name, value in imp.items():
+        raw = [t.params.get(name) for t in trials]
+        numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in raw)
+        xs = np.array(raw, dtype=np.float64) if numeric else np.zeros(len(raw))
+        sign = 0.0
+        if numeric and xs.std() > 0 and goodness.std() > 0:
+            # Spearman: the correlation of ranks
+            ranks_x = np.argsort(np.argsort(xs)).astype(np.float64)
+            ranks_g = np.argsort(np.argsort(goodness)).astype(np.float64)
+            sign = float(np.sign(np.corrcoef(ranks_x, ranks_g)[0, 1]))
+        out.append((name, float(value), sign))
+    return out
+
+
+def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """Pareto front (infeasible marked), importances per objective, history and feature usage,
+    each as PNG (matplotlib, no browser needed) and HTML (plotly)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    complete = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values
+    ]
+    trained = [t for t in complete if is_feasible(t) and t.user_attrs.get("train/status") == "ok"]
+    infeasible = [t for t in complete if not is_feasible(t)]
+    front = pareto_front(study)
+    written: list[Path] = []
+
+    def save(fig_mpl: Any, fig_go: Any, stem: str) -> None:
+        png, html = out_dir / f"{stem}.png", out_dir / f"{stem}.html"
+        fig_mpl.tight_layout()
+        fig_mpl.savefig(png, dpi=90)
+        plt.close(fig_mpl)
+        fig_go.write_html(html, include_plotlyjs="cdn")
+        written.extend([png, html])
+
+    # Pareto front: objective 0 vs objective 1
+    if len(names) >= 2:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        g = go.Figure()
+        for label, group, style in (
+            ("feasible", trained, "o"),
+            ("infeasible (over a cap)", infeasible, "x"),
+            ("Pareto front", front, "*"),
+        ):
+            xs = [t.values[0] for t in group]
+            ys = [t.values[1] for t in group]
+            ax.scatter(
+                xs, ys, marker=style, label=f"{label} ({len(group)})", s=60 if style == "*" else 25
+            )
+            g.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="markers",
+                    name=label,
+                    text=[f"trial {t.number}" for t in group],
+                )
+            )
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        ax.legend()
+        ax.set_title("validation: feasible Pareto front")
+        g.update_layout(
+            title="validation: feasible Pareto front", xaxis_title=names[0], yaxis_title=names[1]
+        )
+        save(fig, g, "pareto_front")
+
+    # History of each objective, feasible trained trials only
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+    g = go.Figure()
+    for i, name in enumerate(names):
+        xs = [t.number for t in trained]
+        ys = [t.values[i] for t in trained]
+        axes[0][i].plot(xs, ys, "o", label=name)
+        if name == "accuracy":
+            base = [t.user_attrs.get("metrics/baseline_accuracy") for t in trained]
+            axes[0][i].plot(xs, base, "_", color="grey", label="majority baseline")
+        axes[0][i].set_xlabel("trial")
+        axes[0][i].set_title(name)
+        axes[0][i].legend()
+        g.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=name))
+    g.update_layout(title="history (feasible trials)", xaxis_title="trial")
+    save(fig, g, "history")
+
+    # Importances per objective, signed so that + means "larger helps"
+    for i, name in enumerate(names):
+        rows = _importances(study, i, trained)
+        if not rows:
+            continue
+        labels = [f"{p} ({'+' if s > 0 else '-' if s < 0 else '~'})" for p, _, s in rows]
+        values = [v for _, v, _ in rows]
+        fig, ax = plt.subplots(figsize=(6, 0.35 * len(rows) + 1.2))
+        ax.barh(labels[::-1], values[::-1])
+        ax.set_title(f"importance for {name} (+: larger values help, -: smaller help)")
+        g = go.Figure(go.Bar(x=values[::-1], y=labels[::-1], orientation="h"))
+        g.update_layout(title=f"importance for {name}")
+        save(fig, g, f"importance_{name}")
+
+    # Feature usage across the Pareto front
+    usage = Counter(u for t in front for u in t.user_attrs.get("features/units", []))
+    if usage:
+        items = usage.most_common()
+        fig, ax = plt.subplots(figsize=(6, 0.35 * len(items) + 1.2))
+        ax.barh([k for k, _ in items][::-1], [v for _, v in items][::-1])
+        ax.set_title(f"feature usage across {len(front)} Pareto trials")
+        g = go.Figure(
+            go.Bar(x=[v for _, v in items][::-1], y=[k for k, _ in items][::-1], orientation="h")
+        )
+        g.update_layout(title="feature usage across Pareto trials")
+        save(fig, g, "feature_usage")
+    return written

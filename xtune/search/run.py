@@ -1,0 +1,240 @@
+"""Create a study once, then run trials in one or several worker processes.
+
+The parent creates the schema and the study before any worker starts (many processes creating
+tables at once on a fresh database fail), then workers ``load_study`` and optimize until the
+study holds ``target`` finished trials. A worker's sampler is built from the study file with
+seed ``seed + worker``, so workers do not repeat each other's random start-up trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from xtune.errors import SpecError
+from xtune.features import Bars, DataSpec, build_features, load_bars
+from xtune.search.config import StudyConfig, StudyError, highest, load_study_config
+from xtune.search.objective import Objective
+from xtune.search.report import pareto_front
+from xtune.search.storage import is_database, mask, open_storage
+
+FINISHED = (TrialState.COMPLETE,)
+
+
+def make_sampler(config: StudyConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
+    seed = config.study.seed + worker
+    name = config.study.sampler
+    if name == "tpe":
+        startup = min(10, max(3, config.study.trials // 4))
+        return optuna.samplers.TPESampler(
+            multivariate=True, group=True, constant_liar=True, seed=seed, n_startup_trials=startup
+        )
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            seed=seed, population_size=max(4, min(50, config.study.trials // 4))
+        )
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def study_note(config: StudyConfig) -> str:
+    c = config.caps
+    objectives = ", ".join(
+        f"{o} ({d})" for o, d in zip(config.study.objectives, config.directions, strict=True)
+    )
+    return (
+        f"# xtune study `{config.study.name}`\n\n"
+        f"Objectives: {objectives}, all on the validation part (chronological, purged); the test "
+        "part is never touched by the search.\n\n"
+        f"Caps for the trading PC: hidden/embed <= {c.max_hidden}, layers/blocks <= {c.max_layers} "
+        f"(hard bounds of the space), parameters <= {c.max_params:,}, latency <= "
+        f"{c.max_latency_ms} ms per window (batch 1, one CPU thread, measured on the search machine).\n\n"
+        "**Infeasible trials** are stored COMPLETE with worst-case values and the user attribute "
+        "`feasible = false`. This dashboard does not read constraints when it marks best trials: "
+        "run `xtune status STUDY.toml` for the true feasible Pareto front.\n\n"
+        "Each trial's accuracy sits beside `metrics/baseline_accuracy` (always guessing the "
+        "majority class); a trial is only interesting above it. Learning curves are artifacts."
+    )
+
+
+def artifacts_dir(storage: str, override: str | None = None) -> Path:
+    if override or os.environ.get("XTUNE_ARTIFACTS"):
+        return Path(override or os.environ["XTUNE_ARTIFACTS"])
+    if not is_database(storage):
+        return Path(storage).with_suffix(".artifacts")
+    return Path("xtune-artifacts")
+
+
+def create_study(config: StudyConfig, storage_url: str) -> optuna.Study:
+    """Create the study if needed (schema first), or check that the existing one matches."""
+    storage = open_storage(storage_url)
+    study = optuna.create_study(
+        study_name=config.study.name,
+        storage=storage,
+        directions=config.directions,  # type: ignore[arg-type]
+        sampler=make_sampler(config),
+        load_if_exists=True,
+    )
+    wanted = [optuna.study.StudyDirection.MAXIMIZE if d == "maximize" else optuna.study.StudyDirection.MINIMIZE
+              for d in config.directions]  # fmt: skip
+    if study.directions != wanted:
+        raise StudyError(
+            f"{config.path}: study '{config.study.name}' already exists in {mask(storage_url)} with "
+            "other objectives. Give the study a new name, or restore the old objectives."
+        )
+    if "xtune/objectives" not in study.user_attrs:
+        study.set_metric_names(list(config.study.objectives))
+        study.set_user_attr("xtune/objectives", list(config.study.objectives))
+        study.set_user_attr("xtune/caps", vars(config.caps))
+        study.set_user_attr("xtune/budget", config.study.trials)
+        from optuna_dashboard import save_note
+
+        save_note(study, study_note(config))
+    return study
+
+
+def prepare_inputs(
+    config: StudyConfig, data: str | None = None, progress: bool = False
+) -> tuple[Bars, pd.DataFrame]:
+    """Load and check the bars, then build every candidate feature once (cached by data hash)."""
+    bars = load_bars(data or config.data.source)
+    worst = DataSpec(
+        features=config.features.candidates,
+        window=int(highest(config.data.window)),
+        labels=config.labels,
+        split=config.split,
+    )
+    if len(bars) < worst.min_bars:
+        raise SpecError(
+            f"{bars.source}: {len(bars)} bars, but this study's largest window "
+            f"({worst.window}) with all candidate features needs {worst.min_bars}. Use more bars, "
+            "a smaller [data] window range, or fewer long-window features."
+        )
+    return bars, build_features(bars, config.features.candidates, progress=progress)
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    config_path: str
+    storage: str
+    target: int
+    device: str
+    data: str | None
+    worker: int
+    artifacts: str
+    deadline: float | None = None  # time.time() after which no new trial starts
+
+
+def run_worker(
+    args: WorkerArgs, callback: Callable[[optuna.Study, FrozenTrial], None] | None = None
+) -> None:
+    """One worker: load the study and run trials until it holds ``args.target`` finished ones."""
+    config = load_study_config(args.config_path)
+    bars, candidates = prepare_inputs(config, args.data)
+    storage = open_storage(args.storage)
+    study = optuna.load_study(
+        study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.worker)
+    )
+    remaining = args.target - count_finished(study)
+    if remaining <= 0:
+        return
+    from optuna.artifacts import FileSystemArtifactStore
+
+    Path(args.artifacts).mkdir(parents=True, exist_ok=True)
+    objective = Objective(
+        config,
+        bars,
+        candidates,
+        device=args.device,
+        artifact_store=FileSystemArtifactStore(args.artifacts),
+    )
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
+        MaxTrialsCallback(args.target, states=FINISHED)
+    ]
+    if callback is not None:
+        callbacks.append(callback)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
+    study.optimize(
+        objective, n_trials=remaining, timeout=timeout, callbacks=callbacks, gc_after_trial=True
+    )
+
+
+def _worker_main(args: WorkerArgs) -> None:
+    # On Ctrl-C Optuna has already marked the running trial FAIL; the parent reports.
+    with contextlib.suppress(KeyboardInterrupt):
+        run_worker(args)
+
+
+def run_search(
+    config: StudyConfig,
+    storage_url: str,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    workers: int = 1,
+    device: str = "cpu",
+    data: str | None = None,
+    artifacts: str | None = None,
+    on_progress: Callable[[int, int, int], None] | None = None,
+) -> optuna.Study:
+    """Run the search; returns the study. ``on_progress(done, target, front_size)`` is called
+    as trials finish. Ctrl-C stops cleanly: the running trial(s) turn FAIL, finished ones stay."""
+    prepare_inputs(config, data, progress=True)  # fail on bad bars before any worker starts
+    study = create_study(config, storage_url)
+    done = count_finished(study)
+    target = done + n_trials if n_trials is not None else config.study.trials
+    art = str(artifacts_dir(storage_url, artifacts))
+    deadline = time.time() + timeout if timeout else None
+
+    def report(study: optuna.Study, _: FrozenTrial | None = None) -> None:
+        if on_progress is not None:
+            on_progress(count_finished(study), target, len(pareto_front(study)))
+
+    def args(k: int) -> WorkerArgs:
+        return WorkerArgs(
+            str(config.path), storage_url, target, _device(device, k), data, k, art, deadline
+        )
+
+    report(study)
+    if workers <= 1:
+        run_worker(args(0), callback=report)
+        return study
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker_main, args=(args(k),)) for k in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(1.0)
+            report(study)
+    finally:
+        for p in procs:
+            p.join()
+    report(study)
+    return study
+
+
+def _device(device: str, worker: int) -> str:
+    """``cuda`` spreads workers over all GPUs round-robin; ``cuda:K`` pins them all to GPU K."""
+    if device == "cuda":
+        import torch
+
+        n = torch.cuda.device_count()
+        return f"cuda:{worker % n}" if n else "cpu"
+    return device
