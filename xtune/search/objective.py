@@ -145,6 +145,9 @@ class Objective:
             trial.set_user_attr("train/reason", f"over the cap: {', '.join(over)}; not trained")
             return self.worst()
 
+        from xtune.models.train import default_threads
+
+        trial.set_user_attr("train/threads", plan.params.train.threads or default_threads())
         data = prepare(self.bars, plan.data, features=self.candidates)
         metrics = train_and_evaluate(plan.params, data, device=self.device, fee=config.trading.fee)
         record_metrics(trial, metrics)

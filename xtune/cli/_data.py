@@ -1,4 +1,4 @@
-"""The ``xtune`` command line. Every command explains itself with ``--help``."""
+"""``xtune data ...`` and ``xtune features ...``."""
 
 from __future__ import annotations
 
@@ -8,58 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from xtune import __version__
+from xtune.cli._app import HorizonOpt, SourceArg, WindowOpt, data_app, features_app, out
 from xtune.errors import XtuneError
 
 if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, so --help stays fast
     from xtune.features import Dataset
-
-app = typer.Typer(
-    help="Find the best small LSTM/xLSTM for a trading bot: leak-free features, "
-    "multi-objective search under a resource cap, and a torch-free bundle for the trading PC.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-data_app = typer.Typer(help="Inspect and validate OHLCV bars.", no_args_is_help=True)
-features_app = typer.Typer(
-    help="The feature catalog: list it, build it on bars.", no_args_is_help=True
-)
-app.add_typer(data_app, name="data")
-app.add_typer(features_app, name="features")
-
-out = Console()
-err = Console(stderr=True)
-
-SourceArg = Annotated[
-    str,
-    typer.Argument(
-        help="CSV or Parquet file of OHLCV bars, or a built-in sample: sample:synthetic, "
-        "sample:random_walk, sample:eurusd, sample:goog.",
-        show_default=False,
-    ),
-]
-WindowOpt = Annotated[int, typer.Option(help="Bars per model input window.", min=1)]
-HorizonOpt = Annotated[
-    list[int], typer.Option("--horizon", help="Bars ahead to predict (repeat for several).")
-]
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"xtune {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    pass
 
 
 @data_app.command("check")
@@ -191,12 +146,3 @@ def _write_frame(ds: Dataset, path: Path) -> None:
     else:
         raise XtuneError(f"--out {path}: use a .parquet or .csv file name.")
     tmp.replace(path)
-
-
-def main() -> None:
-    """Entry point: user errors print one clear message and exit 2, never a traceback."""
-    try:
-        app()
-    except XtuneError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)

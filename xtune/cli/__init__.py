@@ -1,0 +1,24 @@
+"""The ``xtune`` command line. Every command explains itself with ``--help``."""
+
+from __future__ import annotations
+
+import sys
+
+from xtune.cli import _data, _search  # noqa: F401  (registers the commands)
+from xtune.cli._app import app, err
+from xtune.errors import XtuneError
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point: user errors print one clear message and exit 2, never a traceback."""
+    import warnings
+
+    # Optuna flags features it calls experimental (metric names, grouped TPE) on every use.
+    warnings.filterwarnings("ignore", message=r".*(experimental|Experimental).*")
+    try:
+        app()
+    except XtuneError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)

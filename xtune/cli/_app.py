@@ -1,0 +1,54 @@
+"""The typer apps and options shared by the command modules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from xtune import __version__
+
+app = typer.Typer(
+    help="Find the best small LSTM/xLSTM for a trading bot: leak-free features, "
+    "multi-objective search under a resource cap, and a torch-free bundle for the trading PC.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect and validate OHLCV bars.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="The feature catalog: list it, build it on bars.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
+
+out = Console()
+err = Console(stderr=True)
+
+SourceArg = Annotated[
+    str,
+    typer.Argument(
+        help="CSV or Parquet file of OHLCV bars, or a built-in sample: sample:synthetic, "
+        "sample:random_walk, sample:eurusd, sample:goog.",
+        show_default=False,
+    ),
+]
+WindowOpt = Annotated[int, typer.Option(help="Bars per model input window.", min=1)]
+HorizonOpt = Annotated[
+    list[int], typer.Option("--horizon", help="Bars ahead to predict (repeat for several).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"xtune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    pass

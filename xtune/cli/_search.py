@@ -1,0 +1,238 @@
+"""``xtune search``, ``status``, ``replay`` and ``dashboard``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from xtune.cli._app import app, err, out
+
+StudyArg = Annotated[
+    Path,
+    typer.Argument(help="Study file (TOML), e.g. studies/quickstart.toml.", show_default=False),
+]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Storage URL, e.g. postgresql+psycopg2://user:pass@host/db, or a journal file path. "
+        "Default: $XTUNE_STORAGE, the study file's storage, or <name>.journal beside the study file."
+    ),
+]
+ArtifactsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Artifact directory (learning curves). Default: $XTUNE_ARTIFACTS, or beside the journal file."
+    ),
+]
+
+
+@app.command()
+def search(
+    study_file: StudyArg,
+    storage: StorageOpt = None,
+    data: Annotated[
+        str | None, typer.Option(help="Bars to search on instead of the study's [data] source.")
+    ] = None,
+    n_trials: Annotated[
+        int | None,
+        typer.Option(help="Run this many more trials (default: up to the study's budget).", min=1),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Start no new trial after this many seconds.", min=1)
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda (workers spread over all GPUs) or cuda:K.")
+    ] = "cpu",
+    workers: Annotated[int, typer.Option(help="Local worker processes on this study.", min=1)] = 1,
+    artifacts: ArtifactsOpt = None,
+) -> None:
+    """Run a multi-objective search (maximize validation accuracy, minimize validation loss).
+
+    Creates the study if needed, then runs trials until the study's budget. Trials over the
+    resource cap are stored as infeasible without training. Ctrl-C stops cleanly: the running
+    trial is marked failed, every finished trial stays stored; run the command again to resume.
+    """
+    from xtune.search import load_study_config, mask, resolve_storage, run_search, summary
+
+    config = load_study_config(study_file)
+    url = resolve_storage(config, storage)
+    out.print(f"study [bold]{config.study.name}[/] on {mask(url)}, sampler {config.study.sampler}, "
+              f"objectives {', '.join(config.study.objectives)}, {workers} worker(s) on {device}")  # fmt: skip
+    progress = Progress(
+        TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[front]}"),
+        TimeElapsedColumn(), console=err, transient=False,
+    )  # fmt: skip
+    task = progress.add_task("search", total=None, front="")
+
+    def on_progress(done: int, target: int, front: int) -> None:
+        progress.update(task, completed=done, total=target, front=f"feasible Pareto front: {front}")
+
+    try:
+        with progress:
+            study = run_search(
+                config, url, n_trials=n_trials, timeout=timeout, workers=workers, device=device,
+                data=data, artifacts=artifacts, on_progress=on_progress,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the running trial(s) are marked FAIL; finished trials are "
+                  "stored. Run the same command to resume.")  # fmt: skip
+        raise typer.Exit(130) from None
+    _print_summary(summary(study))
+
+
+@app.command()
+def status(
+    study_file: StudyArg,
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    plots: Annotated[
+        Path | None,
+        typer.Option(help="Where to write plots (default: <name>.report/ beside the study)."),
+    ] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not write plots.")] = False,
+) -> None:
+    """Trial counts by state and the feasible Pareto front, each trial's accuracy beside its
+    majority-class baseline; writes plots (Pareto front with infeasible trials marked, signed
+    parameter importances per objective, history, feature usage) as PNG and HTML."""
+    import optuna
+
+    from xtune.search import load_study_config, open_storage, resolve_storage, summary, write_plots
+
+    config = load_study_config(study_file)
+    url = resolve_storage(config, storage)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=config.study.name, storage=open_storage(url))
+    except KeyError:
+        from xtune.search import mask
+
+        err.print(
+            f"[bold red]error:[/] no study '{config.study.name}' in {mask(url)} yet; run `xtune search {study_file}` first."
+        )
+        raise typer.Exit(2) from None
+    info = summary(study)
+    written: list[Path] = []
+    if not no_plots:
+        written = write_plots(study, plots or config.path.with_name(f"{config.study.name}.report"))
+        info["plots"] = [str(p) for p in written]
+    if as_json:
+        out.print_json(json.dumps(info, default=str))
+        return
+    _print_summary(info)
+    if written:
+        out.print(f"plots: {written[0].parent}/ ({len(written)} files)")
+
+
+def _print_summary(info: dict[str, Any]) -> None:
+    states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(info["states"].items()))
+    out.print(
+        f"[bold]{info['study']}[/]: {states} | feasible {info['feasible']}, over a cap {info['infeasible']}"
+    )
+    front = info["pareto_front"]
+    if not front:
+        out.print("no feasible trained trial yet.")
+        return
+    from rich import box
+
+    table = Table(title="feasible Pareto front (validation)", box=box.SIMPLE_HEAD, pad_edge=False)
+    names = info["objectives"]
+    columns = ("trial", *names, "base", "edge", "model", "params", "ms", "win", "feats")
+    for col in columns:
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    for row in front:
+        cells = [str(row["trial"]), *(f"{row[n]:.3f}" for n in names)]
+        cells += [f"{row['baseline_accuracy']:.3f}", f"{row['edge']:+.3f}", str(row["family"])]
+        cells += [
+            f"{row['params']:,}",
+            f"{row['latency_ms']:.1f}",
+            str(row["window"]),
+            str(row["features"]),
+        ]
+        table.add_row(*cells)
+    out.print(table)
+    out.print("base = always guessing the majority class; edge = accuracy - base. The test part is untouched; "
+              "`xtune export` measures it once for the trial you pick.")  # fmt: skip
+
+
+@app.command()
+def replay(
+    study_file: StudyArg,
+    trial: Annotated[int, typer.Option(help="Trial number to retrain.")],
+    storage: StorageOpt = None,
+    data: Annotated[
+        str | None, typer.Option(help="The bars, if they moved since the search.")
+    ] = None,
+    tolerance: Annotated[float, typer.Option(help="Largest allowed metric difference.")] = 1e-6,
+) -> None:
+    """Retrain one trial on CPU from its stored record alone and compare its metrics."""
+    import optuna
+
+    from xtune.search import load_study_config, open_storage, resolve_storage
+    from xtune.search import replay as run_replay
+
+    config = load_study_config(study_file)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(
+        study_name=config.study.name, storage=open_storage(resolve_storage(config, storage))
+    )
+    result = run_replay(study, trial, data=data, fee=config.trading.fee)
+    table = Table(title=f"trial {trial}: stored vs replayed")
+    for col in ("metric", "stored", "replayed"):
+        table.add_column(col)
+    again = {"val_accuracy": result.replayed.val_accuracy, "val_loss": result.replayed.val_loss,
+             "baseline_accuracy": result.replayed.baseline_accuracy}  # fmt: skip
+    for key, value in result.stored.items():
+        table.add_row(key, f"{value:.10f}", f"{again[key]:.10f}")
+    out.print(table)
+    if result.max_difference > tolerance:
+        err.print(
+            f"[bold red]mismatch[/]: largest difference {result.max_difference:.3g} > {tolerance:g}"
+        )
+        raise typer.Exit(1)
+    out.print(f"reproduced: largest difference {result.max_difference:.3g} <= {tolerance:g}")
+
+
+@app.command()
+def dashboard(
+    study_file: Annotated[
+        Path | None, typer.Argument(help="Study file; its storage is opened.", show_default=False)
+    ] = None,
+    storage: StorageOpt = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to your network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    artifacts: ArtifactsOpt = None,
+) -> None:
+    """Serve optuna-dashboard for the study's storage, with trial learning curves as artifacts.
+
+    The dashboard does not read constraints when it marks best trials; infeasible trials carry
+    the user attribute feasible=false. Use `xtune status` for the true feasible front."""
+    import os
+
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna_dashboard import run_server
+
+    from xtune.errors import XtuneError
+    from xtune.search import load_study_config, mask, open_storage, resolve_storage
+    from xtune.search.run import artifacts_dir
+
+    if study_file is not None:
+        url = resolve_storage(load_study_config(study_file), storage)
+    elif storage or os.environ.get("XTUNE_STORAGE"):
+        url = storage or os.environ["XTUNE_STORAGE"]
+    else:
+        raise XtuneError("pass a study file or --storage (e.g. studies/quickstart.journal).")
+    art = artifacts_dir(url, artifacts)
+    art.mkdir(parents=True, exist_ok=True)
+    out.print(
+        f"optuna-dashboard for {mask(url)} on http://{host}:{port} (artifacts {art}); Ctrl-C stops it"
+    )
+    run_server(
+        open_storage(url), host=host, port=port, artifact_store=FileSystemArtifactStore(str(art))
+    )

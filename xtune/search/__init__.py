@@ -1,0 +1,37 @@
+"""Search: a multi-objective Optuna study over architecture, features, window and training,
+under a hard resource cap for the trading PC."""
+
+from __future__ import annotations
+
+from xtune.search.config import StudyConfig, StudyError, load_study_config
+from xtune.search.objective import CapError, Objective
+from xtune.search.replay import ReplayResult, plan_from_json, replay
+from xtune.search.report import is_feasible, pareto_front, summary, write_plots
+from xtune.search.run import create_study, make_sampler, prepare_inputs, run_search
+from xtune.search.space import Plan, Replay, suggest
+from xtune.search.storage import mask, open_storage, resolve_storage
+
+__all__ = [
+    "CapError",
+    "Objective",
+    "Plan",
+    "Replay",
+    "ReplayResult",
+    "StudyConfig",
+    "StudyError",
+    "create_study",
+    "is_feasible",
+    "load_study_config",
+    "make_sampler",
+    "mask",
+    "open_storage",
+    "pareto_front",
+    "plan_from_json",
+    "prepare_inputs",
+    "replay",
+    "resolve_storage",
+    "run_search",
+    "suggest",
+    "summary",
+    "write_plots",
+]
