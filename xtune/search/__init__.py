@@ -4,7 +4,7 @@ under a hard resource cap for the trading PC."""
 from __future__ import annotations
 
 from xtune.search.config import StudyConfig, StudyError, load_study_config
-from xtune.search.objective import CapError, Objective
+from xtune.search.objective import CapError, Objective, enqueue
 from xtune.search.replay import ReplayResult, plan_from_json, replay
 from xtune.search.report import is_feasible, pareto_front, summary, write_plots
 from xtune.search.run import create_study, make_sampler, prepare_inputs, run_search
@@ -20,6 +20,7 @@ __all__ = [
     "StudyConfig",
     "StudyError",
     "create_study",
+    "enqueue",
     "is_feasible",
     "load_study_config",
     "make_sampler",

@@ -57,6 +57,19 @@ def check_hard_caps(config: StudyConfig, plan: Plan) -> None:
         )
 
 
+def enqueue(study: optuna.Study, config: StudyConfig, params: dict[str, Any]) -> None:
+    """Queue a hand-picked trial, refusing one beyond the hard caps before it is stored."""
+    caps = config.caps
+    width = params.get("lstm/hidden", params.get("xlstm/embed", 0))
+    depth = params.get("lstm/layers", params.get("xlstm/blocks", 0))
+    if width > caps.max_hidden or depth > caps.max_layers:
+        raise CapError(
+            f"enqueued trial asks for width {width} and depth {depth}, beyond the caps "
+            f"max_hidden={caps.max_hidden}, max_layers={caps.max_layers}; it is refused."
+        )
+    study.enqueue_trial(params, skip_if_exists=True)
+
+
 def record_metrics(trial: optuna.Trial, metrics: Metrics) -> None:
     attrs: dict[str, Any] = {
         "metrics/val_accuracy": metrics.val_accuracy,
@@ -118,13 +131,20 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         config = self.config
         plan = suggest(trial, config)
-        check_hard_caps(config, plan)
+        try:
+            check_hard_caps(config, plan)
+        except CapError as exc:  # queued by other means: FAIL with the reason, worker goes on
+            trial.set_user_attr("train/status", "refused")
+            trial.set_user_attr("train/reason", str(exc))
+            raise
         trial.set_user_attr("plan/json", plan.to_json())
         trial.set_user_attr("features/list", list(plan.data.features))
         trial.set_user_attr("features/units", list(plan.units))
         trial.set_user_attr("data/sha256", self.bars.sha256)
         trial.set_user_attr("data/source", self.bars.source)
         trial.set_user_attr("data/rows", len(self.bars))
+        # All trials share the rows after the widest candidate warm-up; replay starts there too.
+        trial.set_user_attr("data/first_row", len(self.bars) - len(self.candidates))
         trial.set_user_attr("data/span", f"{self.bars.index[0]} .. {self.bars.index[-1]}")
         trial.set_user_attr("seed", plan.params.train.seed)
 

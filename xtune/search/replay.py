@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 from xtune.errors import XtuneError
-from xtune.features import DataSpec, LabelSpec, SplitSpec, load_bars, prepare
+from xtune.features import DataSpec, LabelSpec, SplitSpec, build_features, load_bars, prepare
 from xtune.models import (
     HeadConfig,
     LossConfig,
@@ -88,7 +88,9 @@ def replay(
         from dataclasses import replace
 
         train = replace(train, threads=int(attrs["train/threads"]))
-    dataset = prepare(bars, plan.data)
+    frame = build_features(bars, plan.data.features)
+    skip = int(attrs["data/first_row"]) - (len(bars) - len(frame))
+    dataset = prepare(bars, plan.data, features=frame.iloc[skip:])
     metrics = train_and_evaluate(Params(plan.params.model, train), dataset, device="cpu", fee=fee)
     stored = {
         "val_accuracy": float(attrs["metrics/val_accuracy"]),

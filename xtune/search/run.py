@@ -9,6 +9,7 @@ seed ``seed + worker``, so workers do not repeat each other's random start-up tr
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing as mp
 import os
 import time
@@ -24,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from xtune.errors import SpecError
 from xtune.features import Bars, DataSpec, build_features, load_bars
 from xtune.search.config import StudyConfig, StudyError, highest, load_study_config
-from xtune.search.objective import Objective
+from xtune.search.objective import CapError, Objective
 from xtune.search.report import pareto_front
 from xtune.search.storage import is_database, mask, open_storage
 
@@ -169,10 +170,24 @@ def run_worker(
     if callback is not None:
         callbacks.append(callback)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("optuna").handlers:  # records propagate from child loggers
+        handler.addFilter(_quiet_interrupts)
     timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
+    # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
     study.optimize(
-        objective, n_trials=remaining, timeout=timeout, callbacks=callbacks, gc_after_trial=True
+        objective,
+        n_trials=remaining,
+        timeout=timeout,
+        callbacks=callbacks,
+        gc_after_trial=True,
+        catch=(CapError,),
     )
+
+
+def _quiet_interrupts(record: logging.LogRecord) -> bool:
+    """Drop Optuna's traceback for a trial failed by Ctrl-C (the CLI says it in one line);
+    keep every other failure's log."""
+    return "KeyboardInterrupt" not in record.getMessage()
 
 
 def _worker_main(args: WorkerArgs) -> None:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
 from xtune.errors import XtuneError
@@ -72,7 +72,7 @@ def open_storage(url: str, *, workers_per_process: int = 1) -> optuna.storages.B
             engine_kwargs=engine_kwargs,
             heartbeat_interval=HEARTBEAT_S,
             grace_period=GRACE_S,
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
     except Exception as exc:
         raise StorageError(
