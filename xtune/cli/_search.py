@@ -155,8 +155,8 @@ def _print_summary(info: dict[str, Any]) -> None:
         ]
         table.add_row(*cells)
     out.print(table)
-    out.print("base = always guessing the majority class; edge = accuracy - base. The test part is untouched; "
-              "`xtune export` measures it once for the trial you pick.")  # fmt: skip
+    out.print("base = always guessing the majority class; edge = accuracy - base. All figures are "
+              "validation; the test part is never touched by the search.")  # fmt: skip
 
 
 @app.command()

@@ -79,6 +79,7 @@ def artifacts_dir(storage: str, override: str | None = None) -> Path:
 
 def create_study(config: StudyConfig, storage_url: str) -> optuna.Study:
     """Create the study if needed (schema first), or check that the existing one matches."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(storage_url)
     study = optuna.create_study(
         study_name=config.study.name,
