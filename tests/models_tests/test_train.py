@@ -91,6 +91,7 @@ def test_early_stopping_on_validation_loss(data: Dataset) -> None:
     )
     assert m.epochs_run < 40
     assert m.epochs_run == m.best_epoch + 2
+    assert m.stopped.startswith("early stopping") and f"after epoch {m.best_epoch}" in m.stopped
 
 
 def test_divergence_is_a_recorded_result_not_a_crash(data: Dataset) -> None:

@@ -96,6 +96,7 @@ class Metrics:
     val_sharpe: float = 0.0
     status: Literal["ok", "diverged"] = "ok"
     reason: str = ""
+    stopped: str = ""  # why training ended: early stopping or the epoch budget
 
     @property
     def edge(self) -> float:
@@ -266,6 +267,11 @@ def _fit(
                     plateau *= 0.5
                 if stale >= cfg.patience:
                     break
+    stopped = (
+        f"early stopping: no better validation log loss for {cfg.patience} epochs after epoch {best_epoch}"
+        if fixed_epochs is None and 0 < len(curve) < epochs and not reason
+        else f"ran all {epochs} epochs"
+    )
     seconds = time.perf_counter() - started
     baseline = _baseline(data.direction[sfold.val.start : sfold.val.stop])
     if best_state is not None:
@@ -290,6 +296,7 @@ def _fit(
         latency_ms=latency,
         curve=tuple(curve),
         val_sharpe=_sharpe(data, sfold.val, predicted, fee),
+        stopped=stopped,
     )
     return model, metrics, arrays.ret_scale
 
@@ -342,6 +349,7 @@ def train_and_evaluate(
         latency_ms=results[0].latency_ms,
         curve=results[-1].curve,
         val_sharpe=mean([m.val_sharpe for m in results]),
+        stopped="; ".join(f"fold {k}: {m.stopped}" for k, m in enumerate(results)),
     )
 
 

@@ -82,6 +82,7 @@ def record_metrics(trial: optuna.Trial, metrics: Metrics) -> None:
         "train/best_epoch": metrics.best_epoch,
         "train/seconds": metrics.train_seconds,
         "train/status": metrics.status,
+        "train/stopped": metrics.stopped,
         "train/curve": [[r.epoch, r.train_loss, r.val_loss, r.val_accuracy] for r in metrics.curve],
     }
     if metrics.reason:

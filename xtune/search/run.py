@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from xtune.errors import SpecError
 from xtune.features import Bars, DataSpec, build_features, load_bars
-from xtune.search.config import StudyConfig, StudyError, highest, load_study_config
+from xtune.search.config import StudyConfig, StudyError, highest
 from xtune.search.objective import CapError, Objective
 from xtune.search.report import pareto_front
 from xtune.search.storage import is_database, mask, open_storage
@@ -132,7 +132,7 @@ def count_finished(study: optuna.Study) -> int:
 
 @dataclass(frozen=True)
 class WorkerArgs:
-    config_path: str
+    config: StudyConfig
     storage: str
     target: int
     device: str
@@ -146,7 +146,7 @@ def run_worker(
     args: WorkerArgs, callback: Callable[[optuna.Study, FrozenTrial], None] | None = None
 ) -> None:
     """One worker: load the study and run trials until it holds ``args.target`` finished ones."""
-    config = load_study_config(args.config_path)
+    config = args.config
     bars, candidates = prepare_inputs(config, args.data)
     storage = open_storage(args.storage)
     study = optuna.load_study(
@@ -223,9 +223,7 @@ def run_search(
             on_progress(count_finished(study), target, len(pareto_front(study)))
 
     def args(k: int) -> WorkerArgs:
-        return WorkerArgs(
-            str(config.path), storage_url, target, _device(device, k), data, k, art, deadline
-        )
+        return WorkerArgs(config, storage_url, target, _device(device, k), data, k, art, deadline)
 
     report(study)
     if workers <= 1:
