@@ -8,7 +8,7 @@ import pytest
 
 from tests.search_tests.studies import write_study
 from xtune.search import StudyError, load_study_config
-from xtune.search.config import Choice, FloatRange, IntRange
+from xtune.search.ranges import Choice, FloatRange, IntRange
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -42,7 +42,9 @@ def test_dashboard_serves_the_study_with_its_note_and_artifacts(tmp_path: Path) 
         assert body is not None, "dashboard did not answer"
         (summary,) = [s for s in body["study_summaries"] if s["study_name"] == config.study.name]
         study_id = summary["study_id"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=5
+        ) as r:
             detail = json.loads(r.read())
         assert len(detail["trials"]) == 2
         assert "feasible" in json.dumps(detail["trials"][0]["user_attrs"])

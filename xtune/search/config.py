@@ -22,6 +22,7 @@ from xtune.errors import XtuneError
 from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
 from xtune.features.split import SplitSpec
+from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space, lowest, values
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 OBJECTIVES = ("accuracy", "loss", "sharpe")
@@ -31,50 +32,6 @@ LOG_SCALE = ("lr", "weight_decay")
 
 class StudyError(XtuneError, ValueError):
     """A study file is invalid; the message names the file and key."""
-
-
-@dataclass(frozen=True)
-class Fixed:
-    value: Any
-
-
-@dataclass(frozen=True)
-class IntRange:
-    low: int
-    high: int
-    step: int = 1
-
-
-@dataclass(frozen=True)
-class FloatRange:
-    low: float
-    high: float
-    log: bool = False
-
-
-@dataclass(frozen=True)
-class Choice:
-    options: tuple[Any, ...]
-
-
-Space = Fixed | IntRange | FloatRange | Choice
-
-
-def lowest(space: Space) -> Any:
-    """The smallest value a space can produce (for cap checks)."""
-    if isinstance(space, Fixed):
-        return space.value
-    if isinstance(space, Choice):
-        return min(space.options)
-    return space.low
-
-
-def highest(space: Space) -> Any:
-    if isinstance(space, Fixed):
-        return space.value
-    if isinstance(space, Choice):
-        return max(space.options)
-    return space.high
 
 
 @dataclass(frozen=True)
@@ -408,8 +365,8 @@ class _Parser:
             ),
             blocks=self.space("model.xlstm.blocks", xs.get("blocks", [1, 3]), integer=True),
         )
-        for h in _values(xlstm.heads):
-            for e in _values(xlstm.embed, estep):
+        for h in values(xlstm.heads):
+            for e in values(xlstm.embed, estep):
                 if e % h or (2 * e) % 4:
                     raise self.fail(
                         "model.xlstm",
@@ -459,13 +416,3 @@ class _Parser:
                 )
         if caps.max_params < 1 or caps.max_latency_ms <= 0:
             raise self.fail("caps", "max_params and max_latency_ms must be > 0.")
-
-
-def _values(space: Space, step: int = 1) -> list[Any]:
-    if isinstance(space, Fixed):
-        return [space.value]
-    if isinstance(space, Choice):
-        return list(space.options)
-    if isinstance(space, IntRange):
-        return list(range(space.low, space.high + 1, step))
-    return [space.low, space.high]

@@ -24,8 +24,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from xtune.errors import SpecError
 from xtune.features import Bars, DataSpec, build_features, load_bars
-from xtune.search.config import StudyConfig, StudyError, highest
+from xtune.search.config import StudyConfig, StudyError
 from xtune.search.objective import CapError, Objective
+from xtune.search.ranges import highest
 from xtune.search.report import pareto_front
 from xtune.search.storage import is_database, mask, open_storage
 

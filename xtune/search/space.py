@@ -9,7 +9,8 @@ from typing import Any, Protocol
 
 from xtune.features.dataset import DataSpec
 from xtune.models import HeadConfig, LossConfig, LSTMConfig, Params, TrainConfig, XLSTMConfig
-from xtune.search.config import Choice, Fixed, FloatRange, IntRange, Space, StudyConfig
+from xtune.search.config import StudyConfig
+from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space
 
 
 class Suggester(Protocol):
