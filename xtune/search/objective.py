@@ -19,7 +19,7 @@ from xtune.errors import XtuneError
 from xtune.features.bars import Bars
 from xtune.features.dataset import prepare
 from xtune.models import build_model, count_params, cpu_latency_ms, train_and_evaluate
-from xtune.models.train import Metrics
+from xtune.models.train import Metrics, default_threads
 from xtune.search.config import StudyConfig
 from xtune.search.space import Plan, suggest
 
@@ -165,8 +165,6 @@ class Objective:
             trial.set_user_attr("train/status", "infeasible")
             trial.set_user_attr("train/reason", f"over the cap: {', '.join(over)}; not trained")
             return self.worst()
-
-        from xtune.models.train import default_threads
 
         trial.set_user_attr("train/threads", plan.params.train.threads or default_threads())
         data = prepare(self.bars, plan.data, features=self.candidates)
