@@ -12,6 +12,7 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,6 +144,43 @@ class WorkerArgs:
     deadline: float | None = None  # time.time() after which no new trial starts
 
 
+class _GracefulInterrupt:
+    """Ctrl-C that never strands a trial in RUNNING.
+
+    Optuna marks a trial FAIL only if the interrupt arrives inside the objective. A SIGINT that
+    lands while it creates or stores a trial would leave that trial RUNNING forever. So the
+    signal only sets a flag outside the objective: the next objective call fails its (fresh)
+    trial at once, and the after-trial callback stops the study.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.inside = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.inside:
+            raise KeyboardInterrupt
+
+    def wrap(
+        self, objective: Callable[[optuna.Trial], tuple[float, ...]]
+    ) -> Callable[[optuna.Trial], tuple[float, ...]]:
+        def run(trial: optuna.Trial) -> tuple[float, ...]:
+            if self.requested:
+                raise KeyboardInterrupt  # Optuna marks this trial FAIL
+            self.inside = True
+            try:
+                return objective(trial)
+            finally:
+                self.inside = False
+
+        return run
+
+    def callback(self, study: optuna.Study, _: FrozenTrial) -> None:
+        if self.requested:
+            study.stop()
+
+
 def run_worker(
     args: WorkerArgs, callback: Callable[[optuna.Study, FrozenTrial], None] | None = None
 ) -> None:
@@ -175,15 +213,23 @@ def run_worker(
     for handler in logging.getLogger("optuna").handlers:  # records propagate from child loggers
         handler.addFilter(_quiet_interrupts)
     timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
-    # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
-    study.optimize(
-        objective,
-        n_trials=remaining,
-        timeout=timeout,
-        callbacks=callbacks,
-        gc_after_trial=True,
-        catch=(CapError,),
-    )
+    interrupt = _GracefulInterrupt()
+    callbacks.append(interrupt.callback)
+    previous = signal.signal(signal.SIGINT, interrupt.handler)
+    try:
+        # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
+        study.optimize(
+            interrupt.wrap(objective),
+            n_trials=remaining,
+            timeout=timeout,
+            callbacks=callbacks,
+            gc_after_trial=True,
+            catch=(CapError,),
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupt.requested:
+        raise KeyboardInterrupt
 
 
 def _quiet_interrupts(record: logging.LogRecord) -> bool:
