@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,13 +33,23 @@ def default_cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "xtune"
 
 
+def feature_specs(names: Sequence[str]) -> list[dict[str, Any]]:
+    """Name, group, warm-up and parameters of each listed feature (the export manifest's spec)."""
+    return [
+        {
+            "name": n,
+            "group": CATALOG[n].group,
+            "warmup": CATALOG[n].warmup,
+            "params": dict(CATALOG[n].params),
+        }
+        for n in names
+    ]
+
+
 def feature_fingerprint(names: Sequence[str]) -> dict[str, object]:
-    """Everything that defines the listed features' values (also written to the export manifest)."""
+    """Everything that defines the listed features' values."""
     return {
-        "features": [
-            {"name": n, "warmup": CATALOG[n].warmup, "params": dict(CATALOG[n].params)}
-            for n in names
-        ],
+        "features": feature_specs(names),
         "ta": version("ta"),
         "ta-lib": version("ta-lib"),
         "pandas": version("pandas"),

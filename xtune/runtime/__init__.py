@@ -1,0 +1,8 @@
+"""The trading PC's side: load a verified bundle and predict on raw bars, without torch or optuna."""
+
+from __future__ import annotations
+
+from xtune.runtime.bundle import FORMAT_VERSION, Bundle, BundleError, load_bundle
+from xtune.runtime.predict import feature_matrix, predict
+
+__all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "feature_matrix", "load_bundle", "predict"]

@@ -1,0 +1,99 @@
+"""Predict with a bundle on raw bars, exactly as training prepared them. Torch-free.
+
+Imports numpy, pandas, onnxruntime and xtune's feature code only, so the trading PC installs
+``xtune[runtime]`` without torch or optuna.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xtune.errors import DataError
+from xtune.features.bars import Bars
+from xtune.features.build import build_features, feature_specs
+from xtune.features.catalog import CATALOG, warmup_of
+from xtune.features.scaler import RobustScaler, transform
+from xtune.features.windows import windows
+from xtune.runtime.bundle import Bundle, BundleError
+
+
+def check_features(bundle: Bundle) -> None:
+    """Refuse a bundle whose features this installation would compute differently."""
+    names = bundle.features
+    missing = [n for n in names if n not in CATALOG]
+    if missing:
+        raise BundleError(
+            f"{bundle.folder}: features {missing} are unknown to this xtune; install the exporting version."
+        )
+    recorded = {f["name"]: f for f in bundle.manifest["features"]}
+    ours = {f["name"]: f for f in feature_specs(names)}
+    for name in names:
+        if (
+            ours[name]["params"] != recorded[name]["params"]
+            or ours[name]["warmup"] != recorded[name]["warmup"]
+        ):
+            raise BundleError(
+                f"{bundle.folder}: feature {name!r} is defined differently here than when the model "
+                f"was trained ({recorded[name]} vs {ours[name]}). Install the exporting xtune version."
+            )
+
+
+def feature_matrix(bundle: Bundle, bars: Bars) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """Scaled [rows, F] float32 features and their bar times, as training computed them."""
+    check_features(bundle)
+    names = bundle.features
+    need = warmup_of(names) + bundle.window
+    if len(bars) < need:
+        raise DataError(
+            f"{bars.source}: {len(bars)} bars, but this model needs at least {need} "
+            f"({warmup_of(names)} warm-up bars for its features + a window of {bundle.window}). "
+            "Pass a longer history."
+        )
+    frame = build_features(bars, names, use_cache=False)  # live bars change every call
+    scaler = RobustScaler.from_dict(bundle.manifest["scaler"])
+    if scaler.columns != names:
+        raise BundleError(f"{bundle.folder}: the scaler's columns do not match the feature list.")
+    return transform(frame.to_numpy(), scaler), pd.DatetimeIndex(frame.index)
+
+
+def predict(
+    bundle: Bundle, bars: Bars, *, last: bool = False, model: Path | None = None
+) -> pd.DataFrame:
+    """Per bar with a full window: class probabilities and predicted return for each horizon.
+
+    Columns: ``h{h}_p_{class}`` probabilities, ``h{h}_direction`` (the likeliest class name) and
+    ``h{h}_return`` (predicted forward log return), indexed by the time of the window's last bar.
+    """
+    import onnxruntime as ort
+
+    x, times = feature_matrix(bundle, bars)
+    w = windows(x, bundle.window)  # [N, L, F] view
+    if last:
+        w, times = w[-1:], times[-1:]
+    else:
+        times = times[bundle.window - 1 :]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(
+        str(model or bundle.model_path), options, providers=["CPUExecutionProvider"]
+    )
+    logits, returns = [], []
+    for k in range(0, len(w), 2048):
+        lo, ret = session.run(["logits", "returns"], {"x": np.ascontiguousarray(w[k : k + 2048])})
+        logits.append(lo)
+        returns.append(ret)
+    lg = np.concatenate(logits)  # [N, H, C]
+    rt = np.concatenate(returns) * np.asarray(bundle.manifest["return_scale"], np.float32)  # [N, H]
+    probs = np.exp(lg - lg.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    names = bundle.manifest["class_names"]
+    out: dict[str, np.ndarray] = {}
+    for j, h in enumerate(bundle.manifest["horizons"]):
+        for c, name in enumerate(names):
+            out[f"h{h}_p_{name}"] = probs[:, j, c]
+        out[f"h{h}_direction"] = np.asarray(names)[probs[:, j].argmax(-1)]
+        out[f"h{h}_return"] = rt[:, j]
+    return pd.DataFrame(out, index=pd.DatetimeIndex(times, name="time"))
