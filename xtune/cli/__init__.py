@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from xtune.cli import _data, _search  # noqa: F401  (registers the commands)
+from xtune.cli import _bundle, _data, _search  # noqa: F401  (registers the commands)
 from xtune.cli._app import app, err
 from xtune.errors import XtuneError
 
