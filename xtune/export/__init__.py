@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from xtune.export.build import ExportReport, export_bundle, open_study, ort_latency_ms
+from xtune.export.build import (
+    ExportReport,
+    export_bundle,
+    open_study,
+    ort_latency_ms,
+    quantize_int8,
+)
 from xtune.export.pick import RULES, ExportError, pick_trial
 
 __all__ = [
@@ -13,4 +19,5 @@ __all__ = [
     "open_study",
     "ort_latency_ms",
     "pick_trial",
+    "quantize_int8",
 ]

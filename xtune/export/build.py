@@ -87,38 +87,53 @@ class ExportReport:
     latency_ms: dict[str, float | None]
 
 
-def _try_int8(
-    fp32: Path, folder: Path, test_x: np.ndarray, fp32_ms: float
-) -> tuple[dict[str, Any], float | None]:
-    """Quantize dynamically; keep the int8 file only if it is faster here and agrees with fp32
-    on at least 99% of test directions (on small LSTMs it often is neither)."""
+def quantize_int8(fp32: Path, out: Path) -> Path:
+    """Dynamic int8 quantization that reaches the LSTM weights.
+
+    The exporter feeds each ``LSTM`` op its weights through Slice/Concat nodes (torch's gate
+    order differs from ONNX's), which the quantizer cannot see through. Folding constants
+    offline first turns them into initializers, so LSTMs become ``DynamicQuantizeLSTM``
+    (3.5x faster than torch for LSTM 128x2 here). Stale example-batch shapes are dropped too.
+    """
     import logging
 
     import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    path = folder / "model.int8.onnx"
-    plain = folder / "model.noshapes.onnx"
+    folded = out.with_name(out.stem + ".folded.onnx")
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        # The exporter records intermediate shapes at the example batch size; the quantizer's
-        # shape inference then disagrees with them. Drop them: onnxruntime infers its own.
-        proto = onnx.load(str(fp32))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(fp32), options, providers=["CPUExecutionProvider"])
+        proto = onnx.load(str(folded))
         del proto.graph.value_info[:]
-        onnx.save(proto, str(plain))
+        onnx.save(proto, str(folded))
         logging.disable(logging.WARNING)  # the quantizer advises pre-processing on the root logger
         try:
-            quantize_dynamic(str(plain), str(path), weight_type=QuantType.QInt8)
+            quantize_dynamic(str(folded), str(out), weight_type=QuantType.QInt8)
         finally:
             logging.disable(logging.NOTSET)
+    finally:
+        folded.unlink(missing_ok=True)
+    return out
+
+
+def _try_int8(
+    fp32: Path, folder: Path, test_x: np.ndarray, fp32_ms: float
+) -> tuple[dict[str, Any], float | None]:
+    """Quantize; keep the int8 file only if it is faster here and agrees with fp32 on at
+    least 99% of test directions."""
+    path = folder / "model.int8.onnx"
+    try:
+        quantize_int8(fp32, path)
     except Exception as exc:  # an op the quantizer cannot handle: fp32 it is
         path.unlink(missing_ok=True)
         return {
             "used": False,
             "reason": f"quantization failed: {type(exc).__name__}: {str(exc)[:200]}",
         }, None
-    finally:
-        plain.unlink(missing_ok=True)
     ms = ort_latency_ms(path, test_x)
     agreement = float((_directions(path, test_x) == _directions(fp32, test_x)).mean())
     faster = ms < fp32_ms
