@@ -85,6 +85,20 @@ def search(
     _print_summary(summary(study))
 
 
+@app.command("create-study")
+def create_study_command(study_file: StudyArg, storage: StorageOpt = None) -> None:
+    """Create the study and its database schema once, then exit (the docker-compose job that
+    runs before the workers: many processes creating tables at once on a fresh database fail)."""
+    from xtune.search import create_study, load_study_config, mask, resolve_storage
+
+    config = load_study_config(study_file)
+    url = resolve_storage(config, storage)
+    study = create_study(config, url)
+    out.print(
+        f"study '{study.study_name}' ready in {mask(url)} ({len(study.trials)} trials so far)"
+    )
+
+
 @app.command()
 def status(
     study_file: StudyArg,

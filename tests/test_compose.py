@@ -1,0 +1,100 @@
+"""docker-compose.yml and the Dockerfile, checked by parsing (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_services_and_their_order(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"postgres", "create-study", "dashboard", "worker"}
+    assert services["create-study"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("dashboard", "worker"):
+        assert (
+            services[name]["depends_on"]["create-study"]["condition"]
+            == "service_completed_successfully"
+        )
+    assert services["create-study"]["restart"] == "no"
+
+
+def test_postgres_has_a_volume_and_a_healthcheck(compose: dict[str, Any]) -> None:
+    pg = compose["services"]["postgres"]
+    assert any(v.startswith("pgdata:") for v in pg["volumes"]) and "pgdata" in compose["volumes"]
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+    assert all(p.startswith("127.0.0.1:") for p in pg["ports"])
+
+
+def test_workers_reserve_gpus_and_scale(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert worker["deploy"]["replicas"] >= 2
+    assert "cuda" in worker["command"]
+
+
+def test_dashboard_is_bound_to_localhost_with_the_artifact_volume(compose: dict[str, Any]) -> None:
+    dash = compose["services"]["dashboard"]
+    assert dash["ports"] == ["127.0.0.1:8080:8080"]
+    assert any(v.startswith("artifacts:") for v in dash["volumes"])
+    assert dash["environment"]["XTUNE_ARTIFACTS"] == "/artifacts"
+
+
+def test_no_plaintext_password(compose: dict[str, Any]) -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    for service in compose["services"].values():
+        assert service.get("env_file") == ".env"
+        for key, value in (service.get("environment") or {}).items():
+            if "PASSWORD" in key:
+                assert str(value).startswith("${"), key
+    # every password in a URL is a variable, never a literal
+    urls = re.findall(r"postgresql\S*://[^\s\"']+", text)
+    assert urls
+    for url in urls:
+        assert "}:${POSTGRES_PASSWORD" in url, url
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    assert "POSTGRES_PASSWORD=" in (ROOT / ".env.example").read_text()
+
+
+def _cli_help(*command: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "xtune", *command, "--help"], capture_output=True, text=True,
+                            env={"COLUMNS": "250", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"})  # fmt: skip
+    assert result.returncode == 0, (command, result.stderr)
+    return result.stdout
+
+
+def test_every_command_it_runs_exists_in_our_cli(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        command = service.get("command")
+        if not command or command[0] != "xtune":
+            continue
+        words = command[1:]
+        sub = words[0]
+        help_text = _cli_help(sub)
+        for word in words[1:]:
+            if word.startswith("--"):
+                assert word in help_text, f"{name}: xtune {sub} has no option {word}"
+            elif word.endswith(".toml"):
+                assert (ROOT / word).exists(), f"{name}: {word} is not in the repository"
+
+
+def test_dockerfile_installs_the_search_side() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r'pip install "?\.\[search', text)
+    for path in ("pyproject.toml", "xtune", "studies"):
+        assert path in text
