@@ -99,6 +99,36 @@ def create_study_command(study_file: StudyArg, storage: StorageOpt = None) -> No
     )
 
 
+@app.command("sweep")
+def sweep_command(
+    study_file: StudyArg,
+    storage: StorageOpt = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds without a heartbeat before a trial counts as orphaned (default: $XTUNE_GRACE_S or 60)."
+        ),
+    ] = None,
+) -> None:
+    """Mark orphaned RUNNING trials FAIL and queue their parameters again.
+
+    A trial is orphaned when its heartbeat is stale, or when it never sent one and started
+    longer ago than the grace period (a worker killed in its first seconds). Workers sweep on
+    start too; run this when no worker is left. Database storages only (journal files have no
+    heartbeats)."""
+    import optuna
+
+    from xtune.search import load_study_config, open_storage, resolve_storage
+    from xtune.search.sweep import sweep
+
+    config = load_study_config(study_file)
+    store = open_storage(resolve_storage(config, storage))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=config.study.name, storage=store)
+    swept = sweep(study, store, grace_s=grace)
+    out.print(f"swept {len(swept)} orphaned trial(s): {swept}" if swept else "no orphaned trials")
+
+
 @app.command()
 def status(
     study_file: StudyArg,

@@ -10,6 +10,7 @@ from xtune.search.report import is_feasible, pareto_front, summary, write_plots
 from xtune.search.run import create_study, make_sampler, prepare_inputs, run_search
 from xtune.search.space import Plan, Replay, suggest
 from xtune.search.storage import mask, open_storage, resolve_storage
+from xtune.search.sweep import sweep
 
 __all__ = [
     "CapError",
@@ -34,5 +35,6 @@ __all__ = [
     "run_search",
     "suggest",
     "summary",
+    "sweep",
     "write_plots",
 ]

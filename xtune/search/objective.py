@@ -8,6 +8,8 @@ so the sampler learns where the cap is. A PRUNED trial would teach GPSampler and
 from __future__ import annotations
 
 import math
+import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,8 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         config = self.config
+        trial.set_user_attr("worker/host", socket.gethostname())
+        trial.set_user_attr("worker/pid", os.getpid())
         plan = suggest(trial, config)
         try:
             check_hard_caps(config, plan)

@@ -30,6 +30,7 @@ from xtune.search.objective import CapError, Objective
 from xtune.search.ranges import highest
 from xtune.search.report import pareto_front
 from xtune.search.storage import is_database, mask, open_storage
+from xtune.search.sweep import heartbeat_settings, sweep
 
 FINISHED = (TrialState.COMPLETE,)
 
@@ -191,8 +192,9 @@ def run_worker(
     study = optuna.load_study(
         study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.worker)
     )
+    sweep(study, storage)  # trials of workers that died before this one started
     remaining = args.target - count_finished(study)
-    if remaining <= 0:
+    if remaining <= 0 and not _queued_retries(study):
         return
     from optuna.artifacts import FileSystemArtifactStore
 
@@ -215,21 +217,44 @@ def run_worker(
     timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
     interrupt = _GracefulInterrupt()
     callbacks.append(interrupt.callback)
+
+    # Sweep between trials too: a worker killed before its first heartbeat is invisible to
+    # Optuna's own stale check, and its retry should run while live workers are still here.
+    def sweep_between_trials(s: optuna.Study, _: FrozenTrial) -> None:
+        sweep(s, storage)
+
+    callbacks.append(sweep_between_trials)
     previous = signal.signal(signal.SIGINT, interrupt.handler)
     try:
         # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
         study.optimize(
             interrupt.wrap(objective),
-            n_trials=remaining,
+            n_trials=max(remaining, 0),
             timeout=timeout,
             callbacks=callbacks,
             gc_after_trial=True,
             catch=(CapError,),
         )
+        # Retries of dead workers' trials run even if live workers filled the budget meanwhile:
+        # a finished study leaves no queued retry behind.
+        retries = _queued_retries(study)
+        if retries and not interrupt.requested:
+            study.optimize(
+                interrupt.wrap(objective),
+                n_trials=len(retries),
+                callbacks=[interrupt.callback, sweep_between_trials],
+                gc_after_trial=True,
+                catch=(CapError,),
+            )
     finally:
         signal.signal(signal.SIGINT, previous)
     if interrupt.requested:
         raise KeyboardInterrupt
+
+
+def _queued_retries(study: optuna.Study) -> list[FrozenTrial]:
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return [t for t in waiting if "xtune/retry_of" in t.user_attrs]
 
 
 def _quiet_interrupts(record: logging.LogRecord) -> bool:
@@ -287,6 +312,12 @@ def run_search(
     finally:
         for p in procs:
             p.join()
+    if any(p.exitcode not in (0, None) for p in procs):
+        # A worker died (killed, out of memory): once its heartbeat is stale, fail and requeue
+        # its trial, so nothing stays RUNNING; the next search run picks the retry up.
+        time.sleep(heartbeat_settings()[1] + 1)
+        if sweep(study, open_storage(storage_url)):
+            run_worker(args(0), callback=report)  # run the retries here: no worker is left
     report(study)
     return study
 

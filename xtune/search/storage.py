@@ -17,9 +17,6 @@ from optuna.storages.journal import JournalFileBackend
 from xtune.errors import XtuneError
 from xtune.search.config import StudyConfig
 
-HEARTBEAT_S = 20
-GRACE_S = 60
-
 
 class StorageError(XtuneError):
     """The storage cannot be reached or opened; the message hides passwords."""
@@ -67,11 +64,14 @@ def open_storage(url: str, *, workers_per_process: int = 1) -> optuna.storages.B
     if url.startswith("postgresql"):
         engine_kwargs |= {"pool_size": workers_per_process, "max_overflow": 1, "pool_recycle": 300}
     try:
+        from xtune.search.sweep import heartbeat_settings
+
+        heartbeat, grace = heartbeat_settings()
         return RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
     except Exception as exc:

@@ -1,0 +1,69 @@
+"""Leave no trial RUNNING without a live owner (``xtune sweep``, and on every worker start).
+
+Optuna's heartbeat marks a trial FAIL only when (a) its worker sent at least one heartbeat and
+(b) a live worker starts a new trial later. A worker killed before its first heartbeat, or the
+last worker of a study, leaves RUNNING trials forever. The sweep closes both holes: a RUNNING
+trial whose heartbeat is stale, or that never sent one and started more than the grace period
+ago, is marked FAIL and its parameters are queued again.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds; env overrides for tests and slow links."""
+    return int(os.environ.get("XTUNE_HEARTBEAT_S", "20")), int(
+        os.environ.get("XTUNE_GRACE_S", "60")
+    )
+
+
+def sweep(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, *, grace_s: float | None = None
+) -> list[int]:
+    """Fail and requeue orphaned RUNNING trials; returns their numbers.
+
+    Only database storages have heartbeats; on a journal file nothing is swept (a RUNNING
+    trial there may be a live, long one). Trial start times are the workers' local clocks, so
+    machines sharing a study should share a time zone (the docker image runs in UTC).
+    """
+    if not isinstance(storage, RDBStorage):
+        return []
+    grace = heartbeat_settings()[1] if grace_s is None else grace_s
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return []
+    study_id = storage.get_study_id_from_name(study.study_name)
+    stale = set(storage._get_stale_trial_ids(study_id)) if storage.heartbeat_interval else set()
+    with storage.engine.connect() as connection:
+        beating = {
+            row[0]
+            for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))
+        }
+    now = datetime.now()
+    swept = []
+    for trial in running:
+        never_beat = trial._trial_id not in beating
+        old = trial.datetime_start is not None and now - trial.datetime_start > timedelta(
+            seconds=grace
+        )
+        if trial._trial_id in stale or (never_beat and old):
+            try:  # attributes first: a finished trial cannot be updated
+                storage.set_trial_user_attr(trial._trial_id, "train/status", "orphaned")
+                reason = "worker died (no live heartbeat); marked FAIL and requeued by sweep"
+                storage.set_trial_user_attr(trial._trial_id, "train/reason", reason)
+                if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # its owner finished it meanwhile: not an orphan after all
+            if trial.params:
+                study.enqueue_trial(trial.params, user_attrs={"xtune/retry_of": trial.number})
+            swept.append(trial.number)
+    return swept
