@@ -114,3 +114,53 @@ def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(
         if proc.poll() is None:
             proc.kill()
         _cleanup(config.study.name, pg_url)
+
+
+def _restart_postgres() -> None:
+    versions = sorted(p.name for p in Path("/etc/postgresql").iterdir())
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"],
+        check=True,
+        timeout=120,
+    )
+
+
+def test_workers_survive_a_postgresql_restart(tmp_path: Path, pg_url: str) -> None:
+    if not Path("/etc/postgresql").is_dir() or os.geteuid() != 0:
+        pytest.skip("needs a local PostgreSQL cluster this test may restart (pg_ctlcluster, root)")
+    study_file = write_study(
+        tmp_path, trials=8, storage=pg_url, families='["xlstm"]', window="[16, 48]"
+    )
+    config = load_study_config(study_file)
+    env = os.environ | {"COLUMNS": "200", "XTUNE_HEARTBEAT_S": "1", "XTUNE_GRACE_S": "4"}
+    proc = subprocess.Popen([sys.executable, "-m", "xtune", "search", str(study_file), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        deadline = time.time() + 240
+        before: list[int] = []
+        while time.time() < deadline:
+            time.sleep(0.5)
+            try:
+                trials = optuna.load_study(
+                    study_name=config.study.name, storage=open_storage(pg_url)
+                ).get_trials()
+            except KeyError:
+                continue
+            before = [t.number for t in trials if t.state == TrialState.COMPLETE]
+            if len(before) >= 2 and any(t.state == TrialState.RUNNING for t in trials):
+                break
+        _restart_postgres()  # mid-trial, while both workers hold connections
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err[-3000:]
+        trials = optuna.load_study(
+            study_name=config.study.name, storage=open_storage(pg_url)
+        ).get_trials()
+        complete = {t.number for t in trials if t.state == TrialState.COMPLETE}
+        assert set(before) <= complete  # nothing finished is lost
+        assert len(complete) >= 8
+        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subprocess.run(["pg_isready", "-h", "127.0.0.1", "-t", "30"], check=False)
+        _cleanup(config.study.name, pg_url)

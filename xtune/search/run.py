@@ -20,6 +20,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import sqlalchemy
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
@@ -29,7 +30,7 @@ from xtune.search.config import StudyConfig, StudyError
 from xtune.search.objective import CapError, Objective
 from xtune.search.ranges import highest
 from xtune.search.report import pareto_front
-from xtune.search.storage import is_database, mask, open_storage
+from xtune.search.storage import StorageError, is_database, mask, open_storage
 from xtune.search.sweep import heartbeat_settings, sweep
 
 FINISHED = (TrialState.COMPLETE,)
@@ -182,12 +183,53 @@ class _GracefulInterrupt:
             study.stop()
 
 
+# What a database restart or a dropped connection raises somewhere inside Optuna or SQLAlchemy.
+_TRANSIENT = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DBAPIError,
+    optuna.exceptions.StorageInternalError,
+    optuna.exceptions.UpdateFinishedTrialError,  # our trial was swept while the database was away
+    StorageError,
+)
+MAX_OUTAGE_S = 600
+
+
 def run_worker(
     args: WorkerArgs, callback: Callable[[optuna.Study, FrozenTrial], None] | None = None
 ) -> None:
-    """One worker: load the study and run trials until it holds ``args.target`` finished ones."""
+    """One worker: run trials until the study holds ``args.target`` finished ones, riding out
+    database restarts (backoff up to MAX_OUTAGE_S, then a fresh connection pool and study).
+
+    A trial cut off by the outage is swept after its grace period and retried with the same
+    parameters; every trial finished before the outage is already stored."""
+    bars, candidates = prepare_inputs(args.config, args.data)
+    delay, waited = 1.0, 0.0
+    while True:
+        try:
+            _run_worker_once(args, bars, candidates, callback)
+            return
+        except _TRANSIENT as exc:
+            if waited >= MAX_OUTAGE_S or not is_database(args.storage):
+                raise
+            logging.getLogger("xtune").warning(
+                "worker %d: storage unavailable (%s); retrying in %.0f s",
+                args.worker,
+                type(exc).__name__,
+                delay,
+            )
+            time.sleep(delay)
+            waited += delay
+            delay = min(30.0, delay * 2)
+
+
+def _run_worker_once(
+    args: WorkerArgs,
+    bars: Bars,
+    candidates: pd.DataFrame,
+    callback: Callable[[optuna.Study, FrozenTrial], None] | None,
+) -> None:
     config = args.config
-    bars, candidates = prepare_inputs(config, args.data)
     storage = open_storage(args.storage)
     study = optuna.load_study(
         study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.worker)
@@ -291,7 +333,10 @@ def run_search(
     deadline = time.time() + timeout if timeout else None
 
     def report(study: optuna.Study, _: FrozenTrial | None = None) -> None:
-        if on_progress is not None:
+        if on_progress is None:
+            return
+        # while the database restarts the bar skips updates and catches up once it is back
+        with contextlib.suppress(*_TRANSIENT):
             on_progress(count_finished(study), target, len(pareto_front(study)))
 
     def args(k: int) -> WorkerArgs:
