@@ -7,14 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tests.search_tests.studies import write_study
-from xtune.search import create_study, load_study_config, open_storage, sweep
+from xtune.search import StudyConfig, create_study, load_study_config, open_storage, sweep
 
 pytestmark = pytest.mark.postgres
 
@@ -31,6 +32,9 @@ def _retried(trial: optuna.trial.FrozenTrial, trials: list[optuna.trial.FrozenTr
     )
 
 
+@pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage is supposed to be used with Study.optimize"
+)
 def test_sweep_closes_the_no_heartbeat_hole(tmp_path: Path, pg_url: str) -> None:
     """A worker that dies before its first heartbeat leaves a RUNNING trial Optuna never fails."""
     config = load_study_config(write_study(tmp_path))
@@ -68,48 +72,73 @@ def test_four_workers_reach_the_global_budget(tmp_path: Path, pg_url: str) -> No
         _cleanup(config.study.name, pg_url)
 
 
-def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(
-    tmp_path: Path, pg_url: str
-) -> None:
+def _start_two_workers(
+    tmp_path: Path, pg_url: str, trials: int
+) -> tuple[StudyConfig, subprocess.Popen[str]]:
+    """`xtune search --workers 2` on slow-ish xLSTM trials, with a 1 s heartbeat and 4 s grace."""
     study_file = write_study(
-        tmp_path, trials=6, storage=pg_url, families='["xlstm"]', window="[16, 48]"
+        tmp_path, trials=trials, storage=pg_url, families='["xlstm"]', window="[16, 48]"
     )
-    config = load_study_config(study_file)
     env = os.environ | {"COLUMNS": "200", "XTUNE_HEARTBEAT_S": "1", "XTUNE_GRACE_S": "4"}
     proc = subprocess.Popen([sys.executable, "-m", "xtune", "search", str(study_file), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
-    storage = open_storage(pg_url)
+    return load_study_config(study_file), proc
+
+
+def _wait_for(
+    config: StudyConfig,
+    pg_url: str,
+    ready: Callable[[list[FrozenTrial]], bool],
+    seconds: float = 240,
+) -> list[FrozenTrial]:
+    """Poll the study until ``ready(trials)``; the trials at that moment."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            trials = optuna.load_study(
+                study_name=config.study.name, storage=open_storage(pg_url)
+            ).get_trials()
+        except KeyError:  # not created yet
+            continue
+        if ready(trials):
+            return trials
+    raise AssertionError("the workers never reached the state the test waits for")
+
+
+def _states(trials: list[FrozenTrial], *states: TrialState) -> list[FrozenTrial]:
+    return [t for t in trials if t.state in states]
+
+
+def _owned_running(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    return [
+        t for t in _states(trials, TrialState.RUNNING) if t.params and "worker/pid" in t.user_attrs
+    ]
+
+
+def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(
+    tmp_path: Path, pg_url: str
+) -> None:
+    config, proc = _start_two_workers(tmp_path, pg_url, trials=6)
     try:
-        victim = None
-        deadline = time.time() + 240
-        while victim is None and time.time() < deadline:
-            time.sleep(0.5)
-            try:
-                trials = optuna.load_study(
-                    study_name=config.study.name, storage=storage
-                ).get_trials()
-            except KeyError:
-                continue
-            running = [
-                t for t in trials
-                if t.state == TrialState.RUNNING and t.params and "worker/pid" in t.user_attrs
-            ]  # fmt: skip
-            if running and any(t.state == TrialState.COMPLETE for t in trials):
-                victim = int(running[0].user_attrs["worker/pid"])  # the process running that trial
-        assert victim is not None, "no trial ran"
+        trials = _wait_for(
+            config, pg_url, lambda ts: bool(_owned_running(ts) and _states(ts, TrialState.COMPLETE))
+        )
+        victim = int(
+            _owned_running(trials)[0].user_attrs["worker/pid"]
+        )  # the process running that trial
         os.kill(victim, signal.SIGKILL)  # mid-trial, no chance to clean up
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
-        trials = optuna.load_study(study_name=config.study.name, storage=storage).get_trials()
-        assert not [t for t in trials if t.state == TrialState.RUNNING]
-        failed = [t for t in trials if t.state == TrialState.FAIL]
+        trials = optuna.load_study(
+            study_name=config.study.name, storage=open_storage(pg_url)
+        ).get_trials()
+        assert not _states(trials, TrialState.RUNNING, TrialState.WAITING)
+        failed = _states(trials, TrialState.FAIL)
         assert failed, (victim, out[-2000:], [(t.number, t.state.name) for t in trials])
         for t in failed:  # retried with the same parameters, and the retry ran
             assert _retried(t, trials) or not t.params
-        assert not [t for t in trials if t.state == TrialState.WAITING]
-        assert (
-            len([t for t in trials if t.state == TrialState.COMPLETE]) >= 5
-        )  # the other worker went on
+        assert len(_states(trials, TrialState.COMPLETE)) >= 6  # the other worker went on
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -128,37 +157,26 @@ def _restart_postgres() -> None:
 def test_workers_survive_a_postgresql_restart(tmp_path: Path, pg_url: str) -> None:
     if not Path("/etc/postgresql").is_dir() or os.geteuid() != 0:
         pytest.skip("needs a local PostgreSQL cluster this test may restart (pg_ctlcluster, root)")
-    study_file = write_study(
-        tmp_path, trials=8, storage=pg_url, families='["xlstm"]', window="[16, 48]"
-    )
-    config = load_study_config(study_file)
-    env = os.environ | {"COLUMNS": "200", "XTUNE_HEARTBEAT_S": "1", "XTUNE_GRACE_S": "4"}
-    proc = subprocess.Popen([sys.executable, "-m", "xtune", "search", str(study_file), "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    config, proc = _start_two_workers(tmp_path, pg_url, trials=8)
     try:
-        deadline = time.time() + 240
-        before: list[int] = []
-        while time.time() < deadline:
-            time.sleep(0.5)
-            try:
-                trials = optuna.load_study(
-                    study_name=config.study.name, storage=open_storage(pg_url)
-                ).get_trials()
-            except KeyError:
-                continue
-            before = [t.number for t in trials if t.state == TrialState.COMPLETE]
-            if len(before) >= 2 and any(t.state == TrialState.RUNNING for t in trials):
-                break
+        trials = _wait_for(
+            config,
+            pg_url,
+            lambda ts: (
+                len(_states(ts, TrialState.COMPLETE)) >= 2 and bool(_states(ts, TrialState.RUNNING))
+            ),
+        )
+        before = {t.number for t in _states(trials, TrialState.COMPLETE)}
         _restart_postgres()  # mid-trial, while both workers hold connections
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-3000:]
         trials = optuna.load_study(
             study_name=config.study.name, storage=open_storage(pg_url)
         ).get_trials()
-        complete = {t.number for t in trials if t.state == TrialState.COMPLETE}
-        assert set(before) <= complete  # nothing finished is lost
+        complete = {t.number for t in _states(trials, TrialState.COMPLETE)}
+        assert before <= complete  # nothing finished is lost
         assert len(complete) >= 8
-        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        assert not _states(trials, TrialState.RUNNING, TrialState.WAITING)
     finally:
         if proc.poll() is None:
             proc.kill()
