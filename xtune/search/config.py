@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from xtune.errors import XtuneError
 from xtune.features.catalog import CATALOG, GROUPS
@@ -28,6 +28,9 @@ SAMPLERS = ("tpe", "nsga2", "random", "gp")
 OBJECTIVES = ("accuracy", "loss", "sharpe")
 FAMILIES = ("lstm", "xlstm")
 LOG_SCALE = ("lr", "weight_decay")
+
+
+_S = TypeVar("_S", "LSTMSpace", "XLSTMSpace")
 
 
 class StudyError(XtuneError, ValueError):
@@ -81,14 +84,14 @@ class FeatureSection:
 
 @dataclass(frozen=True)
 class LSTMSpace:
-    hidden: Space = field(default_factory=lambda: IntRange(16, 128))
+    hidden: Space = field(default_factory=lambda: IntRange(16, 128, 8))
     hidden_step: int = 8
     layers: Space = field(default_factory=lambda: IntRange(1, 2))
 
 
 @dataclass(frozen=True)
 class XLSTMSpace:
-    embed: Space = field(default_factory=lambda: IntRange(16, 64))
+    embed: Space = field(default_factory=lambda: IntRange(16, 64, 16))
     embed_step: int = 16
     heads: Space = field(default_factory=lambda: Choice((2, 4)))
     blocks: Space = field(default_factory=lambda: IntRange(1, 3))
@@ -344,27 +347,11 @@ class _Parser:
             raise self.fail(
                 "model", f"families {list(families)}: use one or more of {list(FAMILIES)}."
             )
-        ls = self.table(d, "model.lstm", LSTMSpace)
-        hstep = int(ls.get("hidden_step", 8))
-        lstm = LSTMSpace(
-            hidden=self.space(
-                "model.lstm.hidden", ls.get("hidden", [16, 128]), integer=True, step=hstep
-            ),
-            hidden_step=hstep,
-            layers=self.space("model.lstm.layers", ls.get("layers", [1, 2]), integer=True),
+        lstm = self.integer_spaces("model.lstm", self.table(d, "model.lstm", LSTMSpace), LSTMSpace)
+        xlstm = self.integer_spaces(
+            "model.xlstm", self.table(d, "model.xlstm", XLSTMSpace), XLSTMSpace
         )
-        xs = self.table(d, "model.xlstm", XLSTMSpace)
-        estep = int(xs.get("embed_step", 16))
-        xlstm = XLSTMSpace(
-            embed=self.space(
-                "model.xlstm.embed", xs.get("embed", [16, 64]), integer=True, step=estep
-            ),
-            embed_step=estep,
-            heads=self.space(
-                "model.xlstm.heads", xs.get("heads", {"choices": [2, 4]}), integer=True
-            ),
-            blocks=self.space("model.xlstm.blocks", xs.get("blocks", [1, 3]), integer=True),
-        )
+        estep = xlstm.embed_step
         for h in values(xlstm.heads):
             for e in values(xlstm.embed, estep):
                 if e % h or (2 * e) % 4:
@@ -373,6 +360,25 @@ class _Parser:
                         f"embed {e} is not divisible by heads {h}; use embed_step a multiple of every head count.",
                     )
         return ModelSection(families, lstm, xlstm)
+
+    def integer_spaces(self, key: str, data: dict[str, Any], cls: type[_S]) -> _S:
+        """A section of integer spaces, each with an optional ``<name>_step``; keys the file does
+        not set keep the dataclass defaults (a lone ``<name>_step`` re-steps the default range)."""
+        kwargs: dict[str, Any] = {}
+        defaults = cls()
+        for f in fields(cls):
+            if f.name.endswith("_step") or (f.name not in data and f"{f.name}_step" not in data):
+                continue
+            step = int(data.get(f"{f.name}_step", getattr(defaults, f"{f.name}_step", 1)))
+            if f.name in data:
+                kwargs[f.name] = self.space(
+                    f"{key}.{f.name}", data[f.name], integer=True, step=step
+                )
+            elif isinstance(getattr(defaults, f.name), IntRange):
+                kwargs[f.name] = replace(getattr(defaults, f.name), step=step)
+            if hasattr(defaults, f"{f.name}_step"):
+                kwargs[f"{f.name}_step"] = step
+        return cls(**kwargs)
 
     def train(self, raw: dict[str, Any]) -> TrainSection:
         d = self.table(raw, "train", TrainSection)
