@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,18 @@ def _importances(
     if len(trials) < 4:
         return []
     direction = study.directions[index]
+    # Only feasible trained trials (worst-value placeholders would distort everything), and
+    # Optuna 5's default evaluator (PED-ANOVA) scores what makes the target LOW: negate
+    # maximized objectives, or accuracy importances describe how to get bad accuracy.
+    sub = optuna.create_study(directions=study.directions)
+    sub.add_trials(trials)
+    flip = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
     try:
-        imp = optuna.importance.get_param_importances(study, target=lambda t: t.values[index])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imp = optuna.importance.get_param_importances(
+                sub, target=lambda t: flip * t.values[index]
+            )
     except (RuntimeError, ValueError, ZeroDivisionError):
         return []
     goodness = np.array([t.values[index] for t in trials]) * (
