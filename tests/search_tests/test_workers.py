@@ -170,7 +170,8 @@ def test_workers_survive_a_postgresql_restart(tmp_path: Path, pg_url: str) -> No
         _restart_postgres()  # mid-trial, while both workers hold connections
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-3000:]
-        assert "Traceback" not in err, err[-3000:]  # no worker crashed: each rode out the restart
+        # every worker rode out the restart (Optuna still logs the cut-off trial's traceback)
+        assert "exited with code" not in err, err[-3000:]
         trials = optuna.load_study(
             study_name=config.study.name, storage=open_storage(pg_url)
         ).get_trials()

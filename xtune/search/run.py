@@ -195,6 +195,19 @@ _TRANSIENT = (
 MAX_OUTAGE_S = 600
 
 
+def _is_transient(exc: BaseException) -> bool:
+    """A database outage, directly or anywhere in the exception chain. Optuna 5 raises an
+    UnboundLocalError of its own while failing a trial whose result could not be stored."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _TRANSIENT):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def run_worker(
     args: WorkerArgs, callback: Callable[[optuna.Study, FrozenTrial], None] | None = None
 ) -> None:
@@ -209,8 +222,8 @@ def run_worker(
         try:
             _run_worker_once(args, bars, candidates, callback)
             return
-        except _TRANSIENT as exc:
-            if waited >= MAX_OUTAGE_S or not is_database(args.storage):
+        except Exception as exc:
+            if not _is_transient(exc) or waited >= MAX_OUTAGE_S or not is_database(args.storage):
                 raise
             logging.getLogger("xtune").warning(
                 "worker %d: storage unavailable (%s); retrying in %.0f s",
@@ -357,6 +370,9 @@ def run_search(
     finally:
         for p in procs:
             p.join()
+    for k, p in enumerate(procs):
+        if p.exitcode not in (0, None):
+            logging.getLogger("xtune").warning("worker %d exited with code %s", k, p.exitcode)
     if any(p.exitcode not in (0, None) for p in procs):
         # A worker died (killed, out of memory): once its heartbeat is stale, fail and requeue
         # its trial, so nothing stays RUNNING; the next search run picks the retry up.
