@@ -16,16 +16,16 @@ import pytest
 
 from tests.search_tests.studies import write_study
 from xtune.export import ExportError, export_bundle, open_study, pick_trial
-from xtune.features import build_features, load_bars, prepare
+from xtune.features import load_bars
 from xtune.runtime import BundleError, feature_matrix, load_bundle, predict
 from xtune.runtime.bundle import SUMS, write_sums
 from xtune.search import (
     load_study_config,
     pareto_front,
-    plan_from_json,
     resolve_storage,
     run_search,
 )
+from xtune.search.replay import trial_inputs
 
 
 def _exported(root: Path, family: str) -> tuple[Path, Path, optuna.Study]:
@@ -88,11 +88,8 @@ def test_predict_features_equal_the_training_pipeline(exports: dict, family: str
     bundle_dir, study_file, study = exports[family]
     bundle = load_bundle(bundle_dir)
     trial = next(t for t in study.trials if t.number == bundle.manifest["study"]["trial"])
-    plan = plan_from_json(trial.user_attrs["plan/json"])
     bars = load_bars(study_file.parent / "bars.csv")
-    frame = build_features(bars, plan.data.features)
-    skip = trial.user_attrs["data/first_row"] - (len(bars) - len(frame))
-    dataset = prepare(bars, plan.data, features=frame.iloc[skip:])
+    _, _, dataset = trial_inputs(trial.user_attrs, bars)  # the rows and scaler export trained on
     fold, _ = dataset.final()
     x_live, times = feature_matrix(bundle, bars)
     live = pd.DataFrame(x_live, index=times)

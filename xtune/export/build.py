@@ -6,7 +6,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,13 +17,13 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from xtune.export.pick import ExportError
-from xtune.features import build_features, load_bars, prepare
+from xtune.features import load_bars
 from xtune.features.build import feature_specs
 from xtune.features.catalog import warmup_of
-from xtune.models import Params, cpu_latency_ms, export_onnx, fit_final, onnx_parity
+from xtune.models import cpu_latency_ms, export_onnx, fit_final, onnx_parity
 from xtune.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, write_sums
 from xtune.search.config import StudyConfig
-from xtune.search.replay import plan_from_json
+from xtune.search.replay import trial_inputs
 
 PARITY_TOL = 1e-4
 INT8_MIN_AGREEMENT = 0.99
@@ -174,7 +174,6 @@ def export_bundle(
         raise ExportError(
             f"{out} exists and is not empty; pass --overwrite or choose another --out."
         )
-    plan = plan_from_json(attrs["plan/json"])
     bars = load_bars(data or attrs["data/source"])
     same = bars.sha256 == attrs["data/sha256"]
     if not same and not allow_other_data:
@@ -183,13 +182,7 @@ def export_bundle(
             f"{bars.sha256[:12]} vs {attrs['data/sha256'][:12]}). Pass the original file with "
             "--data, or --allow-other-data to refit on these bars on purpose."
         )
-    frame = build_features(bars, plan.data.features)
-    skip = int(attrs["data/first_row"]) - (len(bars) - len(frame)) if same else 0
-    dataset = prepare(bars, plan.data, features=frame.iloc[skip:])
-    train = plan.params.train
-    if attrs.get("train/threads"):
-        train = replace(train, threads=int(attrs["train/threads"]))
-    params = Params(plan.params.model, train)
+    plan, params, dataset = trial_inputs(attrs, bars)
     model, test, ret_scale, fold = fit_final(
         params, dataset, int(attrs["train/best_epoch"]), device=device, fee=config.trading.fee
     )

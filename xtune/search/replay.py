@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
 
 from xtune.errors import XtuneError
-from xtune.features import DataSpec, LabelSpec, SplitSpec, build_features, load_bars, prepare
+from xtune.features import (
+    Bars,
+    Dataset,
+    DataSpec,
+    LabelSpec,
+    SplitSpec,
+    build_features,
+    load_bars,
+    prepare,
+)
 from xtune.models import (
     HeadConfig,
     LossConfig,
@@ -49,6 +58,24 @@ def plan_from_json(text: str) -> Plan:
     return Plan(data, Params(model, TrainConfig(**t)), tuple(raw["units"]))
 
 
+def trial_inputs(attrs: dict[str, Any], bars: Bars) -> tuple[Plan, Params, Dataset]:
+    """A trial's plan, training settings and dataset, rebuilt from its record (replay, export).
+
+    On the bars it was searched on, the dataset starts at the same row as in the search (after
+    the widest candidate feature's warm-up), so the splits are the same. The training thread
+    count is the recorded one, because float results depend on it.
+    """
+    plan = plan_from_json(attrs["plan/json"])
+    frame = build_features(bars, plan.data.features)
+    same = bars.sha256 == attrs["data/sha256"]
+    skip = int(attrs["data/first_row"]) - (len(bars) - len(frame)) if same else 0
+    dataset = prepare(bars, plan.data, features=frame.iloc[skip:])
+    train = plan.params.train
+    if attrs.get("train/threads"):
+        train = replace(train, threads=int(attrs["train/threads"]))
+    return plan, Params(plan.params.model, train), dataset
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     trial: int
@@ -76,22 +103,14 @@ def replay(
             f"trial {number} was not trained ({attrs.get('train/status', trial.state.name)}: "
             f"{attrs.get('train/reason', 'no result')}); nothing to replay."
         )
-    plan = plan_from_json(attrs["plan/json"])
     bars = load_bars(data or attrs["data/source"])
     if bars.sha256 != attrs["data/sha256"]:
         raise XtuneError(
             f"{bars.source}: these bars differ from the ones trial {number} trained on "
             f"(sha256 {bars.sha256[:12]} vs {attrs['data/sha256'][:12]}). Pass --data with the original file."
         )
-    train = plan.params.train
-    if attrs.get("train/threads"):  # float results depend on the thread count: use the same
-        from dataclasses import replace
-
-        train = replace(train, threads=int(attrs["train/threads"]))
-    frame = build_features(bars, plan.data.features)
-    skip = int(attrs["data/first_row"]) - (len(bars) - len(frame))
-    dataset = prepare(bars, plan.data, features=frame.iloc[skip:])
-    metrics = train_and_evaluate(Params(plan.params.model, train), dataset, device="cpu", fee=fee)
+    params, dataset = trial_inputs(attrs, bars)[1:]
+    metrics = train_and_evaluate(params, dataset, device="cpu", fee=fee)
     stored = {
         "val_accuracy": float(attrs["metrics/val_accuracy"]),
         "val_loss": float(attrs["metrics/val_loss"]),
