@@ -56,19 +56,68 @@ def test_dashboard_is_bound_to_localhost_with_the_artifact_volume(compose: dict[
 
 
 def test_no_plaintext_password(compose: dict[str, Any]) -> None:
-    text = (ROOT / "docker-compose.yml").read_text()
     for service in compose["services"].values():
         assert service.get("env_file") == ".env"
         for key, value in (service.get("environment") or {}).items():
             if "PASSWORD" in key:
                 assert str(value).startswith("${"), key
-    # every password in a URL is a variable, never a literal
-    urls = re.findall(r"postgresql\S*://[^\s\"']+", text)
-    assert urls
-    for url in urls:
-        assert "}:${POSTGRES_PASSWORD" in url, url
     assert ".env" in (ROOT / ".gitignore").read_text().split()
     assert "POSTGRES_PASSWORD=" in (ROOT / ".env.example").read_text()
+
+
+def test_no_url_is_built_from_a_credential(compose: dict[str, Any]) -> None:
+    """A password pasted into a URL breaks it on @ / : # and is printed wherever the URL is."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    urls = re.findall(r"[A-Za-z][\w+.-]*://[^\s\"']+", text)
+    assert any(url.startswith("postgresql") for url in urls)
+    for url in urls:
+        assert "@" not in url and "PASSWORD" not in url.upper(), url
+    for name, service in compose["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if "://" in str(value):
+                assert "${" not in str(value) and "@" not in str(value), (name, key)
+
+
+@pytest.mark.parametrize("name", ["create-study", "dashboard", "worker"])
+def test_xtune_services_log_in_through_libpq_variables(compose: dict[str, Any], name: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    env = compose["services"][name]["environment"]
+    url = make_url(env["XTUNE_STORAGE"])
+    assert (url.drivername, url.host, url.port) == ("postgresql+psycopg2", "postgres", 5432)
+    assert (url.username, url.password, url.database) == (None, None, None)
+    server = compose["services"]["postgres"]["environment"]
+    assert env["PGUSER"] == server["POSTGRES_USER"]
+    assert env["PGDATABASE"] == server["POSTGRES_DB"]
+    assert env["PGPASSWORD"].startswith("${POSTGRES_PASSWORD:?")  # required, from .env
+
+
+@pytest.mark.postgres
+def test_libpq_variables_log_in_under_sqlalchemy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compose file's scheme on the real server: a URL with host and port only, and the
+    user, database and password (here one that would break a URL) from PG* variables."""
+    import os
+
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    if not os.environ.get("TEST_DB_URL"):
+        pytest.skip("TEST_DB_URL not set (PostgreSQL tests)")
+    full = make_url(os.environ["TEST_DB_URL"])
+    password = full.password or "p@ss/w:rd#?%1"  # a trust-auth server accepts any password
+    monkeypatch.setenv("PGUSER", str(full.username))
+    monkeypatch.setenv("PGDATABASE", str(full.database))
+    monkeypatch.setenv("PGPASSWORD", str(password))
+    bare = full.set(username=None, password=None, database=None)
+    engine = sa.create_engine(bare)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(sa.text("SELECT current_user, current_database()")).one()
+            used = connection.connection.dbapi_connection.info.password  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    assert tuple(row) == (full.username, full.database)
+    assert used == password  # libpq sent PGPASSWORD
 
 
 def _cli_help(*command: str) -> str:

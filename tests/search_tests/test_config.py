@@ -42,17 +42,18 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     "old, new, words",
     [
         ("min = 1", "mni = 1", ["[features]", "unknown key 'mni'", "Did you mean 'min'"]),
-        ("hidden = [8, 32]", "hidden = [32, 8]", ["model.lstm.hidden", "low 32 > high 8"]),
+        ("hidden = [8, 32]", "hidden = [32, 8]", ["[model.lstm] hidden", "low 32 > high 8"]),
         (
             "max_hidden = 32",
             "max_hidden = 4",
             ["[caps]", "max_hidden 4", "below the smallest", "model.lstm.hidden"],
         ),
-        ("max_layers = 2", "max_layers = 0", ["[caps]", "max_layers 0", "model.lstm.layers"]),
+        ("layers = [1, 2]", "layers = [3, 4]", ["[caps]", "max_layers 2", "model.lstm.layers"]),
+        ("max_layers = 2", "max_layers = 0", ["[caps] max_layers = 0", "outside [1, 64]"]),
         (
             'sampler = "tpe"',
             'sampler = "cmaes"',
-            ["[study]", "sampler 'cmaes' is unknown", "tpe, nsga2, random, gp"],
+            ["[study] sampler", '"cmaes" is unknown', '"tpe", "nsga2", "random", "gp"'],
         ),
         (
             'groups = ["returns",',
@@ -67,7 +68,12 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         ('objectives = ["accuracy", "loss"]', 'objectives = ["profit"]', ["[study]", "profit"]),
         ("[split]", "[splitt]", ["unknown section [splitt]", "Did you mean [split]"]),
         ("min = 1", "min = 5", ["[features]", "min 5 and max 3"]),
-        ("lr = [1e-3, 1e-2]", "lr = [0.0, 1e-2]", ["train.lr", "log scale", "low must be > 0"]),
+        ("lr = [1e-3, 1e-2]", "lr = [0.0, 1e-2]", ["[train] lr", "low 0.0 is outside (0, 1]"]),
+        (
+            "weight_decay = [1e-4, 1e-2]",
+            "weight_decay = [0, 1e-2]",
+            ["[train] weight_decay", "log scale", "low must be > 0"],
+        ),
         ('families = ["lstm"]', 'families = ["transformer"]', ["[model]", "transformer"]),
     ],
 )

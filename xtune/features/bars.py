@@ -6,17 +6,18 @@ that names the source, the column, the first offending row and time, and the fix
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from xtune.errors import DataError
+from xtune.features._times import first_true, parse_times
 
 OHLCV = ("open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
@@ -143,21 +144,55 @@ def _read_file(path: Path) -> pd.DataFrame:
             f"{path}: file not found. Pass the path of a CSV or Parquet file of OHLCV bars."
         )
     suffix = path.suffix.lower()
+    is_parquet = suffix in (".parquet", ".pq")
+    if not is_parquet and suffix not in (".csv", ".txt", ".tsv", ""):
+        raise DataError(f"{path}: unknown file type {suffix!r}. Use .csv or .parquet.")
+    if _is_blank(path):
+        raise DataError(
+            f"{path}: the file is empty. Pass a CSV or Parquet file with a header row "
+            "(time, open, high, low, close, volume) and one bar per row."
+        )
     try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".txt", ".tsv") or suffix == "":
-            # sep=None sniffs ',', ';' and tabs (MetaTrader exports use tabs).
-            return pd.read_csv(path, sep=None, engine="python")
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        # sep=None sniffs ',', ';' and tabs (MetaTrader exports use tabs).
+        raw = pd.read_parquet(path) if is_parquet else pd.read_csv(path, sep=None, engine="python")
+    except (ValueError, OSError, csv.Error, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: could not be read as {suffix or 'CSV'}: {exc}") from exc
-    raise DataError(f"{path}: unknown file type {suffix!r}. Use .csv or .parquet.")
+    if not is_parquet:
+        _refuse_truncated(path, raw)
+    return raw
 
 
-def _first(mask: np.ndarray) -> int | None:
-    """Position of the first True, or None."""
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if len(hits) else None
+def _is_blank(path: Path) -> bool:
+    """0 bytes, or only whitespace (a file created but never written)."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    return not head.strip() and len(head) < 4096
+
+
+def _refuse_truncated(path: Path, raw: pd.DataFrame) -> None:
+    """Refuse a CSV whose last line was cut mid-write, before it changes the newest bar.
+
+    The rule: the file does not end with a newline, and its last row leaves empty a column
+    that the row before it filled (fewer fields than the header, or an empty field). A
+    complete last row without a final newline is fine; a cut inside the last field of an
+    otherwise complete row leaves no trace and cannot be seen.
+    """
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 4096))
+        tail = handle.read()
+    if raw.empty or tail.endswith((b"\n", b"\r")):
+        return
+    empty = raw.iloc[-1].isna().to_numpy()
+    filled_before = raw.iloc[-2].notna().to_numpy() if len(raw) > 1 else np.ones_like(empty)
+    if (col := first_true(empty & filled_before)) is not None:
+        line = tail.rsplit(b"\n", 1)[-1].decode(errors="replace")
+        end = line if len(line) <= 60 else "..." + line[-60:]
+        raise DataError(
+            f"{path}: row {len(raw) - 1} (the last line, {end!r}) has no value for "
+            f"{str(raw.columns[col])!r} and the file does not end with a newline: it looks "
+            "truncated (partially written). Wait for the writer to finish, or drop the last "
+            "line, and retry."
+        )
 
 
 def _row_ref(index: pd.Index, pos: int) -> str:
@@ -189,7 +224,7 @@ def _normalize(raw: pd.DataFrame, label: str) -> pd.DataFrame:
     for canon in OHLCV:
         col = raw[found[canon]]
         values = pd.to_numeric(col, errors="coerce")
-        if (pos := _first((values.isna() & col.notna()).to_numpy())) is not None:
+        if (pos := first_true((values.isna() & col.notna()).to_numpy())) is not None:
             raise DataError(
                 f"{label}: column {found[canon]!r} ({canon}) is not numeric at row {pos}: "
                 f"{col.iloc[pos]!r}. Remove thousands separators/units or fix that row."
@@ -219,25 +254,7 @@ def _time_index(raw: pd.DataFrame, by_norm: dict[str, object], label: str) -> pd
             f"{label}: no time column. Name it timestamp, date, datetime or time "
             "(or pass a DataFrame with a DatetimeIndex)."
         )
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        # Epoch numbers: pick the unit from the magnitude (seconds ~1e9, ms ~1e12, ns ~1e18).
-        top = float(np.nanmax(np.abs(values.to_numpy(np.float64)))) if len(values) else 0.0
-        unit: Literal["s", "ms", "us", "ns"] = (
-            "s" if top < 1e11 else "ms" if top < 1e14 else "us" if top < 1e17 else "ns"
-        )
-        parsed = pd.to_datetime(values, unit=unit, utc=True, errors="coerce")
-    else:
-        try:
-            parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-        except (ValueError, TypeError):
-            parsed = pd.to_datetime(values, utc=True, errors="coerce")
-    if (pos := _first(parsed.isna().to_numpy())) is not None:
-        raise DataError(
-            f"{label}: column {column!r} has an unreadable or missing time at row {pos}: "
-            f"{values.iloc[pos]!r}. Use ISO times like 2024-01-31 14:00:00 or epoch seconds."
-        )
-    # One resolution (ns) whatever pandas inferred, so hashes and interval math agree.
-    return pd.DatetimeIndex(parsed).as_unit("ns")
+    return parse_times(values, column, label)
 
 
 def validate_frame(frame: pd.DataFrame, label: str) -> None:
@@ -246,12 +263,12 @@ def validate_frame(frame: pd.DataFrame, label: str) -> None:
     for col in OHLCV:
         values = frame[col].to_numpy()
         nonfinite = ~np.isfinite(values)
-        if (pos := _first(nonfinite)) is not None:
+        if (pos := first_true(nonfinite)) is not None:
             raise DataError(
                 f"{label}: column {col!r} has {int(nonfinite.sum())} NaN/inf value(s); first at "
                 f"{_row_ref(index, pos)}. Drop or repair those bars (xtune never fills invented prices)."
             )
-        if (pos := _first(np.abs(values) > MAX_ABS_VALUE)) is not None:
+        if (pos := first_true(np.abs(values) > MAX_ABS_VALUE)) is not None:
             raise DataError(
                 f"{label}: column {col!r} has a value of {values[pos]:.3g} at {_row_ref(index, pos)}, "
                 f"above {MAX_ABS_VALUE:.0e}. Such magnitudes wreck training: check the units "
@@ -259,13 +276,13 @@ def validate_frame(frame: pd.DataFrame, label: str) -> None:
             )
     for col in PRICES:
         values = frame[col].to_numpy()
-        if (pos := _first(values <= 0)) is not None:
+        if (pos := first_true(values <= 0)) is not None:
             raise DataError(
                 f"{label}: column {col!r} has a non-positive price {values[pos]} at "
                 f"{_row_ref(index, pos)}. Prices must be > 0 (log returns); remove or fix the row."
             )
     high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
-    if (pos := _first(high < low)) is not None:
+    if (pos := first_true(high < low)) is not None:
         raise DataError(
             f"{label}: column 'high' is below 'low' at {_row_ref(index, pos)} "
             f"(high={high[pos]}, low={low[pos]}). Check that the columns are not swapped."
@@ -274,26 +291,26 @@ def validate_frame(frame: pd.DataFrame, label: str) -> None:
         values = frame[col].to_numpy()
         # A relative tolerance absorbs float rounding in exported files.
         tol = 1e-9 * np.abs(values)
-        if (pos := _first((values < low - tol) | (values > high + tol))) is not None:
+        if (pos := first_true((values < low - tol) | (values > high + tol))) is not None:
             raise DataError(
                 f"{label}: column {col!r} is outside [low, high] at {_row_ref(index, pos)} "
                 f"({col}={values[pos]}, low={low[pos]}, high={high[pos]}). Fix that bar or "
                 "check the column mapping."
             )
     volume = frame["volume"].to_numpy()
-    if (pos := _first(volume < 0)) is not None:
+    if (pos := first_true(volume < 0)) is not None:
         raise DataError(
             f"{label}: column 'volume' is negative ({volume[pos]}) at {_row_ref(index, pos)}. "
             "Volume must be >= 0; fix or remove the row."
         )
     steps = np.diff(index.asi8)
-    if (pos := _first(np.concatenate([[False], steps < 0]))) is not None:
+    if (pos := first_true(np.concatenate([[False], steps < 0]))) is not None:
         raise DataError(
             f"{label}: times are not sorted: {_row_ref(index, pos)} comes before the previous row "
             f"({index[pos - 1]}). Sort the bars by time (oldest first); xtune never reorders them "
             "for you, because a shuffled series is how validation starts to lie."
         )
-    if (pos := _first(np.concatenate([[False], steps == 0]))) is not None:
+    if (pos := first_true(np.concatenate([[False], steps == 0]))) is not None:
         raise DataError(
             f"{label}: duplicate time at {_row_ref(index, pos)} (same as row {pos - 1}). "
             "Remove duplicate bars (e.g. overlapping exports) so each time appears once."

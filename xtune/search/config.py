@@ -7,12 +7,14 @@ Search-space values are written as:
   log scale, integers in steps given by the key's ``*_step`` companion where one exists;
 - ``{choices = [...]}``: one of a list (``batch_size = {choices = [128, 256]}``).
 
-Every error names the file and the key and says what to do, before any trial runs.
+Every value is checked by type and range (``_validate.RULES``) before anything is created;
+every error is one line naming the file, the ``[section] key``, the value and what to write.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -22,7 +24,17 @@ from xtune.errors import XtuneError
 from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
 from xtune.features.split import SplitSpec
-from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space, lowest, values
+from xtune.search import _validate as v
+from xtune.search.ranges import (
+    Choice,
+    Fixed,
+    FloatRange,
+    IntRange,
+    Space,
+    first_not_multiple,
+    lowest,
+    values,
+)
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 OBJECTIVES = ("accuracy", "loss", "sharpe")
@@ -167,19 +179,23 @@ def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study file.
 
     Raises:
-        StudyError: naming the file and key (unknown key with a suggestion, min > max, a cap
-            below the search space's minimum, unknown sampler/feature/family...).
+        StudyError: naming the file and key (a value of the wrong type or out of range, an
+            unknown key with a suggestion, min > max, a cap below the search space's minimum,
+            unknown sampler/feature/family...).
     """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise StudyError(
             f"{path}: study file not found. See studies/quickstart.toml for an example."
         )
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise StudyError(f"{path}: not valid TOML: {exc}") from exc
-    return _Parser(path).study_config(raw)
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return _Parser(path).study_config(raw)
+    except v.Invalid as exc:
+        raise StudyError(f"{path}: {exc}") from None
 
 
 class _Parser:
@@ -194,7 +210,7 @@ class _Parser:
     ) -> dict[str, Any]:
         data = raw.get(key.split(".")[-1], {})
         if not isinstance(data, dict):
-            raise self.fail(key, "must be a table.")
+            raise self.fail(key, f"must be a table, got {v.show(data)}.")
         known = [f.name for f in fields(cls)]
         for name in data:
             if name not in known:
@@ -208,39 +224,9 @@ class _Parser:
                 raise self.fail(key, f"missing required key '{name}'.")
         return dict(data)
 
-    def space(
-        self, key: str, value: Any, *, integer: bool, step: int = 1, log: bool = False
-    ) -> Space:
-        if isinstance(value, dict):
-            if (
-                set(value) != {"choices"}
-                or not isinstance(value["choices"], list)
-                or not value["choices"]
-            ):
-                raise self.fail(
-                    key, "a choice is written {choices = [a, b, ...]} with at least one value."
-                )
-            return Choice(tuple(value["choices"]))
-        if isinstance(value, list):
-            if len(value) != 2 or not all(isinstance(v, int | float) for v in value):
-                raise self.fail(key, f"a range is written [low, high], got {value!r}.")
-            low, high = value
-            if low > high:
-                raise self.fail(
-                    key, f"low {low} > high {high}: write [low, high] with low <= high."
-                )
-            if log and low <= 0:
-                raise self.fail(key, f"is searched on a log scale, so low must be > 0, got {low}.")
-            if integer:
-                if int(low) != low or int(high) != high:
-                    raise self.fail(key, f"needs whole numbers, got {value!r}.")
-                return IntRange(int(low), int(high), step)
-            return FloatRange(float(low), float(high), log)
-        if isinstance(value, int | float | str | bool):
-            return Fixed(value)
-        raise self.fail(
-            key, f"cannot read {value!r}: use a number, [low, high] or {{choices = [...]}}."
-        )
+    def numeric(self, raw: dict[str, Any], key: str, cls: type) -> dict[str, Any]:
+        """A table whose keys are all single numbers, each checked against its rule."""
+        return v.checked(key, self.table(raw, key, cls), tuple(f.name for f in fields(cls)))
 
     def study_config(self, raw: dict[str, Any]) -> StudyConfig:
         sections = {f.name for f in fields(StudyConfig)} - {"path"}
@@ -256,8 +242,8 @@ class _Parser:
         features = self.features(raw)
         model = self.model(raw)
         train = self.train(raw)
-        caps = CapsSection(**self.table(raw, "caps", CapsSection))
-        trading = TradingSection(**self.table(raw, "trading", TradingSection))
+        caps = CapsSection(**self.numeric(raw, "caps", CapsSection))
+        trading = TradingSection(**self.numeric(raw, "trading", TradingSection))
         config = StudyConfig(
             study, data, labels, split, features, model, train, caps, trading, self.path
         )
@@ -265,70 +251,74 @@ class _Parser:
         return config
 
     def study(self, raw: dict[str, Any]) -> StudySection:
-        d = self.table(raw, "study", StudySection, required=("name",))
-        if d.get("sampler", "tpe") not in SAMPLERS:
-            raise self.fail(
-                "study", f"sampler '{d['sampler']}' is unknown; use one of {', '.join(SAMPLERS)}."
+        d = v.checked(
+            "study", self.table(raw, "study", StudySection, ("name",)), ("trials", "seed")
+        )
+        d["name"] = v.text("study", "name", d["name"], '"eurusd_h1"', file_name=True)
+        if "sampler" in d:
+            d["sampler"] = v.text("study", "sampler", d["sampler"], '"tpe"', choices=SAMPLERS)
+        if "storage" in d:
+            example = '"" (a journal file beside the study file) or a database URL'
+            d["storage"] = v.text("study", "storage", d["storage"], example, empty=True)
+        if "objectives" in d:
+            d["objectives"] = v.texts(
+                "study", "objectives", d["objectives"], '["accuracy", "loss"]'
             )
-        objectives = tuple(d.get("objectives", ("accuracy", "loss")))
+        section = StudySection(**d)
+        objectives = section.objectives
         bad = [o for o in objectives if o not in OBJECTIVES]
         if bad or not objectives or len(set(objectives)) != len(objectives):
             raise self.fail(
                 "study",
                 f"objectives {list(objectives)}: pick distinct ones from {list(OBJECTIVES)}.",
             )
-        if int(d.get("trials", 20)) < 1:
-            raise self.fail("study", "trials must be >= 1.")
-        d["objectives"] = objectives
-        return StudySection(**d)
+        return section
 
     def data(self, raw: dict[str, Any]) -> DataSection:
-        d = self.table(raw, "data", DataSection, required=("source",))
-        source = str(d["source"])
+        d = v.checked("data", self.table(raw, "data", DataSection, ("source",)), ("window_step",))
+        source = v.text("data", "source", d.pop("source"), '"sample:synthetic" or "bars.csv"')
         if not source.startswith("sample:") and not Path(source).is_absolute():
             source = str((self.path.parent / source).resolve())
-        step = int(d.get("window_step", 8))
-        window = self.space("data.window", d.get("window", 60), integer=True, step=step)
-        if lowest(window) < 2:
-            raise self.fail("data", "window must be >= 2 bars.")
-        return DataSection(source, window, step)
+        step = d.get("window_step", DataSection.window_step)
+        if "window" in d:
+            d["window"] = v.space("data", "window", d["window"], step=step)
+        return DataSection(source, **d)
 
     def labels(self, raw: dict[str, Any]) -> LabelSpec:
-        d = self.table(raw, "labels", LabelSpec)
+        d = v.checked("labels", self.table(raw, "labels", LabelSpec), ("dead_zone", "classes"))
+        if "horizons" in d:
+            d["horizons"] = v.numbers("labels", "horizons", d["horizons"])
         try:
-            return LabelSpec(
-                tuple(d.get("horizons", (1,))),
-                float(d.get("dead_zone", 0.0)),
-                int(d.get("classes", 2)),
-            )
+            return LabelSpec(**d)
         except XtuneError as exc:
             raise self.fail("labels", str(exc)) from None
 
     def split(self, raw: dict[str, Any]) -> SplitSpec:
-        d = self.table(raw, "split", SplitSpec)
+        d = self.numeric(raw, "split", SplitSpec)
         try:
             return SplitSpec(**d)
-        except (XtuneError, TypeError) as exc:
+        except XtuneError as exc:
             raise self.fail("split", str(exc)) from None
 
     def features(self, raw: dict[str, Any]) -> FeatureSection:
-        d = self.table(raw, "features", FeatureSection)
-        groups = tuple(d.get("groups", GROUPS))
-        names = tuple(d.get("names", ()))
-        unknown = [g for g in groups if g not in GROUPS]
+        d = v.checked("features", self.table(raw, "features", FeatureSection), ("min", "max"))
+        for key in ("groups", "names"):
+            if key in d:
+                d[key] = v.texts("features", key, d[key], '["returns", "momentum"]')
+        if "unit" in d:
+            d["unit"] = v.text(
+                "features", "unit", d["unit"], '"group"', choices=("group", "feature")
+            )
+        section = FeatureSection(**d)
+        unknown = [g for g in section.groups if g not in GROUPS]
         if unknown:
             raise self.fail("features", f"unknown group(s) {unknown}; groups are {list(GROUPS)}.")
-        unknown = [n for n in names if n not in CATALOG]
+        unknown = [n for n in section.names if n not in CATALOG]
         if unknown:
             raise self.fail("features", f"unknown feature(s) {unknown}; run `xtune features list`.")
-        if d.get("unit", "group") not in ("group", "feature"):
-            raise self.fail("features", "unit must be 'group' or 'feature'.")
-        section = FeatureSection(
-            groups, names, d.get("unit", "group"), int(d.get("min", 1)), int(d.get("max", 1000))
-        )
         if not section.units:
             raise self.fail("features", "nothing to search: list at least one group or name.")
-        if section.min < 1 or section.min > section.max:
+        if section.min > section.max:
             raise self.fail(
                 "features", f"min {section.min} and max {section.max} need 1 <= min <= max."
             )
@@ -341,9 +331,9 @@ class _Parser:
 
     def model(self, raw: dict[str, Any]) -> ModelSection:
         d = self.table(raw, "model", ModelSection)
-        families = tuple(d.get("families", FAMILIES))
+        families = v.texts("model", "families", d.get("families", list(FAMILIES)), '["lstm"]')
         bad = [f for f in families if f not in FAMILIES]
-        if bad or not families:
+        if bad or not families or len(set(families)) != len(families):
             raise self.fail(
                 "model", f"families {list(families)}: use one or more of {list(FAMILIES)}."
             )
@@ -351,14 +341,15 @@ class _Parser:
         xlstm = self.integer_spaces(
             "model.xlstm", self.table(d, "model.xlstm", XLSTMSpace), XLSTMSpace
         )
-        estep = xlstm.embed_step
-        for h in values(xlstm.heads):
-            for e in values(xlstm.embed, estep):
-                if e % h or (2 * e) % 4:
-                    raise self.fail(
-                        "model.xlstm",
-                        f"embed {e} is not divisible by heads {h}; use embed_step a multiple of every head count.",
-                    )
+        for h in values(xlstm.heads):  # at most 256 head counts (RULES)
+            # sLSTM needs embed % heads == 0; mLSTM needs (2 * embed) % heads == 0 and % 4 == 0
+            multiple = math.lcm(h, 2)
+            e = first_not_multiple(xlstm.embed, multiple)
+            if e is not None:
+                raise self.fail(
+                    "model.xlstm",
+                    f"embed {e} does not fit heads {h}: every embed must be even and divisible by every head count; write an embed range and embed_step that are multiples of {multiple}.",
+                )
         return ModelSection(families, lstm, xlstm)
 
     def integer_spaces(self, key: str, data: dict[str, Any], cls: type[_S]) -> _S:
@@ -367,42 +358,29 @@ class _Parser:
         kwargs: dict[str, Any] = {}
         defaults = cls()
         for f in fields(cls):
-            if f.name.endswith("_step") or (f.name not in data and f"{f.name}_step" not in data):
+            step_key = f"{f.name}_step"
+            if f.name.endswith("_step") or (f.name not in data and step_key not in data):
                 continue
-            step = int(data.get(f"{f.name}_step", getattr(defaults, f"{f.name}_step", 1)))
+            step = getattr(defaults, step_key, 1)
+            if step_key in data:
+                step = v.number(key, step_key, data[step_key])
             if f.name in data:
-                kwargs[f.name] = self.space(
-                    f"{key}.{f.name}", data[f.name], integer=True, step=step
-                )
+                kwargs[f.name] = v.space(key, f.name, data[f.name], step=step)
             elif isinstance(getattr(defaults, f.name), IntRange):
                 kwargs[f.name] = replace(getattr(defaults, f.name), step=step)
-            if hasattr(defaults, f"{f.name}_step"):
-                kwargs[f"{f.name}_step"] = step
+            if hasattr(defaults, step_key):
+                kwargs[step_key] = step
         return cls(**kwargs)
 
     def train(self, raw: dict[str, Any]) -> TrainSection:
-        d = self.table(raw, "train", TrainSection)
-        spaces = {}
-        for f in fields(TrainSection):
-            if f.name in ("epochs", "patience", "schedule") or f.name not in d:
-                continue
-            spaces[f.name] = self.space(
-                f"train.{f.name}",
-                d[f.name],
-                integer=f.name == "batch_size",
-                log=f.name in LOG_SCALE,
+        d = v.checked("train", self.table(raw, "train", TrainSection), ("epochs", "patience"))
+        if "schedule" in d:
+            d["schedule"] = v.text(
+                "train", "schedule", d["schedule"], '"cosine"', choices=("cosine", "plateau")
             )
-        section = TrainSection(
-            epochs=int(d.get("epochs", 20)),
-            patience=int(d.get("patience", 4)),
-            schedule=str(d.get("schedule", "cosine")),
-            **spaces,
-        )
-        if section.epochs < 1 or section.patience < 1:
-            raise self.fail("train", "epochs and patience must be >= 1.")
-        if section.schedule not in ("cosine", "plateau"):
-            raise self.fail("train", "schedule must be 'cosine' or 'plateau'.")
-        return section
+        for name in set(d) - {"epochs", "patience", "schedule"}:
+            d[name] = v.space("train", name, d[name], log=name in LOG_SCALE)
+        return TrainSection(**d)
 
     def check_caps(self, c: StudyConfig) -> None:
         caps, m = c.caps, c.model
@@ -420,5 +398,3 @@ class _Parser:
                     "caps",
                     f"max_layers {caps.max_layers} is below the smallest {dkey} ({lowest(depth)}): no trial could fit. Raise the cap or lower {dkey}.",
                 )
-        if caps.max_params < 1 or caps.max_latency_ms <= 0:
-            raise self.fail("caps", "max_params and max_latency_ms must be > 0.")
