@@ -13,8 +13,11 @@ from xtune.features.sample import synthetic_bars
 def _isolated_cache(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tests never read or write the user's ~/.cache/xtune."""
-    monkeypatch.setenv("XTUNE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    """Tests never read or write the user's ~/.cache/xtune: not in this process (the default),
+    nor in the commands they start (the environment)."""
+    cache = str(tmp_path_factory.mktemp("cache"))
+    monkeypatch.setattr("xtune.settings.DEFAULT_CACHE_DIR", Path(cache))
+    monkeypatch.setenv("XTUNE_CACHE_DIR", cache)
 
 
 @pytest.fixture

@@ -14,35 +14,25 @@ import optuna
 import pandas as pd
 import pytest
 
-from tests.search_tests.studies import write_study
-from xtune.export import ExportError, export_bundle, open_study, pick_trial
+from tests.search_tests.test_report import _trial
+from xtune.errors import XtuneError
+from xtune.export import ExportError, export_bundle, pick_trial
 from xtune.features import load_bars
 from xtune.runtime import BundleError, feature_matrix, load_bundle, predict
 from xtune.runtime.bundle import SUMS, write_sums
 from xtune.search import (
     load_study_config,
+    open_study,
     pareto_front,
+    read,
     resolve_storage,
-    run_search,
+    trial_inputs,
 )
-from xtune.search.replay import trial_inputs
+from xtune.settings import Settings
 
+pytestmark = pytest.mark.slow
 
-def _exported(root: Path, family: str) -> tuple[Path, Path, optuna.Study]:
-    folder = root / family
-    folder.mkdir()
-    study_file = write_study(folder, trials=3, families=f'["{family}"]')
-    config = load_study_config(study_file)
-    study = run_search(config, resolve_storage(config))
-    bundle = folder / "bundle"
-    export_bundle(config, pick_trial(study), bundle)
-    return bundle, study_file, study
-
-
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path, optuna.Study]]:
-    root = tmp_path_factory.mktemp("exports")
-    return {family: _exported(root, family) for family in ("lstm", "xlstm")}
+ENV = Settings()
 
 
 @pytest.mark.parametrize("family", ["lstm", "xlstm"])
@@ -50,17 +40,24 @@ def test_export_writes_a_complete_verified_bundle(exports: dict, family: str) ->
     bundle_dir, _, study = exports[family]
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest
-    assert m["model"]["family"] == family and m["format_version"] == 1
-    assert m["parity_max_abs_diff"] <= 1e-4
-    assert m["study"]["trial"] in [t.number for t in pareto_front(study)]
+    assert m.model.family == family and m.format_version == 2
+    assert (m.model.input, m.model.logits, m.model.returns) == ("x", "logits", "returns")
+    assert m.parity_max_abs_diff <= 1e-4
+    assert m.study.trial in [t.number for t in pareto_front(study)]
     for part in ("validation", "test"):
-        assert {"accuracy", "loss", "baseline_accuracy"} <= set(m["metrics"][part])
-    assert m["metrics"]["test"]["samples"] > 0
-    assert m["scaler"]["columns"] == [f["name"] for f in m["features"]]
-    assert all({"name", "group", "warmup", "params"} <= set(f) for f in m["features"])
-    assert m["latency_ms"]["onnx_fp32"] > 0 and m["versions"]["onnxruntime"]
-    assert m["int8"]["used"] in (True, False) and (m["int8"]["used"] or m["int8"]["reason"])
-    assert set(m["files"]) >= {"model.onnx"}
+        assert {"accuracy", "loss", "baseline_accuracy", "sharpe"} <= set(m.metrics[part])
+    assert m.metrics["test"]["samples"] > 0
+    assert m.scaler["columns"] == list(m.feature_names)
+    assert m.latency_ms["onnx_fp32"] > 0 and m.versions["onnxruntime"]
+    int8_file = bundle_dir / "model.int8.onnx"
+    if m.int8.used:  # kept: faster here and agreeing on 99%+ of test directions
+        assert int8_file.exists() and m.model.file == int8_file.name
+        assert m.int8.agreement is not None and m.int8.agreement >= 0.99
+        assert m.latency_ms["onnx_int8"] is not None
+        assert m.latency_ms["onnx_int8"] < m.latency_ms["onnx_fp32"]
+    else:
+        assert not int8_file.exists() and m.model.file == "model.onnx" and m.int8.reason
+    assert set(m.files) == {p.name for p in bundle_dir.iterdir()} - {"manifest.json", SUMS}
     assert not list(bundle_dir.glob("*.pt"))  # no torch checkpoint travels to the trading PC
 
 
@@ -73,7 +70,7 @@ def test_predict_round_trip(exports: dict, family: str, tmp_path: Path) -> None:
     probs = frame[[c for c in frame.columns if "_p_" in c]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert frame.index[-1] == bars.index[-1]
-    assert len(frame) == len(bars) - bundle.manifest["warmup"] - bundle.window + 1
+    assert len(frame) == len(bars) - bundle.manifest.warmup - bundle.window + 1
     last = predict(bundle, bars, last=True)
     pd.testing.assert_frame_equal(last, frame.iloc[-1:], check_freq=False)
     # a live bot sees only the history up to now: the prediction for a past bar must not change
@@ -87,9 +84,9 @@ def test_predict_round_trip(exports: dict, family: str, tmp_path: Path) -> None:
 def test_predict_features_equal_the_training_pipeline(exports: dict, family: str) -> None:  # type: ignore[type-arg]
     bundle_dir, study_file, study = exports[family]
     bundle = load_bundle(bundle_dir)
-    trial = next(t for t in study.trials if t.number == bundle.manifest["study"]["trial"])
+    trial = next(t for t in study.trials if t.number == bundle.manifest.study.trial)
     bars = load_bars(study_file.parent / "bars.csv")
-    _, _, dataset = trial_inputs(trial.user_attrs, bars)  # the rows and scaler export trained on
+    _, _, dataset = trial_inputs(read(trial), bars)  # the rows and scaler export trained on
     fold, _ = dataset.final()
     x_live, times = feature_matrix(bundle, bars)
     live = pd.DataFrame(x_live, index=times)
@@ -199,28 +196,25 @@ def test_bad_bars_for_predict_get_clear_errors(exports: dict, tmp_path: Path) ->
     assert result.returncode == 2 and "'close'" in result.stderr and "row 200" in result.stderr
 
 
-def test_pick_rules_and_refusals(exports: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
-    study = exports["lstm"][2]
-    front = pareto_front(study)
-    best_acc = pick_trial(study)
-    assert best_acc.user_attrs["metrics/val_accuracy"] == max(
-        t.user_attrs["metrics/val_accuracy"] for t in front
-    )
-    best_loss = pick_trial(study, rule="loss")
-    assert best_loss.user_attrs["metrics/val_loss"] == min(
-        t.user_attrs["metrics/val_loss"] for t in front
-    )
-    assert pick_trial(study, rule="knee") in front
+def test_pick_rules_and_refusals() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(_trial(0.1, 0.1, 0.60, 0.69))  # 0: best accuracy
+    study.add_trial(_trial(0.2, 0.2, 0.55, 0.70))  # 1: dominated by 0, trained
+    study.add_trial(_trial(0.3, 0.3, 0.58, 0.66))  # 2: the knee
+    study.add_trial(_trial(0.4, 0.4, 0.52, 0.60))  # 3: best loss
+    study.add_trial(_trial(0.5, 0.5, 0.90, 0.10, feasible=False))  # 4: over a cap
+    assert [t.number for t in pareto_front(study)] == [0, 2, 3]
+    assert pick_trial(study).number == 0
+    assert pick_trial(study, rule="loss").number == 3
+    assert pick_trial(study, rule="knee").number == 2
     with pytest.raises(ExportError, match="unknown pick rule"):
         pick_trial(study, rule="vibes")
-    off_front = [
-        t for t in study.trials if t not in front and t.user_attrs.get("train/status") == "ok"
-    ]
-    if off_front:
-        with pytest.raises(ExportError, match="not on the feasible Pareto front"):
-            pick_trial(study, number=off_front[0].number)
-        assert pick_trial(study, number=off_front[0].number, force=True) is not None
-    with pytest.raises(ExportError, match="no trial 999"):
+    with pytest.raises(ExportError, match="not on the feasible Pareto front"):
+        pick_trial(study, number=1)
+    assert pick_trial(study, number=1, force=True).number == 1
+    with pytest.raises(ExportError, match="not trained"):
+        pick_trial(study, number=4, force=True)
+    with pytest.raises(XtuneError, match="no trial 999"):
         pick_trial(study, number=999)
     empty = optuna.create_study(directions=["maximize", "minimize"])
     with pytest.raises(ExportError, match="no feasible trained trial"):
@@ -230,12 +224,12 @@ def test_pick_rules_and_refusals(exports: dict, tmp_path: Path) -> None:  # type
 def test_export_refuses_other_bars_unless_asked(exports: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
     _, study_file, _ = exports["lstm"]
     config = load_study_config(study_file)
-    study = open_study(config, resolve_storage(config))
+    study = open_study(config.study.name, resolve_storage(config, None, ENV), ENV)
     other = tmp_path / "other.csv"
     frame = pd.read_csv(study_file.parent / "bars.csv")
     frame.iloc[:-1].to_csv(other, index=False)
     with pytest.raises(ExportError, match="not the bars trial"):
-        export_bundle(config, pick_trial(study), tmp_path / "b1", data=str(other))
+        export_bundle(config, pick_trial(study), tmp_path / "b1", ENV, data=str(other))
     assert not (tmp_path / "b1").exists()
-    with pytest.raises(ExportError, match="exists and is not empty"):
-        export_bundle(config, pick_trial(study), exports["lstm"][0])
+    with pytest.raises(ExportError, match="already holds a bundle; pass --overwrite"):
+        export_bundle(config, pick_trial(study), exports["lstm"][0], ENV)

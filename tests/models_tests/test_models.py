@@ -78,6 +78,7 @@ def test_latency_probe_runs_one_thread_and_restores_the_setting() -> None:
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_tiny_batch_is_overfit(family: str) -> None:
     """Gradient flow check: 32 windows with random labels are memorized (loss falls by 90%)."""
@@ -99,6 +100,7 @@ def test_a_tiny_batch_is_overfit(family: str) -> None:
     assert float(loss.detach()) < 0.1 * first
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_onnx_parity_and_input_shape(family: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
@@ -114,6 +116,7 @@ def test_onnx_parity_and_input_shape(family: str, tmp_path: Path) -> None:
     assert onnx_parity(model, path, x[:1]) < 1e-4  # batch 1, as the live bot runs it
 
 
+@pytest.mark.slow
 def test_xlstm_export_does_not_unroll_the_window(tmp_path: Path) -> None:
     """The sLSTM recurrence exports as one Scan node: the graph has (almost) the same node
     count at window 20 and at window 500 (unrolling would add ~500 nodes per step), and the

@@ -35,11 +35,8 @@ def _lstm(n: int = len(FEATURES), **train: object) -> Params:
     return Params(LSTMConfig(n_features=n, hidden=16), TrainConfig(epochs=4, **train))  # type: ignore[arg-type]
 
 
-def _comparable(m: Metrics) -> dict[str, object]:
-    d = m.to_dict()
-    for timing in ("train_seconds", "latency_ms"):
-        d.pop(timing)
-    return d
+def _comparable(m: Metrics) -> tuple[object, ...]:
+    return m.val, m.log.curve, m.log.best_epoch, m.log.stopped  # everything but the timing
 
 
 @pytest.mark.parametrize("family", ["lstm", "xlstm"])
@@ -59,25 +56,42 @@ def test_same_seed_same_metrics_on_cpu(data: Dataset, family: str) -> None:
 
 def test_metrics_are_complete_and_honest(data: Dataset) -> None:
     m = train_and_evaluate(_lstm(), data)
-    assert m.status == "ok" and m.reason == ""
+    v, log = m.val, m.log
+    assert m.status == "ok" and log.reason == ""
     val = data.direction[data.folds[0].val.start : data.folds[0].val.stop, 0]
-    assert m.baseline_accuracy == pytest.approx(max(val.mean(), 1 - val.mean()))
-    assert 0 < m.val_accuracy < 1 and math.isfinite(m.val_loss)
-    assert m.val_loss == min(r.val_loss for r in m.curve)  # best epoch's weights are kept
-    assert m.curve[m.best_epoch - 1].val_loss == m.val_loss
-    assert m.epochs_run == len(m.curve) <= 4
-    assert m.params > 0 and m.latency_ms > 0 and m.train_seconds > 0
-    assert m.edge == pytest.approx(m.val_accuracy - m.baseline_accuracy)
+    assert v.baseline == pytest.approx(max(val.mean(), 1 - val.mean()))
+    assert v.samples == len(val)
+    assert 0 < v.accuracy < 1 and math.isfinite(v.loss)
+    assert v.loss == min(r.val_loss for r in log.curve)  # best epoch's weights are kept
+    assert log.curve[log.best_epoch - 1].val_loss == v.loss
+    assert log.epochs_run == len(log.curve) <= 4
+    assert log.seconds > 0
+    assert v.edge == pytest.approx(v.accuracy - v.baseline)
 
 
 def test_the_returned_model_scores_the_reported_accuracy(data: Dataset) -> None:
-    model, metrics, ret_scale = train(_lstm(), data)
+    fit = train(_lstm(), data)
     val = data.val()
     with torch.no_grad():
-        logits, _ = model(torch.from_numpy(np.ascontiguousarray(val.x)))
+        logits, _ = fit.model(torch.from_numpy(np.ascontiguousarray(val.x)))
     acc = float((logits.argmax(-1).numpy() == val.direction).mean())
-    assert acc == pytest.approx(metrics.val_accuracy, abs=1e-9)
-    assert ret_scale.shape == (1,) and ret_scale[0] > 0
+    assert acc == pytest.approx(fit.metrics.val.accuracy, abs=1e-9)
+    assert fit.ret_scale.shape == (1,) and fit.ret_scale[0] > 0
+
+
+def test_a_trial_starting_from_a_probed_model_trains_as_if_it_built_its_own(data: Dataset) -> None:
+    """The objective builds and probes the model once (the probe draws random inputs); the
+    folds then start from that model and the RNG state right after it was built."""
+    from xtune.models import initialize, probe
+
+    params = _lstm(seed=3)
+    init = initialize(params)
+    resources = probe(init.model, data.spec.window, len(FEATURES))
+    assert resources.params > 0 and resources.latency_ms > 0
+    torch.randn(100)  # anything drawn in between must not matter
+    assert _comparable(train_and_evaluate(params, data, init=init)) == _comparable(
+        train_and_evaluate(params, data)
+    )
 
 
 def test_early_stopping_on_validation_loss(data: Dataset) -> None:
@@ -89,16 +103,19 @@ def test_early_stopping_on_validation_loss(data: Dataset) -> None:
         ),
         data,
     )
-    assert m.epochs_run < 40
-    assert m.epochs_run == m.best_epoch + 2
-    assert m.stopped.startswith("early stopping") and f"after epoch {m.best_epoch}" in m.stopped
+    log = m.log
+    assert log.epochs_run < 40
+    assert log.epochs_run == log.best_epoch + 2
+    assert (
+        log.stopped.startswith("early stopping") and f"after epoch {log.best_epoch}" in log.stopped
+    )
 
 
 def test_divergence_is_a_recorded_result_not_a_crash(data: Dataset) -> None:
     m = train_and_evaluate(_lstm(lr=1e30, grad_clip=1e30, warmup=0.0), data)
     assert m.status == "diverged"
-    assert "non-finite" in m.reason
-    assert m.val_accuracy == 0.0 and m.val_loss == math.inf
+    assert "non-finite" in m.log.reason
+    assert m.val.accuracy == 0.0 and m.val.loss == math.inf
 
 
 def test_walk_forward_folds_are_averaged() -> None:
@@ -108,10 +125,11 @@ def test_walk_forward_folds_are_averaged() -> None:
     data = prepare(
         bars, DataSpec(features=FEATURES, window=16, split=SplitSpec(folds=2)), use_cache=False
     )
-    per_fold = [train(_lstm(), data, fold=k)[1] for k in range(2)]
-    mean = train_and_evaluate(_lstm(), data)
-    assert mean.val_accuracy == pytest.approx(np.mean([m.val_accuracy for m in per_fold]))
-    assert mean.baseline_accuracy == pytest.approx(np.mean([m.baseline_accuracy for m in per_fold]))
+    per_fold = [train(_lstm(), data, fold=k).metrics.val for k in range(2)]
+    mean = train_and_evaluate(_lstm(), data).val
+    assert mean.accuracy == pytest.approx(np.mean([m.accuracy for m in per_fold]))
+    assert mean.baseline == pytest.approx(np.mean([m.baseline for m in per_fold]))
+    assert mean.samples == sum(m.samples for m in per_fold)
 
 
 def test_several_horizons_and_three_classes() -> None:
@@ -128,14 +146,21 @@ def test_several_horizons_and_three_classes() -> None:
         TrainConfig(epochs=2),
     )
     m = train_and_evaluate(params, data)
-    assert len(m.val_accuracy_per_horizon) == 2
-    assert m.val_accuracy == pytest.approx(np.mean(m.val_accuracy_per_horizon))
+    assert len(m.val.per_horizon) == 2
+    assert m.val.accuracy == pytest.approx(np.mean(m.val.per_horizon))
 
 
-def test_threads_are_restored_and_sensible() -> None:
-    before = torch.get_num_threads()
+def test_training_uses_its_thread_count_and_restores_the_callers(data: Dataset) -> None:
     assert 1 <= default_threads() <= 4
-    assert torch.get_num_threads() == before
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    seen: list[int] = []
+    try:
+        train(_lstm(threads=1), data, on_epoch=lambda _: seen.append(torch.get_num_threads()))
+        assert seen and set(seen) == {1}  # inside training: the configured count
+        assert torch.get_num_threads() == 3  # after: the caller's setting again
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_heads_must_match_the_labels(data: Dataset) -> None:
@@ -170,6 +195,6 @@ def test_plateau_schedule_halves_the_rate_when_validation_stalls(data: Dataset) 
         ),
         data,
     )
-    rates = [r.lr for r in m.curve]
+    rates = [r.lr for r in m.log.curve]
     assert rates[0] == pytest.approx(3e-2)
     assert rates[-1] < rates[0]  # halved at least once before early stopping

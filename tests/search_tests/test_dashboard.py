@@ -18,6 +18,9 @@ import pytest
 
 from tests.search_tests.studies import write_study
 from xtune.search import load_study_config, resolve_storage, run_search
+from xtune.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
@@ -29,7 +32,7 @@ def _free_port() -> int:
 def test_dashboard_serves_the_study_with_its_note_and_artifacts(tmp_path: Path) -> None:
     study_file = write_study(tmp_path, trials=2)
     config = load_study_config(study_file)
-    run_search(config, resolve_storage(config))
+    run_search(config, resolve_storage(config, None, Settings()), Settings())
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "xtune", "dashboard", str(study_file), "--port", str(port)],
@@ -52,8 +55,9 @@ def test_dashboard_serves_the_study_with_its_note_and_artifacts(tmp_path: Path) 
         ) as r:
             detail = json.loads(r.read())
         assert len(detail["trials"]) == 2
-        assert "feasible" in json.dumps(detail["trials"][0]["user_attrs"])
-        assert "Infeasible trials" in json.dumps(detail.get("note", detail))
+        attrs = {a["key"]: a["value"] for a in detail["trials"][0]["user_attrs"]}
+        assert attrs["resources/feasible"] in ("True", "False"), attrs  # shown as str(value)
+        assert "Infeasible trials" in detail["note"]["body"]
         assert any(t.get("artifacts") for t in detail["trials"])  # learning curves
     finally:
         proc.terminate()
@@ -81,7 +85,7 @@ def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProce
 def test_dashboard_in_a_real_browser_shows_the_study_and_its_trial_count(tmp_path: Path) -> None:
     study_file = write_study(tmp_path, trials=3)
     config = load_study_config(study_file)
-    run_search(config, resolve_storage(config))
+    run_search(config, resolve_storage(config, None, Settings()), Settings())
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "xtune", "dashboard", str(study_file), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -7,24 +7,29 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pytest
 
 from tests.search_tests.studies import write_study
-from xtune.features import load_bars, prepare
+from xtune.features import load_bars
 from xtune.models import fit_final
 from xtune.search import (
     load_study_config,
     pareto_front,
-    plan_from_json,
+    read,
     resolve_storage,
     run_search,
     summary,
+    trial_inputs,
 )
+from xtune.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 
 def test_the_winner_on_a_random_walk_scores_chance_on_test(tmp_path: Path) -> None:
     study_file = write_study(tmp_path, trials=20, source="sample:random_walk", sampler="tpe")
     config = load_study_config(study_file)
-    study = run_search(config, resolve_storage(config))
+    study = run_search(config, resolve_storage(config, None, Settings()), Settings())
     optuna_trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(optuna_trials) == 20
 
@@ -33,12 +38,13 @@ def test_the_winner_on_a_random_walk_scores_chance_on_test(tmp_path: Path) -> No
     assert best_row["baseline_accuracy"] is not None  # reported together with its baseline
 
     best = next(t for t in pareto_front(study) if t.number == best_row["trial"])
-    plan = plan_from_json(best.user_attrs["plan/json"])
-    bars = load_bars("sample:random_walk")
-    data = prepare(bars, plan.data)
-    _, test, _, _ = fit_final(plan.params, data, best.user_attrs["train/best_epoch"])
-    n = len(data.split.test)
+    record = read(best)
+    assert record.metrics is not None
+    _, params, data = trial_inputs(record, load_bars("sample:random_walk"))
+    test = fit_final(params, data, record.metrics.log.best_epoch).test
+    n = test.samples
+    assert n == len(data.split.test)
     se = np.sqrt(0.25 / n)
     # The best of 20 noisy validation scores is optimistic; the test part is not fooled.
-    assert abs(test.val_accuracy - 0.5) < 3 * se, (best_row["accuracy"], test.val_accuracy, n)
-    assert abs(test.val_accuracy - test.baseline_accuracy) < 3 * se
+    assert abs(test.accuracy - 0.5) < 3 * se, (best_row["accuracy"], test.accuracy, n)
+    assert abs(test.edge) < 3 * se

@@ -7,7 +7,18 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
+from xtune.models import Metrics, Scores, TrainLog
+from xtune.search.record import TrialRecord
 from xtune.search.report import _importances, pareto_front
+
+
+def _record(acc: float, loss: float, feasible: bool) -> TrialRecord:
+    if not feasible:
+        return TrialRecord(status="infeasible", feasible=False)
+    scores = Scores(acc, loss, 0.5, (acc,), 0.0, 100)
+    return TrialRecord(
+        status="ok", feasible=True, metrics=Metrics(scores, TrainLog((), 1, 1, 0.1, ""))
+    )
 
 
 def _trial(
@@ -17,8 +28,8 @@ def _trial(
         params={"a": a, "b": b},
         distributions={"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)},
         values=[acc, loss],
-        user_attrs={"train/status": "ok" if feasible else "infeasible"},
-        system_attrs={"constraints:params": -0.5 if feasible else 0.5},
+        user_attrs=_record(acc, loss, feasible).to_attrs(),
+        constraints={"params": -0.5 if feasible else 0.5},
     )
 
 

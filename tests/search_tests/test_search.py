@@ -15,7 +15,10 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.search_tests.studies import write_study
-from xtune.search import load_study_config, open_storage, pareto_front, resolve_storage
+from xtune.search import load_study_config, open_storage, pareto_front, read, resolve_storage
+from xtune.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 
 def xtune(
@@ -29,9 +32,8 @@ def xtune(
 
 def _study(path: Path, storage: str | None = None) -> optuna.Study:
     config = load_study_config(path)
-    return optuna.load_study(
-        study_name=config.study.name, storage=open_storage(resolve_storage(config, storage))
-    )
+    url = resolve_storage(config, storage, Settings())
+    return optuna.load_study(study_name=config.study.name, storage=open_storage(url))
 
 
 def _check_finished_study(study: optuna.Study, budget: int) -> None:
@@ -40,11 +42,12 @@ def _check_finished_study(study: optuna.Study, budget: int) -> None:
     assert budget <= len(complete) <= budget + 1  # at most workers - 1 over
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     for t in complete:
-        assert t.user_attrs["data/sha256"] and t.user_attrs["features/list"]
+        r = read(t)
+        assert r.data is not None and r.data.sha256 and r.plan is not None and r.plan.data.features
         assert set(t.constraints) == {"params", "latency_ms", "features_min", "features_max"}
-        if t.user_attrs["train/status"] == "ok":
-            assert t.user_attrs["metrics/baseline_accuracy"] > 0.4
-            assert t.user_attrs["resources/params"] > 0
+        assert r.resources is not None and r.resources.params > 0
+        if r.status == "ok":
+            assert r.metrics is not None and r.metrics.val.baseline > 0.4
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -93,21 +96,20 @@ def test_a_tight_cap_is_never_violated_on_the_front(tmp_path: Path) -> None:
     assert xtune("search", str(study_file)).returncode == 0
     study = _study(study_file)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
-    infeasible = [t for t in complete if t.user_attrs["feasible"] is False]
-    assert len(infeasible) >= 3, [t.user_attrs["resources/params"] for t in complete]
+    infeasible = [t for t in complete if read(t).feasible is False]
+    assert len(infeasible) >= 3, [read(t).resources for t in complete]
     for t in infeasible:
         assert t.values == [0.0, 10.0]
         assert max(t.constraints.values()) > 0
-        assert (
-            t.user_attrs["train/status"] == "infeasible"
-            and "metrics/val_accuracy" not in t.user_attrs
-        )
+        assert read(t).status == "infeasible" and read(t).metrics is None
     config = load_study_config(study_file)
     front = pareto_front(study)
     assert front
     for t in front:
-        assert t.user_attrs["resources/params"] <= config.caps.max_params
-        assert t.user_attrs["resources/latency_ms"] <= config.caps.max_latency_ms
+        resources = read(t).resources
+        assert resources is not None
+        assert resources.params <= config.caps.max_params
+        assert resources.latency_ms <= config.caps.max_latency_ms
         width = t.params.get("lstm/hidden", t.params.get("xlstm/embed"))
         assert width <= config.caps.max_hidden
 
@@ -144,7 +146,7 @@ def test_an_enqueued_trial_beyond_the_caps_is_refused(tmp_path: Path) -> None:
 
     study_file = write_study(tmp_path)
     config = load_study_config(study_file)
-    study = create_study(config, resolve_storage(config))
+    study = create_study(config, resolve_storage(config, None, Settings()), Settings())
     with pytest.raises(CapError, match="max_hidden=32"):
         enqueue(study, config, {"family": "lstm", "lstm/hidden": 512, "lstm/layers": 1})
     enqueue(study, config, {"family": "lstm", "lstm/hidden": 16, "lstm/layers": 1})

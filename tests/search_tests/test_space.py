@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 
 from tests.search_tests.studies import write_study
-from xtune.search import Replay, load_study_config, plan_from_json, suggest
+from xtune.search import Plan, Replay, load_study_config, suggest
 
 
 def _plans(
@@ -45,5 +45,5 @@ def test_plans_respect_hard_caps_and_feature_groups(tmp_path: Path) -> None:
 def test_a_plan_round_trips_and_replays_from_stored_params(tmp_path: Path) -> None:
     config = load_study_config(write_study(tmp_path, families='["lstm", "xlstm"]'))
     for trial, plan in _plans(tmp_path, n=10, families='["lstm", "xlstm"]'):
-        assert plan_from_json(plan.to_json()) == plan  # type: ignore[attr-defined]
+        assert Plan.from_json(plan.to_json()) == plan  # type: ignore[attr-defined]
         assert suggest(Replay(trial.params), config) == plan

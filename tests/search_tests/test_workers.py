@@ -15,9 +15,10 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from tests.search_tests.studies import write_study
-from xtune.search import StudyConfig, create_study, load_study_config, open_storage, sweep
+from xtune.search import StudyConfig, create_study, load_study_config, open_storage, read, sweep
+from xtune.settings import Settings
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def _cleanup(name: str, url: str) -> None:
@@ -26,8 +27,7 @@ def _cleanup(name: str, url: str) -> None:
 
 def _retried(trial: optuna.trial.FrozenTrial, trials: list[optuna.trial.FrozenTrial]) -> bool:
     return any(
-        t.user_attrs.get("xtune/retry_of") == trial.number
-        or t.system_attrs.get("failed_trial") == trial.number
+        read(t).retry_of == trial.number or t.system_attrs.get("failed_trial") == trial.number
         for t in trials
     )
 
@@ -38,7 +38,7 @@ def _retried(trial: optuna.trial.FrozenTrial, trials: list[optuna.trial.FrozenTr
 def test_sweep_closes_the_no_heartbeat_hole(tmp_path: Path, pg_url: str) -> None:
     """A worker that dies before its first heartbeat leaves a RUNNING trial Optuna never fails."""
     config = load_study_config(write_study(tmp_path))
-    study = create_study(config, pg_url)
+    study = create_study(config, pg_url, Settings())
     try:
         orphan = study.ask()  # RUNNING, parameters drawn, no heartbeat ever sent
         orphan.suggest_categorical("family", ["lstm"])
@@ -47,9 +47,9 @@ def test_sweep_closes_the_no_heartbeat_hole(tmp_path: Path, pg_url: str) -> None
         assert sweep(study, storage, grace_s=0) == [orphan.number]
         trials = study.get_trials()
         assert trials[orphan.number].state == TrialState.FAIL
-        assert trials[orphan.number].user_attrs["train/status"] == "orphaned"
+        assert read(trials[orphan.number]).status == "orphaned"
         (retry,) = [t for t in trials if t.state == TrialState.WAITING]
-        assert retry.user_attrs["xtune/retry_of"] == orphan.number
+        assert read(retry).retry_of == orphan.number
         assert retry.system_attrs["fixed_params"] == {"family": "lstm"}
     finally:
         _cleanup(config.study.name, pg_url)
@@ -112,7 +112,7 @@ def _states(trials: list[FrozenTrial], *states: TrialState) -> list[FrozenTrial]
 
 def _owned_running(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     return [
-        t for t in _states(trials, TrialState.RUNNING) if t.params and "worker/pid" in t.user_attrs
+        t for t in _states(trials, TrialState.RUNNING) if t.params and read(t).worker is not None
     ]
 
 
@@ -124,9 +124,9 @@ def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(
         trials = _wait_for(
             config, pg_url, lambda ts: bool(_owned_running(ts) and _states(ts, TrialState.COMPLETE))
         )
-        victim = int(
-            _owned_running(trials)[0].user_attrs["worker/pid"]
-        )  # the process running that trial
+        owner = read(_owned_running(trials)[0]).worker
+        assert owner is not None
+        victim = owner.pid  # the process running that trial
         os.kill(victim, signal.SIGKILL)  # mid-trial, no chance to clean up
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err

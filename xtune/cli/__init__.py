@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from xtune.cli import _bundle, _data, _search  # noqa: F401  (registers the commands)
 from xtune.cli._app import app, err
 from xtune.errors import XtuneError
@@ -19,6 +21,6 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=r".*(experimental|Experimental).*")
     try:
         app()
-    except XtuneError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    except (XtuneError, OSError) as exc:  # OSError: a path the OS refused, which it names
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from xtune import __version__
+from xtune.settings import Settings, configure_logging
 
 app = typer.Typer(
     help="Find the best small LSTM/xLSTM for a trading bot: leak-free features, "
@@ -45,10 +46,30 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_state: dict[str, Settings] = {}
+
+
+def settings() -> Settings:
+    """The settings the entry resolved from ``XTUNE_*`` (read once per command)."""
+    if "settings" not in _state:
+        _state["settings"] = Settings.from_env()
+    return _state["settings"]
+
+
+def research() -> Settings:
+    """Settings for a command of the research side, with Optuna's logging set up once."""
+    if "logging" not in _state:
+        configure_logging()
+        _state["logging"] = settings()
+    return settings()
+
+
 @app.callback()
 def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    pass
+    """Read and check the ``XTUNE_*`` environment before any command runs."""
+    _state.clear()
+    settings()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from xtune.cli._app import app, err, out
+from xtune.cli._app import app, err, out, research
+from xtune.errors import XtuneError
+
+if TYPE_CHECKING:
+    from xtune.export import ExportReport
 
 
 @app.command()
@@ -44,11 +48,13 @@ def export(
     agrees on 99%+ of test directions), checks that onnxruntime matches torch within 1e-4, and
     writes manifest.json (features, scaler, window, labels, metrics, versions) with checksums.
     """
-    from xtune.export import export_bundle, open_study, pick_trial
-    from xtune.search import load_study_config, resolve_storage
+    from xtune.export import export_bundle, pick_trial
+    from xtune.search import load_study_config, open_study, resolve_storage
 
+    env = research()
     config = load_study_config(study_file)
-    study = open_study(config, resolve_storage(config, storage))
+    url = resolve_storage(config, storage, env)
+    study = open_study(config.study.name, url, env, study_file=study_file)
     chosen = pick_trial(study, rule=pick, number=trial, force=force)
     out.print(
         f"exporting trial {chosen.number} of '{config.study.name}' (refit on train + validation, then test once)"
@@ -57,27 +63,30 @@ def export(
         config,
         chosen,
         out_dir,
+        env,
         data=data,
         allow_other_data=allow_other_data,
         overwrite=overwrite,
         device=device,
     )
+    _print_export(report)
+
+
+def _print_export(report: ExportReport) -> None:
     table = Table(title=f"trial {report.trial} -> {report.folder}")
     for col in ("", "accuracy", "baseline", "edge", "log loss", "sharpe"):
         table.add_column(col, justify="right")
     for name, m in (("validation", report.validation), ("test (once)", report.test)):
-        edge = m["accuracy"] - m["baseline_accuracy"]
-        sharpe = m.get("sharpe")
-        table.add_row(name, f"{m['accuracy']:.4f}", f"{m['baseline_accuracy']:.4f}", f"{edge:+.4f}",
-                      f"{m['loss']:.4f}", "-" if sharpe is None else f"{sharpe:.2f}")  # fmt: skip
+        table.add_row(name, f"{m.accuracy:.4f}", f"{m.baseline:.4f}", f"{m.edge:+.4f}",
+                      f"{m.loss:.4f}", f"{m.sharpe:.2f}")  # fmt: skip
     out.print(table)
     lat = report.latency_ms
     int8 = report.int8
     out.print(f"parity: onnxruntime vs torch max |diff| {report.parity:.2e} (<= 1e-4)")
     out.print(f"latency, batch 1, one thread: torch {lat['torch_eager']:.3f} ms, onnx fp32 {lat['onnx_fp32']:.3f} ms"
               + (f", onnx int8 {lat['onnx_int8']:.3f} ms" if lat["onnx_int8"] else ""))  # fmt: skip
-    out.print("int8: kept" if int8["used"] else f"int8: not kept ({int8.get('reason', '')})")
-    if report.test["accuracy"] - report.test["baseline_accuracy"] <= 0:
+    out.print("int8: kept" if int8.used else f"int8: not kept ({int8.reason})")
+    if report.test.edge <= 0:
         err.print(
             "[yellow]note[/]: on the test part this model does not beat always guessing the majority class."
         )
@@ -120,6 +129,12 @@ def predict(
             frame.to_string(float_format=lambda v: f"{v:.6f}"), soft_wrap=True, highlight=False
         )
         return
+    if not out_path.parent.is_dir() or out_path.is_dir():
+        raise XtuneError(
+            f"--out {out_path}: "
+            + (f"that is a folder; name a file in it, e.g. {out_path / 'predictions.csv'}."
+               if out_path.is_dir() else f"the folder {out_path.parent} does not exist; create it first.")
+        )  # fmt: skip
     tmp = out_path.with_name(out_path.name + ".tmp")
     if out_path.suffix.lower() in (".parquet", ".pq"):
         frame.to_parquet(tmp)

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from xtune.cli._app import HorizonOpt, SourceArg, WindowOpt, data_app, features_app, out
+from xtune.cli._app import (
+    HorizonOpt,
+    SourceArg,
+    WindowOpt,
+    data_app,
+    features_app,
+    out,
+    settings,
+)
 from xtune.errors import XtuneError
 
 if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, so --help stays fast
@@ -109,7 +117,9 @@ def features_build(
     names = resolve(feature, group)
     bars = load_bars(source)
     spec = DataSpec(features=names, window=window, labels=LabelSpec(horizons=tuple(horizon)))
-    ds = prepare(bars, spec, use_cache=cache, progress=sys.stderr.isatty())
+    ds = prepare(
+        bars, spec, cache_dir=settings().cache_dir, use_cache=cache, progress=sys.stderr.isatty()
+    )
     table = Table(title=f"{len(names)} features on {bars.source}")
     for col in ("feature", "group", "min", "median", "max"):
         table.add_column(col)

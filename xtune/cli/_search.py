@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from xtune.cli._app import app, err, out
+from xtune.cli._app import app, err, out, research
 
 StudyArg = Annotated[
     Path,
@@ -29,6 +29,21 @@ ArtifactsOpt = Annotated[
         help="Artifact directory (learning curves). Default: $XTUNE_ARTIFACTS, or beside the journal file."
     ),
 ]
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _open(study_file: Path, storage: str | None) -> tuple[Any, Any, Any]:
+    """The study file's existing study, its storage and the settings, or one clear error."""
+    from xtune.search import load_study_config, open_storage, open_study, resolve_storage
+
+    env = research()
+    config = load_study_config(study_file)
+    url = resolve_storage(config, storage, env)
+    store = open_storage(url, env)
+    study = open_study(config.study.name, url, env, study_file=study_file, storage=store)
+    return study, store, env
 
 
 @app.command()
@@ -59,8 +74,9 @@ def search(
     """
     from xtune.search import load_study_config, mask, resolve_storage, run_search, summary
 
+    env = research()
     config = load_study_config(study_file)
-    url = resolve_storage(config, storage)
+    url = resolve_storage(config, storage, env)
     out.print(f"study [bold]{config.study.name}[/] on {mask(url)}, sampler {config.study.sampler}, "
               f"objectives {', '.join(config.study.objectives)}, {workers} worker(s) on {device}")  # fmt: skip
     progress = Progress(
@@ -75,7 +91,7 @@ def search(
     try:
         with progress:
             study = run_search(
-                config, url, n_trials=n_trials, timeout=timeout, workers=workers, device=device,
+                config, url, env, n_trials=n_trials, timeout=timeout, workers=workers, device=device,
                 data=data, artifacts=artifacts, on_progress=on_progress,
             )  # fmt: skip
     except KeyboardInterrupt:
@@ -91,9 +107,10 @@ def create_study_command(study_file: StudyArg, storage: StorageOpt = None) -> No
     runs before the workers: many processes creating tables at once on a fresh database fail)."""
     from xtune.search import create_study, load_study_config, mask, resolve_storage
 
+    env = research()
     config = load_study_config(study_file)
-    url = resolve_storage(config, storage)
-    study = create_study(config, url)
+    url = resolve_storage(config, storage, env)
+    study = create_study(config, url, env)
     out.print(
         f"study '{study.study_name}' ready in {mask(url)} ({len(study.trials)} trials so far)"
     )
@@ -116,16 +133,10 @@ def sweep_command(
     longer ago than the grace period (a worker killed in its first seconds). Workers sweep on
     start too; run this when no worker is left. Database storages only (journal files have no
     heartbeats)."""
-    import optuna
-
-    from xtune.search import load_study_config, open_storage, resolve_storage
     from xtune.search.sweep import sweep
 
-    config = load_study_config(study_file)
-    store = open_storage(resolve_storage(config, storage))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=config.study.name, storage=store)
-    swept = sweep(study, store, grace_s=grace)
+    study, store, env = _open(study_file, storage)
+    swept = sweep(study, store, grace_s=env.grace_s if grace is None else grace)
     out.print(f"swept {len(swept)} orphaned trial(s): {swept}" if swept else "no orphaned trials")
 
 
@@ -143,22 +154,10 @@ def status(
     """Trial counts by state and the feasible Pareto front, each trial's accuracy beside its
     majority-class baseline; writes plots (Pareto front with infeasible trials marked, signed
     parameter importances per objective, history, feature usage) as PNG and HTML."""
-    import optuna
-
-    from xtune.search import load_study_config, open_storage, resolve_storage, summary, write_plots
+    from xtune.search import load_study_config, summary, write_plots
 
     config = load_study_config(study_file)
-    url = resolve_storage(config, storage)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=config.study.name, storage=open_storage(url))
-    except KeyError:
-        from xtune.search import mask
-
-        err.print(
-            f"[bold red]error:[/] no study '{config.study.name}' in {mask(url)} yet; run `xtune search {study_file}` first."
-        )
-        raise typer.Exit(2) from None
+    study = _open(study_file, storage)[0]
     info = summary(study)
     written: list[Path] = []
     if not no_plots:
@@ -214,24 +213,19 @@ def replay(
     tolerance: Annotated[float, typer.Option(help="Largest allowed metric difference.")] = 1e-6,
 ) -> None:
     """Retrain one trial on CPU from its stored record alone and compare its metrics."""
-    import optuna
-
-    from xtune.search import load_study_config, open_storage, resolve_storage
+    from xtune.search import load_study_config
     from xtune.search import replay as run_replay
+    from xtune.search.replay import COMPARED
 
     config = load_study_config(study_file)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(
-        study_name=config.study.name, storage=open_storage(resolve_storage(config, storage))
-    )
-    result = run_replay(study, trial, data=data, fee=config.trading.fee)
-    table = Table(title=f"trial {trial}: stored vs replayed")
+    study, _, env = _open(study_file, storage)
+    result = run_replay(study, trial, data=data, fee=config.trading.fee, cache_dir=env.cache_dir)
+    table = Table(title=f"trial {trial}: stored vs replayed (validation)")
     for col in ("metric", "stored", "replayed"):
         table.add_column(col)
-    again = {"val_accuracy": result.replayed.val_accuracy, "val_loss": result.replayed.val_loss,
-             "baseline_accuracy": result.replayed.baseline_accuracy}  # fmt: skip
-    for key, value in result.stored.items():
-        table.add_row(key, f"{value:.10f}", f"{again[key]:.10f}")
+    for key in COMPARED:
+        stored, again = getattr(result.stored, key), getattr(result.replayed, key)
+        table.add_row(key, f"{stored:.10f}", f"{again:.10f}")
     out.print(table)
     if result.max_difference > tolerance:
         err.print(
@@ -257,26 +251,34 @@ def dashboard(
 
     The dashboard does not read constraints when it marks best trials; infeasible trials carry
     the user attribute feasible=false. Use `xtune status` for the true feasible front."""
-    import os
-
     from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 
     from xtune.errors import XtuneError
     from xtune.search import load_study_config, mask, open_storage, resolve_storage
-    from xtune.search.run import artifacts_dir
+    from xtune.search.study import artifacts_dir
 
+    env = research()
     if study_file is not None:
-        url = resolve_storage(load_study_config(study_file), storage)
-    elif storage or os.environ.get("XTUNE_STORAGE"):
-        url = storage or os.environ["XTUNE_STORAGE"]
+        url = resolve_storage(load_study_config(study_file), storage, env)
+    elif storage or env.storage:
+        url = storage or env.storage or ""
     else:
         raise XtuneError("pass a study file or --storage (e.g. studies/quickstart.journal).")
-    art = artifacts_dir(url, artifacts)
+    if host not in LOCAL_HOSTS:
+        err.print(
+            f"[bold yellow]warning:[/] serving on {host}: optuna-dashboard has no login, so anyone "
+            f"who can reach port {port} can read and DELETE your studies. Prefer 127.0.0.1 and an "
+            "SSH tunnel (ssh -L 8080:127.0.0.1:8080 research-pc)."
+        )
+    art = artifacts_dir(url, artifacts, env)
     art.mkdir(parents=True, exist_ok=True)
     out.print(
         f"optuna-dashboard for {mask(url)} on http://{host}:{port} (artifacts {art}); Ctrl-C stops it"
     )
     run_server(
-        open_storage(url), host=host, port=port, artifact_store=FileSystemArtifactStore(str(art))
+        open_storage(url, env),
+        host=host,
+        port=port,
+        artifact_store=FileSystemArtifactStore(str(art)),
     )

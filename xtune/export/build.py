@@ -5,70 +5,43 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import optuna
 from optuna.trial import FrozenTrial
 
 from xtune.export.pick import ExportError
-from xtune.features import load_bars
+from xtune.export.quantize import ort_latency_ms, try_int8
+from xtune.export.replace import check_target, install
+from xtune.features import Bars, load_bars
 from xtune.features.build import feature_specs
 from xtune.features.catalog import warmup_of
-from xtune.models import cpu_latency_ms, export_onnx, fit_final, onnx_parity
-from xtune.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, write_sums
+from xtune.models import FinalFit, Scores, cpu_latency_ms, export_onnx, fit_final, onnx_parity
+from xtune.models.onnx_export import INPUT, OUTPUTS
+from xtune.runtime.bundle import MANIFEST, sha256_file, write_sums
+from xtune.runtime.manifest import (
+    DataEntry,
+    FeatureEntry,
+    Int8Entry,
+    Manifest,
+    ModelEntry,
+    StudyEntry,
+)
 from xtune.search.config import StudyConfig
+from xtune.search.record import Plan, TrialRecord, read
 from xtune.search.replay import trial_inputs
+from xtune.settings import Settings
 
 PARITY_TOL = 1e-4
-INT8_MIN_AGREEMENT = 0.99
-
-
-def ort_latency_ms(path: Path, x: np.ndarray, repeats: int = 50) -> float:
-    """Median batch-1 latency of an ONNX model in onnxruntime on one thread, in ms."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    one = np.ascontiguousarray(x[:1], np.float32)
-    times = []
-    for k in range(repeats + 5):
-        start = time.perf_counter()
-        session.run(None, {"x": one})
-        if k >= 5:
-            times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
-
-
-def _directions(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    logits = np.concatenate([session.run(["logits"], {"x": np.ascontiguousarray(x[k : k + 2048])})[0]
-                             for k in range(0, len(x), 2048)])  # fmt: skip
-    return logits.argmax(-1)  # type: ignore[no-any-return]
+PACKAGES = ("xtune", "torch", "onnx", "onnxruntime", "optuna", "numpy", "pandas", "ta", "ta-lib")
 
 
 def _versions() -> dict[str, str]:
     out = {}
-    for name in (
-        "xtune",
-        "torch",
-        "onnx",
-        "onnxruntime",
-        "optuna",
-        "numpy",
-        "pandas",
-        "ta",
-        "ta-lib",
-    ):
+    for name in PACKAGES:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -80,87 +53,102 @@ def _versions() -> dict[str, str]:
 class ExportReport:
     folder: Path
     trial: int
-    validation: dict[str, float]
-    test: dict[str, float]
+    validation: Scores
+    test: Scores
     parity: float
-    int8: dict[str, Any]
+    int8: Int8Entry
     latency_ms: dict[str, float | None]
 
 
-def quantize_int8(fp32: Path, out: Path) -> Path:
-    """Dynamic int8 quantization that reaches the LSTM weights.
-
-    The exporter feeds each ``LSTM`` op its weights through Slice/Concat nodes (torch's gate
-    order differs from ONNX's), which the quantizer cannot see through. Folding constants
-    offline first turns them into initializers, so LSTMs become ``DynamicQuantizeLSTM``
-    (3.5x faster than torch for LSTM 128x2 here). Stale example-batch shapes are dropped too.
-    """
-    import logging
-
-    import onnx
-    import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    folded = out.with_name(out.stem + ".folded.onnx")
-    try:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = str(folded)
-        ort.InferenceSession(str(fp32), options, providers=["CPUExecutionProvider"])
-        proto = onnx.load(str(folded))
-        del proto.graph.value_info[:]
-        onnx.save(proto, str(folded))
-        logging.disable(logging.WARNING)  # the quantizer advises pre-processing on the root logger
-        try:
-            quantize_dynamic(str(folded), str(out), weight_type=QuantType.QInt8)
-        finally:
-            logging.disable(logging.NOTSET)
-    finally:
-        folded.unlink(missing_ok=True)
-    return out
+def _scores(s: Scores) -> dict[str, float | None]:
+    return {"accuracy": s.accuracy, "loss": s.loss, "baseline_accuracy": s.baseline,
+            "sharpe": s.sharpe, "samples": s.samples}  # fmt: skip
 
 
-def _try_int8(
-    fp32: Path, folder: Path, test_x: np.ndarray, fp32_ms: float
-) -> tuple[dict[str, Any], float | None]:
-    """Quantize; keep the int8 file only if it is faster here and agrees with fp32 on at
-    least 99% of test directions."""
-    path = folder / "model.int8.onnx"
-    try:
-        quantize_int8(fp32, path)
-    except Exception as exc:  # an op the quantizer cannot handle: fp32 it is
-        path.unlink(missing_ok=True)
-        return {
-            "used": False,
-            "reason": f"quantization failed: {type(exc).__name__}: {str(exc)[:200]}",
-        }, None
-    ms = ort_latency_ms(path, test_x)
-    agreement = float((_directions(path, test_x) == _directions(fp32, test_x)).mean())
-    faster = ms < fp32_ms
-    keep = faster and agreement >= INT8_MIN_AGREEMENT
-    info: dict[str, Any] = {
-        "used": keep,
-        "agreement": agreement,
-        "latency_ms": ms,
-        "speedup": fp32_ms / ms,
-    }
-    if not keep:
-        path.unlink()
-        info["reason"] = "; ".join(
-            ([] if faster else [f"not faster ({ms:.3f} ms vs fp32 {fp32_ms:.3f} ms)"])
-            + (
-                []
-                if agreement >= INT8_MIN_AGREEMENT
-                else [f"agrees on only {agreement:.2%} of test directions"]
-            )
+@dataclass(frozen=True)
+class _Refit:
+    """What the bundle is written from: the trial, its record and plan, the bars, the refit."""
+
+    config: StudyConfig
+    trial: FrozenTrial
+    record: TrialRecord
+    plan: Plan
+    bars: Bars
+    final: FinalFit
+    test_x: np.ndarray  # [N, L, F] test windows, scaled as the bundle will scale them
+
+
+def _manifest(
+    r: _Refit, names: ModelEntry, files: dict[str, str], report: ExportReport
+) -> Manifest:
+    spec, labels, bars = r.plan.data, r.plan.data.labels, r.bars
+    assert r.record.data is not None
+    return Manifest(
+        model=names,
+        features=tuple(FeatureEntry(**f) for f in feature_specs(spec.features)),
+        warmup=warmup_of(spec.features),
+        scaler=r.final.fold.scaler.to_dict(),
+        window=spec.window,
+        horizons=labels.horizons,
+        classes=labels.classes,
+        class_names=labels.class_names,
+        dead_zone=labels.dead_zone,
+        return_scale=tuple(float(v) for v in r.final.ret_scale),
+        data=DataEntry(
+            bars.sha256,
+            bars.source,
+            len(bars),
+            (str(bars.index[0]), str(bars.index[-1])),
+            bars.sha256 == r.record.data.sha256,
+        ),
+        study=StudyEntry(
+            r.config.study.name,
+            r.trial.number,
+            dict(r.trial.params),
+            json.loads(r.plan.to_json()),
+            r.final.log.epochs_run,
+        ),
+        metrics={"validation": _scores(report.validation), "test": _scores(report.test)},
+        latency_ms=report.latency_ms,
+        int8=report.int8,
+        parity_max_abs_diff=report.parity,
+        versions=_versions(),
+        files=files,
+        created=datetime.now(UTC).isoformat(),
+    )
+
+
+def _write(r: _Refit, folder: Path) -> ExportReport:
+    """ONNX, parity, int8, latencies, manifest and checksums into ``folder``."""
+    model, window, n = r.final.model, r.plan.data.window, len(r.plan.data.features)
+    fp32 = export_onnx(model, window, n, folder / "model.onnx")
+    parity = onnx_parity(model, fp32, r.test_x[:1024])
+    if not parity <= PARITY_TOL:
+        raise ExportError(
+            f"ONNX parity check failed: onnxruntime differs from torch by {parity:.3g} "
+            f"(> {PARITY_TOL}) on test windows. Nothing was written."
         )
-    return info, ms if keep else None
+    names = ModelEntry("model.onnx", "model.onnx", r.plan.params.model.family, INPUT, *OUTPUTS)
+    fp32_ms = ort_latency_ms(fp32, r.test_x, names)
+    int8 = try_int8(fp32, folder, r.test_x, fp32_ms, names)
+    if int8.used:
+        names = ModelEntry("model.int8.onnx", "model.onnx", names.family, INPUT, *OUTPUTS)
+    latency = {"torch_eager": cpu_latency_ms(model, window, n), "onnx_fp32": fp32_ms,
+               "onnx_int8": int8.latency_ms if int8.used else None}  # fmt: skip
+    assert r.record.metrics is not None
+    report = ExportReport(folder, r.trial.number, r.record.metrics.val, r.final.test, parity,
+                          int8, latency)  # fmt: skip
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
+    (folder / MANIFEST).write_text(_manifest(r, names, files, report).to_json())
+    write_sums(folder, [*files, MANIFEST])
+    return report
 
 
 def export_bundle(
     config: StudyConfig,
     trial: FrozenTrial,
     out: Path,
+    settings: Settings,
     *,
     data: str | None = None,
     allow_other_data: bool = False,
@@ -168,116 +156,33 @@ def export_bundle(
     device: str = "cpu",
 ) -> ExportReport:
     """Refit ``trial`` on train + validation (its early-stopped epoch count, its seed), evaluate
-    once on the test part, and write the bundle to ``out`` (atomically: all or nothing)."""
-    attrs = trial.user_attrs
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ExportError(
-            f"{out} exists and is not empty; pass --overwrite or choose another --out."
-        )
-    bars = load_bars(data or attrs["data/source"])
-    same = bars.sha256 == attrs["data/sha256"]
-    if not same and not allow_other_data:
+    once on the test part, and write the bundle to ``out``: written beside it, then swapped
+    in atomically; ``out`` is replaced only if it is a bundle xtune wrote."""
+    check_target(out, overwrite)  # before any work
+    record = read(trial)
+    if not record.trained or record.data is None or record.metrics is None:
+        raise ExportError(f"trial {trial.number} was not trained; it cannot be exported.")
+    bars = load_bars(data or record.data.source)
+    if bars.sha256 != record.data.sha256 and not allow_other_data:
         raise ExportError(
             f"{bars.source}: not the bars trial {trial.number} was searched on (sha256 "
-            f"{bars.sha256[:12]} vs {attrs['data/sha256'][:12]}). Pass the original file with "
+            f"{bars.sha256[:12]} vs {record.data.sha256[:12]}). Pass the original file with "
             "--data, or --allow-other-data to refit on these bars on purpose."
         )
-    plan, params, dataset = trial_inputs(attrs, bars)
-    model, test, ret_scale, fold = fit_final(
-        params, dataset, int(attrs["train/best_epoch"]), device=device, fee=config.trading.fee
+    plan, params, dataset = trial_inputs(record, bars, settings.cache_dir)
+    final = fit_final(
+        params, dataset, record.metrics.log.best_epoch, device=device, fee=config.trading.fee
     )
-    if test.status != "ok":
-        raise ExportError(f"the refit of trial {trial.number} diverged: {test.reason}")
-    test_x = np.ascontiguousarray(dataset.part(fold, dataset.split.test).x)
-    names = plan.data.features
+    if final.log.reason:
+        raise ExportError(f"the refit of trial {trial.number} diverged: {final.log.reason}")
+    test_x = np.ascontiguousarray(dataset.part(final.fold, dataset.split.test).x)
+    refit = _Refit(config, trial, record, plan, bars, final, test_x)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        folder = Path(tmp)
-        fp32 = export_onnx(model, plan.data.window, len(names), folder / "model.onnx")
-        parity = onnx_parity(model, fp32, test_x[:1024])
-        if not parity <= PARITY_TOL:
-            raise ExportError(
-                f"ONNX parity check failed: onnxruntime differs from torch by {parity:.3g} "
-                f"(> {PARITY_TOL}) on test windows. Nothing was written."
-            )
-        fp32_ms = ort_latency_ms(fp32, test_x)
-        int8, int8_ms = _try_int8(fp32, folder, test_x, fp32_ms)
-        torch_ms = cpu_latency_ms(model, plan.data.window, len(names))
-        validation = {
-            "accuracy": attrs["metrics/val_accuracy"],
-            "loss": attrs["metrics/val_loss"],
-            "baseline_accuracy": attrs["metrics/baseline_accuracy"],
-            "sharpe": attrs.get("metrics/val_sharpe"),
-        }
-        test_metrics = {
-            "accuracy": test.val_accuracy,
-            "loss": test.val_loss,
-            "baseline_accuracy": test.baseline_accuracy,
-            "sharpe": test.val_sharpe,
-            "samples": len(dataset.split.test),
-        }
-        latency = {"torch_eager": torch_ms, "onnx_fp32": fp32_ms, "onnx_int8": int8_ms}
-        labels = plan.data.labels
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "created": datetime.now(UTC).isoformat(),
-            "model": {
-                "file": "model.int8.onnx" if int8["used"] else "model.onnx",
-                "fp32": "model.onnx",
-                "family": plan.params.model.family,
-                "input": ["batch", plan.data.window, len(names)],
-            },
-            "features": feature_specs(names),
-            "warmup": warmup_of(names),
-            "scaler": fold.scaler.to_dict(),
-            "window": plan.data.window,
-            "horizons": list(labels.horizons),
-            "classes": labels.classes,
-            "class_names": list(labels.class_names),
-            "dead_zone": labels.dead_zone,
-            "return_scale": [float(v) for v in ret_scale],
-            "data": {
-                "sha256": bars.sha256,
-                "source": bars.source,
-                "rows": len(bars),
-                "span": [str(bars.index[0]), str(bars.index[-1])],
-                "searched_on_same_bars": same,
-            },
-            "study": {
-                "name": config.study.name,
-                "trial": trial.number,
-                "params": trial.params,
-                "plan": json.loads(attrs["plan/json"]),
-                "epochs": test.epochs_run,
-            },
-            "metrics": {"validation": validation, "test": test_metrics},
-            "latency_ms": latency,
-            "int8": int8,
-            "parity_max_abs_diff": parity,
-            "versions": _versions(),
-        }
-        files = sorted(p.name for p in folder.iterdir())
-        from xtune.runtime.bundle import sha256_file
-
-        manifest["files"] = {name: sha256_file(folder / name) for name in files}
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-        write_sums(folder, [*files, MANIFEST])
-        if out.exists():
-            shutil.rmtree(out)
-        Path(tmp).rename(out)
-        out.chmod(0o755)  # TemporaryDirectory made it private
-        Path(tmp).mkdir()  # the context manager removes it again
-    return ExportReport(out, trial.number, validation, test_metrics, parity, int8, latency)
-
-
-def open_study(config: StudyConfig, storage_url: str) -> optuna.Study:
-    from xtune.search.storage import mask, open_storage
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
     try:
-        return optuna.load_study(study_name=config.study.name, storage=open_storage(storage_url))
-    except KeyError:
-        raise ExportError(
-            f"no study '{config.study.name}' in {mask(storage_url)}; run `xtune search` first."
-        ) from None
+        report = _write(refit, folder)
+        folder.chmod(0o755)  # mkdtemp made it private
+        install(folder, out, overwrite)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # ours: the temporary folder, or the old bundle
+    return replace(report, folder=out)

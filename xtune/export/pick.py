@@ -6,6 +6,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from xtune.errors import XtuneError
+from xtune.models import Scores
+from xtune.search.record import read
+from xtune.search.replay import find_trial
 from xtune.search.report import pareto_front
 
 RULES = ("accuracy", "loss", "knee")
@@ -15,12 +18,18 @@ class ExportError(XtuneError):
     """Export cannot go on; the message says why and what to do."""
 
 
+def _val(t: FrozenTrial) -> Scores:
+    metrics = read(t).metrics
+    assert metrics is not None  # front trials are trained
+    return metrics.val
+
+
 def _acc(t: FrozenTrial) -> float:
-    return float(t.user_attrs["metrics/val_accuracy"])
+    return _val(t).accuracy
 
 
 def _loss(t: FrozenTrial) -> float:
-    return float(t.user_attrs["metrics/val_loss"])
+    return _val(t).loss
 
 
 def pick_trial(
@@ -38,16 +47,14 @@ def pick_trial(
     """
     front = pareto_front(study)
     if number is not None:
-        found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
-        if not found:
-            raise ExportError(f"study '{study.study_name}' has no trial {number}.")
-        trial = found[0]
-        if trial in front or (force and trial.user_attrs.get("train/status") == "ok"):
+        trial = find_trial(study, number)
+        record = read(trial)
+        if trial in front or (force and record.trained):
             return trial
         on_front = [t.number for t in front]
-        if trial.user_attrs.get("train/status") != "ok":
+        if not record.trained:
             raise ExportError(
-                f"trial {number} was not trained ({trial.user_attrs.get('train/reason', trial.state.name)}); it cannot be exported."
+                f"trial {number} was not trained ({record.reason or trial.state.name}); it cannot be exported."
             )
         raise ExportError(
             f"trial {number} is not on the feasible Pareto front {on_front}; pick one of those, "

@@ -28,9 +28,10 @@ MAX_FEATURE_ABS = 1e9
 
 
 def default_cache_dir() -> Path:
-    """``$XTUNE_CACHE_DIR`` or ``~/.cache/xtune``."""
-    root = os.environ.get("XTUNE_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "xtune"
+    """``~/.cache/xtune``; commands pass ``$XTUNE_CACHE_DIR`` from their settings instead."""
+    from xtune import settings
+
+    return settings.DEFAULT_CACHE_DIR
 
 
 def feature_specs(names: Sequence[str]) -> list[dict[str, Any]]:

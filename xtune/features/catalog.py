@@ -17,61 +17,24 @@ the newest bar at 0, which is exactly the bar a live bot trades on; ours is comp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
 import pandas as pd
 import ta
-import talib
 
-from xtune.errors import FeatureError
+from xtune.features.registry import (
+    CATALOG,
+    GROUPS,
+    Feature,
+    FeatureFn,
+    resolve,
+    warmup_of,
+)
+from xtune.features.registry import register as _register
 
-GROUPS = ("returns", "trend", "momentum", "volatility", "volume", "pattern", "calendar")
-
-FeatureFn = Callable[[pd.DataFrame], pd.Series]
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One catalog entry. ``params`` go into the export manifest beside the name."""
-
-    name: str
-    group: str
-    warmup: int
-    fn: FeatureFn = field(repr=False, compare=False)
-    params: Mapping[str, object] = field(default_factory=dict)
-    doc: str = ""
-    # The value of a 0/0 after warm-up (flat or zero-volume stretches), e.g. 0.5 for an
-    # oscillator in [0, 1]. None: such a NaN stays and the build reports it.
-    neutral: float | None = None
-
-    def compute(self, bars: pd.DataFrame) -> pd.Series:
-        out = self.fn(bars).astype(np.float64)
-        if self.neutral is not None:
-            after = np.arange(len(out)) >= self.warmup
-            out = out.where(~(after & out.isna().to_numpy()), self.neutral)
-        out.name = self.name
-        return out
-
-
-_REGISTRY: dict[str, Feature] = {}
-
-
-def _register(
-    name: str, group: str, warmup: int, doc: str, *, neutral: float | None = None, **params: object
-) -> Callable[[FeatureFn], FeatureFn]:
-    def wrap(fn: FeatureFn) -> FeatureFn:
-        if name in _REGISTRY:  # pragma: no cover - a programming error caught at import
-            raise RuntimeError(f"duplicate feature {name}")
-        _REGISTRY[name] = Feature(
-            name, group, warmup, fn, MappingProxyType(dict(params)), doc, neutral
-        )
-        return fn
-
-    return wrap
+__all__ = ["CATALOG", "GROUPS", "Feature", "FeatureFn", "resolve", "warmup_of"]
 
 
 def _safe_div(num: pd.Series, den: pd.Series) -> pd.Series:
@@ -432,116 +395,5 @@ _register("volume_ratio_20", "volume", 19, "log(1 + volume / SMA20 of volume)", 
     lambda b: np.log1p(_safe_div(b["volume"], b["volume"].rolling(20).mean()))
 )
 
-# ---------------------------------------------------------------- candlestick patterns (TA-Lib)
-_PATTERNS = {
-    "doji": "CDLDOJI",
-    "dragonfly_doji": "CDLDRAGONFLYDOJI",
-    "gravestone_doji": "CDLGRAVESTONEDOJI",
-    "hammer": "CDLHAMMER",
-    "inverted_hammer": "CDLINVERTEDHAMMER",
-    "hanging_man": "CDLHANGINGMAN",
-    "shooting_star": "CDLSHOOTINGSTAR",
-    "engulfing": "CDLENGULFING",
-    "harami": "CDLHARAMI",
-    "piercing": "CDLPIERCING",
-    "dark_cloud_cover": "CDLDARKCLOUDCOVER",
-    "morning_star": "CDLMORNINGSTAR",
-    "evening_star": "CDLEVENINGSTAR",
-    "three_white_soldiers": "CDL3WHITESOLDIERS",
-    "three_black_crows": "CDL3BLACKCROWS",
-    "marubozu": "CDLMARUBOZU",
-    "spinning_top": "CDLSPINNINGTOP",
-}
 
-
-def _pattern(func_name: str) -> FeatureFn:
-    func = getattr(talib, func_name)
-
-    def compute(b: pd.DataFrame) -> pd.Series:
-        out = func(
-            b["open"].to_numpy(np.float64),
-            b["high"].to_numpy(np.float64),
-            b["low"].to_numpy(np.float64),
-            b["close"].to_numpy(np.float64),
-        )
-        # TA-Lib writes 0 during its lookback: mark those rows as warm-up, not "no pattern".
-        values = out.astype(np.float64) / 100.0
-        values[: _lookback(func_name)] = np.nan
-        return pd.Series(values, index=b.index)
-
-    return compute
-
-
-def _lookback(func_name: str) -> int:
-    from talib import abstract
-
-    return int(abstract.Function(func_name).lookback)  # type: ignore[attr-defined]
-
-
-for _name, _func in _PATTERNS.items():
-    _register(
-        f"cdl_{_name}",
-        "pattern",
-        _lookback(_func),
-        f"TA-Lib {_func}: +1 bullish, -1 bearish, 0 none",
-        talib=_func,
-    )(_pattern(_func))
-
-# ---------------------------------------------------------------- calendar (known in advance)
-_CYCLES = {"hour": 24, "dow": 7, "month": 12}
-
-
-def _calendar(part: str, trig: Callable[[np.ndarray], np.ndarray]) -> FeatureFn:
-    def compute(b: pd.DataFrame) -> pd.Series:
-        index = pd.DatetimeIndex(b.index)
-        value = {
-            "hour": index.hour + index.minute / 60.0,
-            "dow": index.day_of_week,
-            "month": index.month - 1,
-        }[part]
-        return pd.Series(
-            trig(2 * np.pi * np.asarray(value, np.float64) / _CYCLES[part]), index=b.index
-        )
-
-    return compute
-
-
-for _part in _CYCLES:
-    _register(f"{_part}_sin", "calendar", 0, f"sin of {_part} (cycle of {_CYCLES[_part]})")(
-        _calendar(_part, np.sin)
-    )
-    _register(f"{_part}_cos", "calendar", 0, f"cos of {_part} (cycle of {_CYCLES[_part]})")(
-        _calendar(_part, np.cos)
-    )
-
-
-CATALOG: Mapping[str, Feature] = MappingProxyType(_REGISTRY)
-
-
-def resolve(
-    names: Iterable[str] | None = None, groups: Iterable[str] | None = None
-) -> tuple[str, ...]:
-    """Feature names in catalog order from explicit names and/or whole groups (None: all).
-
-    Raises:
-        FeatureError: for an unknown name or group, listing the valid ones.
-    """
-    names = list(names or [])
-    groups = list(groups or [])
-    unknown_groups = [g for g in groups if g not in GROUPS]
-    if unknown_groups:
-        raise FeatureError(f"unknown feature group(s) {unknown_groups}; groups are {list(GROUPS)}.")
-    unknown = [n for n in names if n not in CATALOG]
-    if unknown:
-        raise FeatureError(
-            f"unknown feature(s) {unknown}. Run `xtune features list` to see the catalog."
-        )
-    if not names and not groups:
-        return tuple(CATALOG)
-    wanted = set(names) | {n for n, f in CATALOG.items() if f.group in groups}
-    return tuple(n for n in CATALOG if n in wanted)
-
-
-def warmup_of(names: Iterable[str]) -> int:
-    """Rows to drop before every listed feature is valid."""
-    return max((CATALOG[n].warmup for n in names), default=0)
+from xtune.features import _candles  # noqa: E402, F401  (patterns and calendar, in catalog order)

@@ -7,7 +7,7 @@ without copying.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,9 @@ class DataSpec:
         labels: horizons and classes.
         split: fractions, purge and folds.
         clip: scaled values are clipped to [-clip, clip].
+        first_row: the first bar (row of the bars) a feature row may come from; 0 means right
+            after the features' own warm-up. A search sets it to the widest candidate warm-up,
+            so every trial, and the replay of any of them, splits the very same rows.
     """
 
     features: tuple[str, ...] = ()
@@ -41,10 +44,29 @@ class DataSpec:
     labels: LabelSpec = field(default_factory=LabelSpec)
     split: SplitSpec = field(default_factory=SplitSpec)
     clip: float = 5.0
+    first_row: int = 0
 
     def __post_init__(self) -> None:
         if self.window < 1:
             raise SpecError(f"window must be >= 1, got {self.window}.")
+        if self.first_row < 0:
+            raise SpecError(f"first_row must be >= 0, got {self.first_row}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
+        """Inverse of :meth:`to_dict`."""
+        labels = d["labels"]
+        return cls(
+            features=tuple(d["features"]),
+            window=int(d["window"]),
+            labels=LabelSpec(tuple(labels["horizons"]), labels["dead_zone"], labels["classes"]),
+            split=SplitSpec(**d["split"]),
+            clip=float(d["clip"]),
+            first_row=int(d["first_row"]),
+        )
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -54,7 +76,7 @@ class DataSpec:
     def min_bars(self) -> int:
         """Bars needed for warm-up + window + horizon + purge gaps + minimal parts."""
         rows = min_rows(self.window, self.labels.max_horizon, self.split)
-        return warmup_of(self.feature_names) + rows
+        return max(warmup_of(self.feature_names), self.first_row) + rows
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,28 @@ def _scaled_fold(
     return ScaledFold(transform(raw, scaler), scaler, train, val)
 
 
+def _feature_frame(
+    bars: Bars, spec: DataSpec, features: pd.DataFrame | None, cache_dir: Path | None,
+    use_cache: bool, progress: bool,
+) -> tuple[pd.DataFrame, int]:  # fmt: skip
+    """The spec's feature columns from its first row on, and that row's index in the bars."""
+    names = spec.feature_names
+    if features is None:
+        frame = build_features(
+            bars, names, cache_dir=cache_dir, use_cache=use_cache, progress=progress
+        )
+    else:
+        # A wider candidate set may start later than this list's own warm-up: that is fine,
+        # as long as the frame is a tail of these very bars.
+        frame = features.loc[:, list(names)]
+        if not frame.index.equals(bars.index[len(bars) - len(frame) :]):
+            raise SpecError("the given feature frame was not built from these bars.")
+    start = len(bars) - len(frame)
+    if spec.first_row > start:
+        frame, start = frame.iloc[spec.first_row - start :], spec.first_row
+    return frame, start
+
+
 def prepare(
     bars: Bars,
     spec: DataSpec,
@@ -174,21 +218,11 @@ def prepare(
     if len(bars) < spec.min_bars:
         raise SpecError(
             f"{bars.source}: {len(bars)} bars, but this setup needs at least {spec.min_bars}: "
-            f"{warmup_of(names)} warm-up bars for the features, window {spec.window}, horizon "
+            f"{max(warmup_of(names), spec.first_row)} warm-up bars for the features, window {spec.window}, horizon "
             f"{spec.labels.max_horizon}, purge gaps and {spec.split.min_samples}+ samples per part. "
             "Use more bars, a shorter window, or fewer long-window features."
         )
-    if features is None:
-        frame = build_features(
-            bars, names, cache_dir=cache_dir, use_cache=use_cache, progress=progress
-        )
-    else:
-        # A wider candidate set may start later than this list's own warm-up: that is fine,
-        # as long as the frame is a tail of these very bars.
-        frame = features.loc[:, list(names)]
-        if not frame.index.equals(bars.index[len(bars) - len(frame) :]):
-            raise SpecError("the given feature frame was not built from these bars.")
-    start = len(bars) - len(frame)
+    frame, start = _feature_frame(bars, spec, features, cache_dir, use_cache, progress)
     close = bars.frame["close"].to_numpy()
     ret = forward_returns(close, spec.labels.horizons)[start:]
     direction = directions(ret, spec.labels)

@@ -3,18 +3,24 @@ training function the search calls, and probes for the resource cap."""
 
 from __future__ import annotations
 
+from xtune.models.evaluate import Scores, evaluate
 from xtune.models.factory import ModelConfig, build_model
 from xtune.models.heads import HeadConfig, Heads
 from xtune.models.loss import LossConfig
 from xtune.models.lstm import LSTMConfig, LSTMModel
 from xtune.models.onnx_export import export_onnx, onnx_parity
-from xtune.models.probe import count_params, cpu_latency_ms
+from xtune.models.probe import Resources, count_params, cpu_latency_ms, probe
 from xtune.models.train import (
     EpochRecord,
+    FinalFit,
+    Fit,
+    Initial,
     Metrics,
     Params,
     TrainConfig,
+    TrainLog,
     fit_final,
+    initialize,
     train,
     train_and_evaluate,
 )
@@ -22,23 +28,32 @@ from xtune.models.xlstm import XLSTMConfig, XLSTMModel
 
 __all__ = [
     "EpochRecord",
+    "FinalFit",
+    "Fit",
     "HeadConfig",
     "Heads",
+    "Initial",
     "LSTMConfig",
     "LSTMModel",
     "LossConfig",
     "Metrics",
     "ModelConfig",
     "Params",
+    "Resources",
+    "Scores",
     "TrainConfig",
+    "TrainLog",
     "XLSTMConfig",
     "XLSTMModel",
     "build_model",
     "count_params",
     "cpu_latency_ms",
+    "evaluate",
     "export_onnx",
     "fit_final",
+    "initialize",
     "onnx_parity",
+    "probe",
     "train",
     "train_and_evaluate",
 ]

@@ -1,9 +1,12 @@
-"""Config -> model, for either family."""
+"""Config -> model, for either family, and a model config back from its dict."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
+from xtune.models.heads import HeadConfig
 from xtune.models.lstm import LSTMConfig, LSTMModel
 from xtune.models.xlstm import XLSTMConfig, XLSTMModel
 
@@ -14,3 +17,13 @@ def build_model(config: ModelConfig) -> nn.Module:
     if isinstance(config, LSTMConfig):
         return LSTMModel(config)
     return XLSTMModel(config)
+
+
+def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    """Inverse of ``dataclasses.asdict`` on either family's config."""
+    m = dict(d)
+    m["head"] = HeadConfig(**m["head"])
+    if m["family"] == "lstm":
+        return LSTMConfig(**m)
+    m["slstm_at"] = tuple(m["slstm_at"])
+    return XLSTMConfig(**m)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -47,3 +48,15 @@ def cpu_latency_ms(
     model.to(device).train(was_training)
     times.sort()
     return 1e3 * times[len(times) // 2]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a model costs on the trading PC, measured once per trial before any training."""
+
+    params: int
+    latency_ms: float  # one window, batch 1, one CPU thread
+
+
+def probe(model: nn.Module, window: int, n_features: int) -> Resources:
+    return Resources(count_params(model), cpu_latency_ms(model, window, n_features))

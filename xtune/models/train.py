@@ -1,9 +1,10 @@
 """Train one configuration and return honest validation metrics: the function the search calls.
 
 The whole fold (one contiguous [rows, F] float32 array) and its labels move to the device once;
-each batch is gathered there by index (window end rows + offsets). No DataLoader, no per-batch
-host-to-device copy. AdamW, linear warm-up then cosine or plateau decay, gradient clipping,
-early stopping on validation log loss with the best weights restored.
+each batch is gathered there by index (window end rows + offsets). AdamW, linear warm-up then
+cosine or plateau decay, gradient clipping, early stopping on validation log loss with the best
+weights restored. The loop is flat: ``_Run`` holds the state, ``_train_epoch`` runs one epoch,
+and two short functions drive it: with early stopping (search) or a fixed epoch count (export).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -23,10 +24,10 @@ from torch import nn
 from xtune.errors import SpecError
 from xtune.features.dataset import Dataset, ScaledFold
 from xtune.features.labels import MISSING
-from xtune.models.factory import ModelConfig, build_model
-from xtune.models.loss import LossConfig, direction_loss, total_loss
-from xtune.models.probe import count_params, cpu_latency_ms, torch_threads
-from xtune.models.trading import periods_per_year, sharpe
+from xtune.models.evaluate import FoldArrays, Scores, baseline, evaluate, loss_and_predictions
+from xtune.models.factory import ModelConfig, build_model, model_config_from_dict
+from xtune.models.loss import LossConfig, total_loss
+from xtune.models.probe import torch_threads
 
 
 @dataclass(frozen=True)
@@ -64,47 +65,90 @@ class Params:
     def to_dict(self) -> dict[str, Any]:
         return {"model": asdict(self.model), "train": asdict(self.train)}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Params:
+        """Inverse of :meth:`to_dict`."""
+        t = dict(d["train"])
+        t["loss"] = LossConfig(**t["loss"])
+        return cls(model_config_from_dict(d["model"]), TrainConfig(**t))
+
 
 @dataclass(frozen=True)
 class EpochRecord:
     epoch: int
     train_loss: float
-    val_loss: float
+    val_loss: float  # NaN in a fixed-epoch refit: nothing is evaluated during it
     val_accuracy: float
     lr: float
 
 
 @dataclass(frozen=True)
-class Metrics:
-    """Validation metrics of one configuration, averaged over folds and horizons.
+class TrainLog:
+    """How training went: the curve, the epoch whose weights were kept, and why it ended.
 
-    ``val_loss`` is the plain cross-entropy (log loss) of the direction heads, comparable across
-    trials whatever their loss settings; ``baseline_accuracy`` is the share of the most common
-    class in the validation labels: the accuracy of always guessing it.
+    A non-empty ``reason`` means training diverged (non-finite loss); the model is then
+    unusable and the scores are placeholders.
     """
 
-    val_accuracy: float
-    val_loss: float
-    baseline_accuracy: float
-    val_accuracy_per_horizon: tuple[float, ...]
+    curve: tuple[EpochRecord, ...]
     epochs_run: int
     best_epoch: int
-    train_seconds: float
-    params: int
-    latency_ms: float
-    curve: tuple[EpochRecord, ...]
-    val_sharpe: float = 0.0
-    status: Literal["ok", "diverged"] = "ok"
+    seconds: float
+    stopped: str
     reason: str = ""
-    stopped: str = ""  # why training ended: early stopping or the epoch budget
 
     @property
-    def edge(self) -> float:
-        """Accuracy above always guessing the majority class."""
-        return self.val_accuracy - self.baseline_accuracy
+    def status(self) -> Literal["ok", "diverged"]:
+        return "diverged" if self.reason else "ok"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+@dataclass(frozen=True)
+class Metrics:
+    """A trial's result: validation scores (averaged over walk-forward folds) and its log."""
+
+    val: Scores
+    log: TrainLog
+
+    @property
+    def status(self) -> Literal["ok", "diverged"]:
+        return self.log.status
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One trained model (best weights, on CPU), its validation metrics and its return scale."""
+
+    model: nn.Module
+    metrics: Metrics
+    ret_scale: np.ndarray
+
+
+@dataclass(frozen=True)
+class FinalFit:
+    """The refit on train + validation, scored once on the untouched test part."""
+
+    model: nn.Module
+    test: Scores
+    log: TrainLog
+    ret_scale: np.ndarray
+    fold: ScaledFold
+
+
+@dataclass(frozen=True)
+class Initial:
+    """A model's initial weights and the CPU RNG state right after they were drawn. Every fold
+    starts from a copy, exactly as if it had seeded and built the model itself, so the model is
+    built (and probed) once per trial."""
+
+    model: nn.Module
+    rng: torch.Tensor
+    seed: int
+
+
+def initialize(params: Params) -> Initial:
+    torch.manual_seed(params.train.seed)
+    model = build_model(params.model)
+    return Initial(model, torch.get_rng_state(), params.train.seed)
 
 
 def default_threads() -> int:
@@ -117,64 +161,12 @@ def default_threads() -> int:
     return max(1, min(4, cores))
 
 
-class _Fold:
-    """One fold's arrays on the training device, with batch gathering by index."""
-
-    def __init__(self, data: Dataset, fold: ScaledFold, device: torch.device) -> None:
-        window = data.spec.window
-        self.x = torch.from_numpy(fold.x).to(device)  # [rows, F]
-        self.direction = torch.from_numpy(data.direction).to(device)  # [rows, H]
-        train_ret = data.returns[fold.train.start : fold.train.stop]  # [N, H]
-        # Returns are ~1e-3: train on them in units of their training std (kept for export).
-        self.ret_scale = np.maximum(train_ret.std(axis=0), 1e-12).astype(np.float32)
-        scaled = np.nan_to_num(data.returns / self.ret_scale, nan=0.0)
-        self.returns = torch.from_numpy(scaled.astype(np.float32)).to(device)  # [rows, H]
-        self.offsets = torch.arange(-window + 1, 1, device=device)  # [L]
-        self.train_ends = torch.arange(fold.train.start, fold.train.stop, device=device)
-        self.val_ends = torch.arange(fold.val.start, fold.val.stop, device=device)
-
-    def batch(self, ends: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        rows = ends[:, None] + self.offsets  # [B, L]
-        return self.x[rows], self.direction[ends], self.returns[ends]  # [B, L, F], [B, H], [B, H]
-
-
 def _lr_factor(step: int, total: int, warmup_steps: int, schedule: str, plateau: float) -> float:
     warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
     if schedule == "cosine":
         progress = min(1.0, step / max(1, total))
         return warm * 0.5 * (1.0 + math.cos(math.pi * progress))
     return warm * plateau
-
-
-@torch.no_grad()
-def _evaluate(
-    model: nn.Module, fold: _Fold, ends: torch.Tensor, batch: int = 4096
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Log loss, per-horizon accuracy and the predicted classes [N, H] on ``ends``."""
-    model.eval()
-    losses, preds = 0.0, []
-    for k in range(0, len(ends), batch):
-        x, y, _ = fold.batch(ends[k : k + batch])
-        logits, _ = model(x)
-        losses += float(direction_loss(logits, y, LossConfig())) * len(x)
-        preds.append(logits.argmax(-1))
-    model.train()
-    predicted = torch.cat(preds).cpu().numpy()  # [N, H]
-    truth = fold.direction[ends].cpu().numpy()
-    return losses / len(ends), (predicted == truth).mean(axis=0), predicted
-
-
-def _baseline(direction: np.ndarray) -> float:
-    """Majority-class share per horizon, averaged: the accuracy of always guessing it."""
-    return float(np.mean([np.bincount(col).max() / len(col) for col in direction.T]))
-
-
-def _sharpe(data: Dataset, ends: range, predicted: np.ndarray, fee: float) -> float:
-    h = data.spec.labels.horizons[0]
-    return sharpe(
-        predicted[:, 0], data.returns[ends.start : ends.stop, 0].astype(np.float64), h,
-        data.spec.labels.classes, fee, periods_per_year(data.times),
-    )  # fmt: skip
 
 
 def _check_heads(params: Params, data: Dataset) -> None:
@@ -186,119 +178,140 @@ def _check_heads(params: Params, data: Dataset) -> None:
         )
 
 
-def _fit(
-    params: Params,
-    data: Dataset,
-    sfold: ScaledFold,
-    device: str | torch.device,
-    *,
-    fixed_epochs: int | None = None,
-    fee: float = 0.0,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-) -> tuple[nn.Module, Metrics, np.ndarray]:
-    """Train on ``sfold.train`` and evaluate on ``sfold.val``.
+class _Run:
+    """The state of one training run: model, optimizer, schedule, fold arrays, step count."""
 
-    With ``fixed_epochs`` (the final refit) it trains exactly that many epochs and looks at
-    ``sfold.val`` once, at the end: that part is then the test part and must not steer training.
-    """
-    _check_heads(params, data)
+    def __init__(
+        self, params: Params, data: Dataset, fold: ScaledFold, device: str | torch.device,
+        epochs: int, init: Initial,
+    ) -> None:  # fmt: skip
+        _check_heads(params, data)
+        if (data.direction[fold.val.start : fold.val.stop] == MISSING).any():
+            raise SpecError("evaluation rows without labels; the split is inconsistent.")
+        self.cfg = cfg = params.train
+        self.dev = dev = torch.device(device)
+        torch.manual_seed(cfg.seed)  # seeds CUDA too; the CPU state continues after the build
+        torch.set_rng_state(init.rng)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.arrays = FoldArrays(data, fold, dev)
+        self.model = copy.deepcopy(init.model).to(dev)
+        self.step_fn = (
+            torch.compile(self.model) if cfg.compile and dev.type == "cuda" else self.model
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.total = epochs * math.ceil(len(self.arrays.train_ends) / cfg.batch_size)
+        self.warmup_steps = int(cfg.warmup * self.total)
+        self.autocast = dev.type == "cuda" and cfg.bf16
+        self.step, self.plateau, self.lr = 0, 1.0, cfg.lr
+
+
+def _train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
+    """One pass over the training windows in a seeded random order: (mean loss, reason), the
+    reason non-empty when the loss stopped being finite."""
+    cfg, arrays = run.cfg, run.arrays
+    perm = torch.randperm(len(arrays.train_ends), generator=run.gen).to(run.dev)
+    running, seen = 0.0, 0
+    for k in range(0, len(perm), cfg.batch_size):
+        x, y, r = arrays.batch(arrays.train_ends[perm[k : k + cfg.batch_size]])
+        run.lr = cfg.lr * _lr_factor(
+            run.step, run.total, run.warmup_steps, cfg.schedule, run.plateau
+        )
+        for group in run.optimizer.param_groups:
+            group["lr"] = run.lr
+        with torch.autocast(run.dev.type, dtype=torch.bfloat16, enabled=run.autocast):
+            logits, ret = run.step_fn(x)  # [B, H, C], [B, H]
+        loss = total_loss(logits, ret, y, r, cfg.loss)
+        if not torch.isfinite(loss):
+            return math.nan, f"non-finite training loss at epoch {epoch}, step {run.step}"
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        run.optimizer.step()
+        running += float(loss.detach()) * len(x)
+        seen += len(x)
+        run.step += 1
+    return running / seen, ""
+
+
+def _fit_early_stopping(
+    params: Params, data: Dataset, fold: ScaledFold, device: str | torch.device, init: Initial,
+    on_epoch: Callable[[EpochRecord], None] | None,
+) -> tuple[nn.Module, TrainLog, float, np.ndarray]:  # fmt: skip
+    """Train on ``fold.train``, judge every epoch on ``fold.val``, keep the best weights.
+    Returns the model (on CPU), the log, the best validation loss and the return scale."""
     cfg = params.train
-    dev = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    arrays = _Fold(data, sfold, dev)
-    if (data.direction[sfold.val.start : sfold.val.stop] == MISSING).any():
-        raise SpecError("evaluation rows without labels; the split is inconsistent.")
-    model = build_model(params.model).to(dev)
-    n_params = count_params(model)
-    step_fn = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    epochs = fixed_epochs or cfg.epochs
-    steps_per_epoch = math.ceil(len(arrays.train_ends) / cfg.batch_size)
-    total = epochs * steps_per_epoch
-    warmup_steps = int(cfg.warmup * total)
-    autocast = dev.type == "cuda" and cfg.bf16
-
-    best_loss, best_state, best_epoch, stale, plateau = math.inf, None, 0, 0, 1.0
+    run = _Run(params, data, fold, device, cfg.epochs, init)
+    best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
     curve: list[EpochRecord] = []
-    reason, step, lr = "", 0, cfg.lr
-    started = time.perf_counter()
+    reason, started = "", time.perf_counter()
     with torch_threads(cfg.threads or default_threads()):
-        for epoch in range(1, epochs + 1):
-            perm = torch.randperm(len(arrays.train_ends), generator=gen).to(dev)
-            running, seen = 0.0, 0
-            for k in range(0, len(perm), cfg.batch_size):
-                x, y, r = arrays.batch(arrays.train_ends[perm[k : k + cfg.batch_size]])
-                lr = cfg.lr * _lr_factor(step, total, warmup_steps, cfg.schedule, plateau)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-                    logits, ret = step_fn(x)
-                loss = total_loss(logits, ret, y, r, cfg.loss)
-                if not torch.isfinite(loss):
-                    reason = f"non-finite training loss at epoch {epoch}, step {step}"
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                running += float(loss.detach()) * len(x)
-                seen += len(x)
-                step += 1
+        for epoch in range(1, cfg.epochs + 1):
+            train_loss, reason = _train_epoch(run, epoch)
             if reason:
                 break
-            if fixed_epochs is not None:
-                curve.append(EpochRecord(epoch, running / seen, math.nan, math.nan, lr))
-                continue
-            val_loss, val_acc, _ = _evaluate(model, arrays, arrays.val_ends)
+            val_loss, predicted, truth = loss_and_predictions(
+                run.model, run.arrays, run.arrays.val_ends
+            )
             if not math.isfinite(val_loss):
                 reason = f"non-finite validation loss at epoch {epoch}"
                 break
-            record = EpochRecord(epoch, running / seen, val_loss, float(val_acc.mean()), lr)
+            record = EpochRecord(
+                epoch, train_loss, val_loss, float((predicted == truth).mean()), run.lr
+            )
             curve.append(record)
             if on_epoch is not None:
                 on_epoch(record)
             if val_loss < best_loss - 1e-6:
                 best_loss, best_epoch, stale = val_loss, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
-                if cfg.schedule == "plateau" and stale % max(1, cfg.patience // 2) == 0:
-                    plateau *= 0.5
-                if stale >= cfg.patience:
-                    break
+                best_state = copy.deepcopy(run.model.state_dict())
+                continue
+            stale += 1
+            if cfg.schedule == "plateau" and stale % max(1, cfg.patience // 2) == 0:
+                run.plateau *= 0.5
+            if stale >= cfg.patience:
+                break
+    if best_state is not None:
+        run.model.load_state_dict(best_state)
     stopped = (
         f"early stopping: no better validation log loss for {cfg.patience} epochs after epoch {best_epoch}"
-        if fixed_epochs is None and 0 < len(curve) < epochs and not reason
-        else f"ran all {epochs} epochs"
+        if 0 < len(curve) < cfg.epochs and not reason
+        else f"ran all {cfg.epochs} epochs"
     )
+    if not reason and best_state is None:
+        reason = "no finite validation loss"
     seconds = time.perf_counter() - started
-    baseline = _baseline(data.direction[sfold.val.start : sfold.val.stop])
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model = model.to("cpu").eval()
-    latency = cpu_latency_ms(model, data.spec.window, len(data.features))
-    if reason or (fixed_epochs is None and best_state is None):
-        metrics = Metrics(0.0, math.inf, baseline, (), len(curve), 0, seconds, n_params, latency,
-                          tuple(curve), 0.0, "diverged", reason or "no finite validation loss")  # fmt: skip
-        return model, metrics, arrays.ret_scale
-    cpu = _Fold(data, sfold, torch.device("cpu"))
-    loss_, acc, predicted = _evaluate(model, cpu, cpu.val_ends)
-    metrics = Metrics(
-        val_accuracy=float(acc.mean()),
-        val_loss=best_loss if fixed_epochs is None else loss_,
-        baseline_accuracy=baseline,
-        val_accuracy_per_horizon=tuple(float(a) for a in acc),
-        epochs_run=len(curve),
-        best_epoch=best_epoch if fixed_epochs is None else len(curve),
-        train_seconds=seconds,
-        params=n_params,
-        latency_ms=latency,
-        curve=tuple(curve),
-        val_sharpe=_sharpe(data, sfold.val, predicted, fee),
-        stopped=stopped,
+    log = TrainLog(tuple(curve), len(curve), best_epoch, seconds, stopped, reason)
+    return run.model.to("cpu").eval(), log, best_loss, run.arrays.ret_scale
+
+
+def _fit_fixed(
+    params: Params, data: Dataset, fold: ScaledFold, epochs: int, device: str | torch.device,
+    init: Initial,
+) -> tuple[nn.Module, TrainLog, np.ndarray]:  # fmt: skip
+    """Train exactly ``epochs`` epochs on ``fold.train`` without looking at ``fold.val``: in
+    the final refit that part is the test part and must not steer training."""
+    run = _Run(params, data, fold, device, epochs, init)
+    curve: list[EpochRecord] = []
+    reason, started = "", time.perf_counter()
+    with torch_threads(params.train.threads or default_threads()):
+        for epoch in range(1, epochs + 1):
+            train_loss, reason = _train_epoch(run, epoch)
+            if reason:
+                break
+            curve.append(EpochRecord(epoch, train_loss, math.nan, math.nan, run.lr))
+    seconds = time.perf_counter() - started
+    log = TrainLog(
+        tuple(curve), len(curve), len(curve), seconds, f"ran all {epochs} epochs", reason
     )
-    return model, metrics, arrays.ret_scale
+    return run.model.to("cpu").eval(), log, run.arrays.ret_scale
+
+
+def _diverged(data: Dataset, fold: ScaledFold, log: TrainLog) -> Metrics:
+    direction = data.direction[fold.val.start : fold.val.stop]
+    scores = Scores(0.0, math.inf, baseline(direction), (), 0.0, len(fold.val))
+    return Metrics(scores, log)
 
 
 def train(
@@ -309,9 +322,18 @@ def train(
     device: str | torch.device = "cpu",
     fee: float = 0.0,
     on_epoch: Callable[[EpochRecord], None] | None = None,
-) -> tuple[nn.Module, Metrics, np.ndarray]:
-    """Train on one fold. Returns the best model (on CPU), its metrics and the return scale."""
-    return _fit(params, data, data.folds[fold], device, fee=fee, on_epoch=on_epoch)
+    init: Initial | None = None,
+) -> Fit:
+    """Train on one fold with early stopping; the best model comes back on CPU."""
+    sfold = data.folds[fold]
+    model, log, best_loss, ret_scale = _fit_early_stopping(
+        params, data, sfold, device, init or initialize(params), on_epoch
+    )
+    if log.reason:
+        return Fit(model, _diverged(data, sfold, log), ret_scale)
+    # The kept weights' validation loss is the one measured in the loop, on the training device.
+    scores = replace(evaluate(model, data, sfold, sfold.val, fee=fee), loss=best_loss)
+    return Fit(model, Metrics(scores, log), ret_scale)
 
 
 def train_and_evaluate(
@@ -321,36 +343,31 @@ def train_and_evaluate(
     device: str | torch.device = "cpu",
     fee: float = 0.0,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    init: Initial | None = None,
 ) -> Metrics:
-    """Train on every fold of ``data`` and average the validation metrics over folds.
+    """Train on every fold of ``data`` from the same initial weights and average the
+    validation scores over folds.
 
     Never raises for a diverging configuration: NaN/inf loss ends training and comes back as
-    ``status="diverged"`` with the reason, so a search worker keeps going.
+    ``status == "diverged"`` with the reason, so a search worker keeps going.
     """
+    init = init or initialize(params)
     results = [
-        train(params, data, fold=k, device=device, fee=fee, on_epoch=on_epoch)[1]
+        train(params, data, fold=k, device=device, fee=fee, on_epoch=on_epoch, init=init).metrics
         for k in range(len(data.folds))
     ]
     bad = [m for m in results if m.status != "ok"]
     if len(results) == 1 or bad:
         return (bad or results)[0]
-    mean = lambda values: float(np.mean(values))  # noqa: E731
-    return Metrics(
-        val_accuracy=mean([m.val_accuracy for m in results]),
-        val_loss=mean([m.val_loss for m in results]),
-        baseline_accuracy=mean([m.baseline_accuracy for m in results]),
-        val_accuracy_per_horizon=tuple(
-            float(v) for v in np.mean([m.val_accuracy_per_horizon for m in results], axis=0)
-        ),
-        epochs_run=max(m.epochs_run for m in results),
-        best_epoch=round(mean([m.best_epoch for m in results])),
-        train_seconds=sum(m.train_seconds for m in results),
-        params=results[0].params,
-        latency_ms=results[0].latency_ms,
-        curve=results[-1].curve,
-        val_sharpe=mean([m.val_sharpe for m in results]),
-        stopped="; ".join(f"fold {k}: {m.stopped}" for k, m in enumerate(results)),
+    logs = [m.log for m in results]
+    log = TrainLog(
+        curve=logs[-1].curve,
+        epochs_run=max(g.epochs_run for g in logs),
+        best_epoch=round(float(np.mean([g.best_epoch for g in logs]))),
+        seconds=sum(g.seconds for g in logs),
+        stopped="; ".join(f"fold {k}: {g.stopped}" for k, g in enumerate(logs)),
     )
+    return Metrics(Scores.mean([m.val for m in results]), log)
 
 
 def fit_final(
@@ -360,15 +377,17 @@ def fit_final(
     *,
     device: str | torch.device = "cpu",
     fee: float = 0.0,
-) -> tuple[nn.Module, Metrics, np.ndarray, ScaledFold]:
+) -> FinalFit:
     """Refit on all development rows (train + validation) for ``epochs`` epochs (the count
     early stopping chose), then evaluate once on the untouched test part.
 
-    The returned metrics' ``val_*`` fields are **test** figures. Only the final model (export)
-    should ever call this: a search that looks at the test part is no longer honest.
+    Only the final model (export) should ever call this: a search that looks at the test part
+    is no longer honest.
     """
     fold, _ = data.final()
-    model, metrics, ret_scale = _fit(
-        params, data, fold, device, fixed_epochs=max(1, epochs), fee=fee
+    model, log, ret_scale = _fit_fixed(
+        params, data, fold, max(1, epochs), device, initialize(params)
     )
-    return model, metrics, ret_scale, fold
+    if log.reason:
+        return FinalFit(model, _diverged(data, fold, log).val, log, ret_scale, fold)
+    return FinalFit(model, evaluate(model, data, fold, fold.val, fee=fee), log, ret_scale, fold)

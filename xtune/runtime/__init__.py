@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from xtune.runtime.bundle import FORMAT_VERSION, Bundle, BundleError, load_bundle
+from xtune.runtime.bundle import Bundle, load_bundle
+from xtune.runtime.manifest import FORMAT_VERSION, BundleError, Manifest
 from xtune.runtime.predict import feature_matrix, predict
 
-__all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "feature_matrix", "load_bundle", "predict"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Bundle",
+    "BundleError",
+    "Manifest",
+    "feature_matrix",
+    "load_bundle",
+    "predict",
+]

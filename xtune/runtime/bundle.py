@@ -1,28 +1,25 @@
 """The inference bundle: files, manifest, checksums. Torch-free (the trading PC reads it).
 
 A bundle directory holds ``model.onnx`` (fp32), optionally ``model.int8.onnx``,
-``manifest.json`` (feature spec, scaler, window, labels, metrics, versions, file hashes) and
-``SHA256SUMS`` (the hash of every other file, the manifest included).
+``manifest.json`` (see :class:`~xtune.runtime.manifest.Manifest`, which lists every other file
+with its hash) and ``SHA256SUMS`` (the hash of every other file, the manifest included).
+:func:`load_bundle` checks the three against each other: a file swapped in with an updated
+``SHA256SUMS`` still disagrees with the manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from xtune.errors import XtuneError
+from xtune.runtime.manifest import BundleError, Manifest
 
-FORMAT = "xtune-bundle"
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
-
-
-class BundleError(XtuneError):
-    """A bundle is missing a file, was modified, or has a format this xtune cannot read."""
+_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a plain file name inside the bundle
 
 
 def sha256_file(path: Path) -> str:
@@ -41,64 +38,97 @@ def write_sums(folder: Path, names: list[str]) -> None:
 @dataclass(frozen=True)
 class Bundle:
     folder: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def model_path(self) -> Path:
         """The int8 model when export kept it (faster and agreeing), else fp32."""
-        return self.folder / str(self.manifest["model"]["file"])
+        return self.folder / self.manifest.model.file
 
     @property
     def features(self) -> tuple[str, ...]:
-        return tuple(f["name"] for f in self.manifest["features"])
+        return self.manifest.feature_names
 
     @property
     def window(self) -> int:
-        return int(self.manifest["window"])
+        return self.manifest.window
+
+
+def _member(folder: Path, name: str, where: str) -> Path:
+    """A listed file as a path inside the bundle: a plain name, a regular file, no symlink."""
+    if not _NAME.match(name):
+        raise BundleError(
+            f"{folder}: {where} names {name!r}, which is not a plain file name inside the "
+            "bundle; the bundle was tampered with. Export it again."
+        )
+    path = folder / name
+    if path.is_symlink():
+        raise BundleError(
+            f"{folder}: {name} is a symbolic link; a bundle holds real files only. Copy the bundle again."
+        )
+    if not path.exists():
+        raise BundleError(
+            f"{folder}: {name} is missing; the bundle is incomplete. Export it again."
+        )
+    if not path.is_file():
+        raise BundleError(f"{folder}: {name} is not a regular file. Copy the bundle again.")
+    return path
+
+
+def read_sums(folder: Path) -> dict[str, str]:
+    sums = folder / SUMS
+    if not sums.is_file() or sums.is_symlink():
+        raise BundleError(
+            f"{folder}: {SUMS} is missing; the bundle is incomplete. Export it again."
+        )
+    expected: dict[str, str] = {}
+    for k, line in enumerate(sums.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            raise BundleError(
+                f"{folder}: {SUMS} line {k} is not '<sha256>  <file>'; the file was edited or "
+                "damaged. Copy the bundle again."
+            )
+        expected[match.group(2)] = match.group(1)
+    return expected
+
+
+def _check_file(folder: Path, name: str, digest: str) -> None:
+    if sha256_file(_member(folder, name, SUMS)) != digest:
+        raise BundleError(
+            f"{folder}: {name} does not match its checksum: the file was modified or damaged "
+            "in transfer. Copy the bundle again; never edit it by hand."
+        )
 
 
 def load_bundle(folder: str | Path) -> Bundle:
-    """Open and verify a bundle: every file present and unchanged, a known format version.
+    """Open and verify a bundle: every file present and unchanged, the manifest and
+    ``SHA256SUMS`` in agreement, a known format version.
 
     Raises:
-        BundleError: saying which file is missing or modified, or which version is unknown.
+        BundleError: saying which file is missing, modified or out of place, or which version
+            or key is wrong.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise BundleError(f"{folder}: no such bundle directory. Create one with `xtune export`.")
-    sums = folder / SUMS
-    if not sums.exists():
-        raise BundleError(
-            f"{folder}: {SUMS} is missing; the bundle is incomplete. Export it again."
-        )
-    expected = {}
-    for line in sums.read_text().splitlines():
-        digest, _, name = line.partition("  ")
-        expected[name] = digest
-    for name, digest in expected.items():
-        path = folder / name
-        if not path.exists():
-            raise BundleError(
-                f"{folder}: {name} is missing; the bundle is incomplete. Export it again."
-            )
-        if sha256_file(path) != digest:
-            raise BundleError(
-                f"{folder}: {name} does not match its checksum: the file was modified or damaged "
-                "in transfer. Copy the bundle again; never edit it by hand."
-            )
+    expected = read_sums(folder)
     if MANIFEST not in expected:
         raise BundleError(f"{folder}: {SUMS} does not cover {MANIFEST}; the bundle is incomplete.")
-    manifest = json.loads((folder / MANIFEST).read_text())
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{folder}: not an xtune bundle (format {manifest.get('format')!r}).")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    for name, digest in expected.items():
+        _check_file(folder, name, digest)
+    manifest = Manifest.from_json(
+        (folder / MANIFEST).read_text(errors="replace"), f"{folder}/{MANIFEST}"
+    )
+    listed = {n: d for n, d in expected.items() if n != MANIFEST}
+    if manifest.files != listed:
         raise BundleError(
-            f"{folder}: bundle format version {version} is not supported by this xtune "
-            f"(reads version {FORMAT_VERSION}). Install the xtune version that exported it "
-            f"({manifest.get('versions', {}).get('xtune', 'unknown')}) or export again."
+            f"{folder}: the files in {SUMS} {sorted(listed)} and their hashes differ from those "
+            f"the manifest records {sorted(manifest.files)}: a file was swapped. Export the bundle again."
         )
-    model = manifest.get("model", {}).get("file")
-    if model not in expected:
-        raise BundleError(f"{folder}: the manifest's model file {model!r} is not in {SUMS}.")
+    for name in (manifest.model.file, manifest.model.fp32):
+        if name not in listed:
+            raise BundleError(f"{folder}: the manifest's model file {name!r} is not in {SUMS}.")
     return Bundle(folder, manifest)

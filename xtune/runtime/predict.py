@@ -7,6 +7,7 @@ Imports numpy, pandas, onnxruntime and xtune's feature code only, so the trading
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,8 @@ from xtune.features.build import build_features, feature_specs
 from xtune.features.catalog import CATALOG, warmup_of
 from xtune.features.scaler import RobustScaler, transform
 from xtune.features.windows import windows
-from xtune.runtime.bundle import Bundle, BundleError
+from xtune.runtime.bundle import Bundle
+from xtune.runtime.manifest import BundleError
 
 
 def check_features(bundle: Bundle) -> None:
@@ -28,12 +30,12 @@ def check_features(bundle: Bundle) -> None:
         raise BundleError(
             f"{bundle.folder}: features {missing} are unknown to this xtune; install the exporting version."
         )
-    recorded = {f["name"]: f for f in bundle.manifest["features"]}
+    recorded = {f.name: f for f in bundle.manifest.features}
     ours = {f["name"]: f for f in feature_specs(names)}
     for name in names:
         if (
-            ours[name]["params"] != recorded[name]["params"]
-            or ours[name]["warmup"] != recorded[name]["warmup"]
+            ours[name]["params"] != recorded[name].params
+            or ours[name]["warmup"] != recorded[name].warmup
         ):
             raise BundleError(
                 f"{bundle.folder}: feature {name!r} is defined differently here than when the model "
@@ -53,10 +55,46 @@ def feature_matrix(bundle: Bundle, bars: Bars) -> tuple[np.ndarray, pd.DatetimeI
             "Pass a longer history."
         )
     frame = build_features(bars, names, use_cache=False)  # live bars change every call
-    scaler = RobustScaler.from_dict(bundle.manifest["scaler"])
+    try:
+        scaler = RobustScaler.from_dict(bundle.manifest.scaler)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(
+            f"{bundle.folder}: the manifest's scaler is unusable ({exc}). Export again."
+        ) from None
     if scaler.columns != names:
         raise BundleError(f"{bundle.folder}: the scaler's columns do not match the feature list.")
     return transform(frame.to_numpy(), scaler), pd.DatetimeIndex(frame.index)
+
+
+def open_session(bundle: Bundle, model: Path | None = None) -> Any:
+    """An onnxruntime session on one thread, checked against the manifest's tensor names and
+    input shape (a model file from another bundle is refused here, not mid-prediction)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    path = model or bundle.model_path
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own, untyped errors
+        raise BundleError(
+            f"{path}: onnxruntime cannot load it ({str(exc)[:200]}). Export again."
+        ) from None
+    m = bundle.manifest.model
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    want = [bundle.window, len(bundle.features)]
+    if (
+        m.input not in inputs
+        or list(inputs[m.input][1:]) != want
+        or not {m.logits, m.returns} <= outputs
+    ):
+        raise BundleError(
+            f"{path}: the model takes {inputs} and gives {sorted(outputs)}, but the manifest "
+            f"expects {m.input} [batch, {want[0]}, {want[1]}] -> {m.logits}, {m.returns}: the "
+            "model does not belong to this bundle. Export again."
+        )
+    return session
 
 
 def predict(
@@ -67,31 +105,27 @@ def predict(
     Columns: ``h{h}_p_{class}`` probabilities, ``h{h}_direction`` (the likeliest class name) and
     ``h{h}_return`` (predicted forward log return), indexed by the time of the window's last bar.
     """
-    import onnxruntime as ort
-
     x, times = feature_matrix(bundle, bars)
     w = windows(x, bundle.window)  # [N, L, F] view
     if last:
         w, times = w[-1:], times[-1:]
     else:
         times = times[bundle.window - 1 :]
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(
-        str(model or bundle.model_path), options, providers=["CPUExecutionProvider"]
-    )
+    m = bundle.manifest
+    session = open_session(bundle, model)
     logits, returns = [], []
     for k in range(0, len(w), 2048):
-        lo, ret = session.run(["logits", "returns"], {"x": np.ascontiguousarray(w[k : k + 2048])})
+        batch = {m.model.input: np.ascontiguousarray(w[k : k + 2048])}
+        lo, ret = session.run([m.model.logits, m.model.returns], batch)
         logits.append(lo)
         returns.append(ret)
     lg = np.concatenate(logits)  # [N, H, C]
-    rt = np.concatenate(returns) * np.asarray(bundle.manifest["return_scale"], np.float32)  # [N, H]
+    rt = np.concatenate(returns) * np.asarray(m.return_scale, np.float32)  # [N, H]
     probs = np.exp(lg - lg.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
-    names = bundle.manifest["class_names"]
+    names = m.class_names
     out: dict[str, np.ndarray] = {}
-    for j, h in enumerate(bundle.manifest["horizons"]):
+    for j, h in enumerate(m.horizons):
         for c, name in enumerate(names):
             out[f"h{h}_p_{name}"] = probs[:, j, c]
         out[f"h{h}_direction"] = np.asarray(names)[probs[:, j].argmax(-1)]

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from xtune.search.config import StudyConfig, StudyError, load_study_config
 from xtune.search.objective import CapError, Objective, enqueue
-from xtune.search.replay import ReplayResult, plan_from_json, replay
+from xtune.search.record import (
+    Plan,
+    StudyNotFound,
+    StudyRecord,
+    TrialRecord,
+    open_study,
+    read,
+    read_study,
+)
+from xtune.search.replay import ReplayResult, replay, trial_inputs
 from xtune.search.report import is_feasible, pareto_front, summary, write_plots
-from xtune.search.run import create_study, make_sampler, prepare_inputs, run_search
-from xtune.search.space import Plan, Replay, suggest
+from xtune.search.run import prepare_inputs, run_search
+from xtune.search.space import Replay, suggest
 from xtune.search.storage import mask, open_storage, resolve_storage
+from xtune.search.study import create_study, make_sampler
 from xtune.search.sweep import sweep
 
 __all__ = [
@@ -20,6 +30,9 @@ __all__ = [
     "ReplayResult",
     "StudyConfig",
     "StudyError",
+    "StudyNotFound",
+    "StudyRecord",
+    "TrialRecord",
     "create_study",
     "enqueue",
     "is_feasible",
@@ -27,14 +40,17 @@ __all__ = [
     "make_sampler",
     "mask",
     "open_storage",
+    "open_study",
     "pareto_front",
-    "plan_from_json",
     "prepare_inputs",
+    "read",
+    "read_study",
     "replay",
     "resolve_storage",
     "run_search",
     "suggest",
     "summary",
     "sweep",
+    "trial_inputs",
     "write_plots",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -12,9 +13,21 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from xtune.search.record import read
+
 
 def is_feasible(trial: FrozenTrial) -> bool:
     return all(v <= 0 for v in trial.constraints.values())
+
+
+def _baseline(trial: FrozenTrial) -> float:
+    metrics = read(trial).metrics
+    return math.nan if metrics is None else metrics.val.baseline
+
+
+def _units(trial: FrozenTrial) -> tuple[str, ...]:
+    plan = read(trial).plan
+    return () if plan is None else plan.units
 
 
 def _dominates(a: list[float], b: list[float], signs: list[float]) -> bool:
@@ -27,7 +40,7 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
     pool = [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if is_feasible(t) and t.user_attrs.get("train/status") == "ok" and t.values is not None
+        if is_feasible(t) and read(t).trained and t.values is not None
     ]  # fmt: skip
     front = [
         t
@@ -44,19 +57,20 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
     front = []
     for t in pareto_front(study):
-        a = t.user_attrs
+        r = read(t)
+        assert r.metrics is not None and r.resources is not None and r.plan is not None
         front.append({
             "trial": t.number,
             **{name: value for name, value in zip(names, t.values, strict=True)},
-            "baseline_accuracy": a.get("metrics/baseline_accuracy"),
-            "edge": a.get("metrics/edge"),
-            "sharpe": a.get("metrics/val_sharpe"),
-            "family": t.params.get("family"),
-            "params": a.get("resources/params"),
-            "latency_ms": a.get("resources/latency_ms"),
-            "window": t.params.get("window"),
-            "features": len(a.get("features/list", [])),
-            "units": a.get("features/units", []),
+            "baseline_accuracy": r.metrics.val.baseline,
+            "edge": r.metrics.val.edge,
+            "sharpe": r.metrics.val.sharpe,
+            "family": r.plan.params.model.family,
+            "params": r.resources.params,
+            "latency_ms": r.resources.latency_ms,
+            "window": r.plan.data.window,
+            "features": len(r.plan.data.features),
+            "units": list(r.plan.units),
         })  # fmt: skip
     return {
         "study": study.study_name,
@@ -109,106 +123,108 @@ def _importances(
     return out
 
 
-def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
-    """Pareto front (infeasible marked), importances per objective, history and feature usage,
-    each as PNG (matplotlib, no browser needed) and HTML (plotly)."""
-    import matplotlib
+class _Plots:
+    """Writes each figure as PNG (matplotlib, no browser needed) and HTML (plotly)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import plotly.graph_objects as go
+    def __init__(self, out_dir: Path) -> None:
+        import matplotlib
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    complete = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values
-    ]
-    trained = [t for t in complete if is_feasible(t) and t.user_attrs.get("train/status") == "ok"]
-    infeasible = [t for t in complete if not is_feasible(t)]
-    front = pareto_front(study)
-    written: list[Path] = []
+        matplotlib.use("Agg")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir, self.written = out_dir, list[Path]()
 
-    def save(fig_mpl: Any, fig_go: Any, stem: str) -> None:
-        png, html = out_dir / f"{stem}.png", out_dir / f"{stem}.html"
+    def save(self, fig_mpl: Any, fig_go: Any, stem: str) -> None:
+        import matplotlib.pyplot as plt
+
+        png, html = self.out_dir / f"{stem}.png", self.out_dir / f"{stem}.html"
         fig_mpl.tight_layout()
         fig_mpl.savefig(png, dpi=90)
         plt.close(fig_mpl)
         fig_go.write_html(html, include_plotlyjs="cdn")
-        written.extend([png, html])
+        self.written.extend([png, html])
 
-    # Pareto front: objective 0 vs objective 1
-    if len(names) >= 2:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        g = go.Figure()
-        for label, group, style in (
-            ("feasible", trained, "o"),
-            ("infeasible (over a cap)", infeasible, "x"),
-            ("Pareto front", front, "*"),
-        ):
-            xs = [t.values[0] for t in group]
-            ys = [t.values[1] for t in group]
-            ax.scatter(
-                xs, ys, marker=style, label=f"{label} ({len(group)})", s=60 if style == "*" else 25
-            )
-            g.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="markers",
-                    name=label,
-                    text=[f"trial {t.number}" for t in group],
-                )
-            )
-        ax.set_xlabel(names[0])
-        ax.set_ylabel(names[1])
-        ax.legend()
-        ax.set_title("validation: feasible Pareto front")
-        g.update_layout(
-            title="validation: feasible Pareto front", xaxis_title=names[0], yaxis_title=names[1]
+    def bars(self, items: list[tuple[str, float]], title: str, stem: str) -> None:
+        import matplotlib.pyplot as plt
+        import plotly.graph_objects as go
+
+        labels, values = [k for k, _ in items][::-1], [v for _, v in items][::-1]
+        fig, ax = plt.subplots(figsize=(6, 0.35 * len(items) + 1.2))
+        ax.barh(labels, values)
+        ax.set_title(title)
+        g = go.Figure(go.Bar(x=values, y=labels, orientation="h"))
+        g.update_layout(title=title)
+        self.save(fig, g, stem)
+
+
+def _pareto_plot(plots: _Plots, names: list[str], groups: dict[str, list[FrozenTrial]]) -> None:
+    """Objective 0 against objective 1: feasible, infeasible and front trials."""
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    g = go.Figure()
+    for (label, group), style in zip(groups.items(), "ox*", strict=True):
+        xs, ys = [t.values[0] for t in group], [t.values[1] for t in group]
+        ax.scatter(
+            xs, ys, marker=style, label=f"{label} ({len(group)})", s=60 if style == "*" else 25
         )
-        save(fig, g, "pareto_front")
+        g.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=label,
+                               text=[f"trial {t.number}" for t in group]))  # fmt: skip
+    title = "validation: feasible Pareto front"
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.legend()
+    ax.set_title(title)
+    g.update_layout(title=title, xaxis_title=names[0], yaxis_title=names[1])
+    plots.save(fig, g, "pareto_front")
 
-    # History of each objective, feasible trained trials only
+
+def _history_plot(plots: _Plots, names: list[str], trained: list[FrozenTrial]) -> None:
+    """Each objective by trial number, feasible trained trials only, accuracy with its baseline."""
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
     g = go.Figure()
+    xs = [t.number for t in trained]
     for i, name in enumerate(names):
-        xs = [t.number for t in trained]
         ys = [t.values[i] for t in trained]
         axes[0][i].plot(xs, ys, "o", label=name)
         if name == "accuracy":
-            base = [t.user_attrs.get("metrics/baseline_accuracy") for t in trained]
-            axes[0][i].plot(xs, base, "_", color="grey", label="majority baseline")
+            axes[0][i].plot(
+                xs, [_baseline(t) for t in trained], "_", color="grey", label="majority baseline"
+            )
         axes[0][i].set_xlabel("trial")
         axes[0][i].set_title(name)
         axes[0][i].legend()
         g.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=name))
     g.update_layout(title="history (feasible trials)", xaxis_title="trial")
-    save(fig, g, "history")
+    plots.save(fig, g, "history")
 
-    # Importances per objective, signed so that + means "larger helps"
-    for i, name in enumerate(names):
+
+def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """Pareto front (infeasible marked), importances per objective, history and feature usage,
+    each as PNG and HTML."""
+    plots = _Plots(out_dir)
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    complete = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values
+    ]
+    trained = [t for t in complete if is_feasible(t) and read(t).trained]
+    front = pareto_front(study)
+    if len(names) >= 2:
+        infeasible = [t for t in complete if not is_feasible(t)]
+        groups = {"feasible": trained, "infeasible (over a cap)": infeasible, "Pareto front": front}
+        _pareto_plot(plots, names, groups)
+    _history_plot(plots, names, trained)
+    for i, name in enumerate(names):  # signed so that + means "larger helps"
         rows = _importances(study, i, trained)
-        if not rows:
-            continue
-        labels = [f"{p} ({'+' if s > 0 else '-' if s < 0 else '~'})" for p, _, s in rows]
-        values = [v for _, v, _ in rows]
-        fig, ax = plt.subplots(figsize=(6, 0.35 * len(rows) + 1.2))
-        ax.barh(labels[::-1], values[::-1])
-        ax.set_title(f"importance for {name} (+: larger values help, -: smaller help)")
-        g = go.Figure(go.Bar(x=values[::-1], y=labels[::-1], orientation="h"))
-        g.update_layout(title=f"importance for {name}")
-        save(fig, g, f"importance_{name}")
-
-    # Feature usage across the Pareto front
-    usage = Counter(u for t in front for u in t.user_attrs.get("features/units", []))
+        if rows:
+            items = [(f"{p} ({'+' if s > 0 else '-' if s < 0 else '~'})", v) for p, v, s in rows]
+            plots.bars(items, f"importance for {name} (+: larger values help, -: smaller help)",
+                       f"importance_{name}")  # fmt: skip
+    usage = Counter(u for t in front for u in _units(t))
     if usage:
-        items = usage.most_common()
-        fig, ax = plt.subplots(figsize=(6, 0.35 * len(items) + 1.2))
-        ax.barh([k for k, _ in items][::-1], [v for _, v in items][::-1])
-        ax.set_title(f"feature usage across {len(front)} Pareto trials")
-        g = go.Figure(
-            go.Bar(x=[v for _, v in items][::-1], y=[k for k, _ in items][::-1], orientation="h")
-        )
-        g.update_layout(title="feature usage across Pareto trials")
-        save(fig, g, "feature_usage")
-    return written
+        items = [(k, float(v)) for k, v in usage.most_common()]
+        plots.bars(items, f"feature usage across {len(front)} Pareto trials", "feature_usage")
+    return plots.written

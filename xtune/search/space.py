@@ -3,14 +3,13 @@ can be rebuilt from its stored parameters without Optuna (``xtune replay``)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from xtune.features.dataset import DataSpec
 from xtune.models import HeadConfig, LossConfig, LSTMConfig, Params, TrainConfig, XLSTMConfig
 from xtune.search.config import StudyConfig
 from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space
+from xtune.search.record import Plan
 
 
 class Suggester(Protocol):
@@ -19,20 +18,6 @@ class Suggester(Protocol):
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1) -> int: ...
     def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
     def suggest_categorical(self, name: str, choices: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One trial: which bars become which windows, and what trains on them."""
-
-    data: DataSpec
-    params: Params
-    units: tuple[str, ...]  # the feature groups/names switched on
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"data": asdict(self.data), "params": self.params.to_dict(), "units": self.units}
-        )
 
 
 def _pick(trial: Suggester, name: str, space: Space, cap: int | float | None = None) -> Any:
@@ -49,15 +34,20 @@ def _pick(trial: Suggester, name: str, space: Space, cap: int | float | None = N
     return trial.suggest_float(name, space.low, space.high, log=space.log)
 
 
-def suggest(trial: Suggester, config: StudyConfig) -> Plan:
+def suggest(trial: Suggester, config: StudyConfig, *, first_row: int = 0) -> Plan:
     """Draw one configuration. Hidden size and layers never exceed the caps: the space is cut
-    to them, so only parameters and latency can make a trial infeasible."""
+    to them, so only parameters and latency can make a trial infeasible. ``first_row`` is the
+    first bar the trial's data may use (see :class:`~xtune.features.DataSpec`)."""
     caps, f = config.caps, config.features
     units = tuple(u for u in f.units if trial.suggest_categorical(f"use/{u}", [True, False]))
     names = tuple(n for n in f.candidates if any(n in f.features_of(u) for u in units))
     window = _pick(trial, "window", config.data.window)
     data = DataSpec(
-        features=names or f.candidates[:1], window=window, labels=config.labels, split=config.split
+        features=names or f.candidates[:1],
+        window=window,
+        labels=config.labels,
+        split=config.split,
+        first_row=first_row,
     )
     head = HeadConfig(len(config.labels.horizons), config.labels.classes)
     n = len(data.features)

@@ -1,13 +1,12 @@
 """Where studies live: an embedded journal file by default, PostgreSQL for many machines.
 
-Resolution order: ``--storage``, then ``$XTUNE_STORAGE``, then the study file's ``storage``,
+Resolution order: ``--storage``, then ``$XTUNE_STORAGE`` (from the settings), then the study file's ``storage``,
 then ``<study name>.journal`` beside the study file. The journal backend, unlike SQLite, never
 hands one queued trial to two processes, so ``--workers K`` is safe on it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import optuna
@@ -16,20 +15,16 @@ from optuna.storages.journal import JournalFileBackend
 
 from xtune.errors import XtuneError
 from xtune.search.config import StudyConfig
+from xtune.settings import Settings
 
 
 class StorageError(XtuneError):
     """The storage cannot be reached or opened; the message hides passwords."""
 
 
-def resolve_storage(config: StudyConfig, override: str | None = None) -> str:
+def resolve_storage(config: StudyConfig, override: str | None, settings: Settings) -> str:
     """The storage URL (or journal file path) this study uses."""
-    return (
-        override
-        or os.environ.get("XTUNE_STORAGE")
-        or config.study.storage
-        or str(config.default_storage_path)
-    )
+    return override or settings.storage or config.study.storage or str(config.default_storage_path)
 
 
 def is_database(url: str) -> bool:
@@ -37,19 +32,84 @@ def is_database(url: str) -> bool:
 
 
 def mask(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print and log."""
+    """The URL with every secret replaced by ***, safe to print and log.
+
+    Hidden: the password of the user part, and the value of every query parameter whose name
+    looks secret (``password``, ``sslpassword``, ``PASSWORD``, ``*token*``, ``*key*``...),
+    raw or percent-encoded. User, host, port and database stay visible. A raw ``@`` in the
+    password counts as part of it: the host starts after the last ``@`` (SQLAlchemy splits at
+    the first, so percent-encode it as ``%40``). Where a URL is ambiguous, more is hidden,
+    never less. A journal file path comes back as it is.
+
+    Example:
+        >>> mask("postgresql+psycopg2://xtune:p@ss@db:5432/xtune?sslpassword=k")
+        'postgresql+psycopg2://xtune:***@db:5432/xtune?sslpassword=***'
+    """
+    import re
+
     if not is_database(url):
         return url
-    from sqlalchemy.engine import make_url
+    scheme, _, rest = url.partition("://")
+    if not re.fullmatch(r"[A-Za-z][\w+.-]*", scheme):
+        scheme = "***"
+    # Query values first: a raw @ inside a secret value must not end the user part.
+    userinfo, at, location = _mask_query(rest).rpartition("@")
+    return f"{scheme}://{_mask_userinfo(userinfo)}{at}{_mask_port(location)}"
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL: hide everything between :// and @
-        head, _, tail = url.partition("://")
-        return f"{head}://***@{tail.rpartition('@')[2]}" if "@" in tail else url
+
+def _mask_query(text: str) -> str:
+    """Each secret-looking ``name=value`` after ``?`` or ``&`` with its value, up to the next
+    ``&``, replaced by ***. Every ``?`` and ``&`` is tried, even inside another value."""
+    import re
+    from urllib.parse import unquote_plus
+
+    # The value is in a lookahead, not consumed: "?app=a?password=b" still finds "password".
+    params = re.finditer(r"[?&]([^=&?]*)=(?=([^&]*))", text)
+    secret = re.compile(r"pass|pwd|secret|token|key|credential", re.IGNORECASE)
+    pieces: list[str] = []
+    pos = 0
+    for param in params:
+        if secret.search(unquote_plus(param[1])) and param.end() >= pos:
+            pieces += [text[pos : param.end()], "***"]
+            pos = param.end() + len(param[2])
+    return "".join([*pieces, text[pos:]])
 
 
-def open_storage(url: str, *, workers_per_process: int = 1) -> optuna.storages.BaseStorage:
+def _mask_userinfo(userinfo: str) -> str:
+    """``user:***`` for ``user:password``; all of it *** when the user part does not look
+    like a user name (then the split at @ was in doubt)."""
+    import re
+
+    if not userinfo:
+        return userinfo
+    user, colon, _ = userinfo.partition(":")
+    if not re.fullmatch(r"[\w.~%!$'()*+,;@-]*", user):
+        return "***"
+    return f"{user}:***" if colon else user
+
+
+def _mask_port(location: str) -> str:
+    """``host:port/db?query`` with a port that is not a number replaced by *** (a URL with
+    no @ may carry its password there: ``postgresql://user:secret``)."""
+    import re
+
+    end = next((i for i, char in enumerate(location) if char in "/?"), len(location))
+    address, tail = location[:end], location[end:]
+    hosts: list[str] = []
+    for host_port in address.split(","):  # libpq accepts host1:5432,host2:5433
+        parts = re.fullmatch(r"(\[[^\]]*\]|[^:\[\]]*)(?::(.*))?", host_port, re.DOTALL)
+        if parts is None:
+            hosts.append("***")
+        elif parts[2] is None or re.fullmatch(r"[0-9]*", parts[2]):
+            hosts.append(host_port)
+        else:
+            hosts.append(f"{parts[1]}:***")
+    return ",".join(hosts) + tail
+
+
+def open_storage(
+    url: str, settings: Settings | None = None, *, workers_per_process: int = 1
+) -> optuna.storages.BaseStorage:
     """Open the storage with the settings xtune relies on.
 
     PostgreSQL: ``pool_pre_ping`` (a restarted server's dead connections are replaced, not
@@ -63,19 +123,32 @@ def open_storage(url: str, *, workers_per_process: int = 1) -> optuna.storages.B
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine_kwargs |= {"pool_size": workers_per_process, "max_overflow": 1, "pool_recycle": 300}
+    settings = settings or Settings()
     try:
-        from xtune.search.sweep import heartbeat_settings
-
-        heartbeat, grace = heartbeat_settings()
         return RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat,
-            grace_period=grace,
+            heartbeat_interval=settings.heartbeat_s,
+            grace_period=settings.grace_s,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
     except Exception as exc:
+        detail = scrub(str(exc).splitlines()[0] if str(exc) else "", url)
         raise StorageError(
-            f"cannot open storage {mask(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}. "
+            f"cannot open storage {mask(url)}: {type(exc).__name__}: {detail}. "
             "Check that the server runs and the URL (user, host, port, database) is right."
         ) from None
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a driver's error) without any piece of ``url`` that :func:`mask` hides: the
+    driver may quote a host or port it parsed out of a password (``user:p@ss@host``)."""
+    import re
+    from urllib.parse import unquote
+
+    split = re.compile(r"[:/@?&=,\[\]]+")
+    shown = set(split.split(mask(url)))
+    hidden = {t for t in split.split(url) if t not in shown and len(t) >= 2}
+    for token in sorted(hidden | {unquote(t) for t in hidden}, key=len, reverse=True):
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(token)}(?![A-Za-z0-9])", "***", text)
+    return text

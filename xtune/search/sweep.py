@@ -9,24 +9,22 @@ ago, is marked FAIL and its parameters are queued again.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from xtune.search.record import TrialRecord, mark, read
 
-def heartbeat_settings() -> tuple[int, int]:
-    """(heartbeat interval, grace period) in seconds; env overrides for tests and slow links."""
-    return int(os.environ.get("XTUNE_HEARTBEAT_S", "20")), int(
-        os.environ.get("XTUNE_GRACE_S", "60")
-    )
+ORPHANED = TrialRecord(
+    status="orphaned", reason="worker died (no live heartbeat); marked FAIL and requeued by sweep"
+)
 
 
 def sweep(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, *, grace_s: float | None = None
+    study: optuna.Study, storage: optuna.storages.BaseStorage, *, grace_s: float
 ) -> list[int]:
     """Fail and requeue orphaned RUNNING trials; returns their numbers.
 
@@ -36,7 +34,6 @@ def sweep(
     """
     if not isinstance(storage, RDBStorage):
         return []
-    grace = heartbeat_settings()[1] if grace_s is None else grace_s
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not running:
         return []
@@ -52,18 +49,24 @@ def sweep(
     for trial in running:
         never_beat = trial._trial_id not in beating
         old = trial.datetime_start is not None and now - trial.datetime_start > timedelta(
-            seconds=grace
+            seconds=grace_s
         )
         if trial._trial_id in stale or (never_beat and old):
             try:  # attributes first: a finished trial cannot be updated
-                storage.set_trial_user_attr(trial._trial_id, "train/status", "orphaned")
-                reason = "worker died (no live heartbeat); marked FAIL and requeued by sweep"
-                storage.set_trial_user_attr(trial._trial_id, "train/reason", reason)
+                mark(storage, trial._trial_id, ORPHANED)
                 if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # its owner finished it meanwhile: not an orphan after all
             if trial.params:
-                study.enqueue_trial(trial.params, user_attrs={"xtune/retry_of": trial.number})
+                study.enqueue_trial(
+                    trial.params, user_attrs=TrialRecord(retry_of=trial.number).to_attrs()
+                )
             swept.append(trial.number)
     return swept
+
+
+def queued_retries(study: optuna.Study) -> list[FrozenTrial]:
+    """Retries the sweep queued that no worker has started yet."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return [t for t in waiting if read(t).retry_of is not None]

@@ -1,0 +1,210 @@
+"""Nothing lost, nothing swapped: replacing bundles, and bundles edited by hand or by an attacker."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from xtune.export import ExportError
+from xtune.export.replace import check_target, install
+from xtune.runtime import BundleError, load_bundle
+from xtune.runtime.bundle import MANIFEST, SUMS, sha256_file, write_sums
+
+pytestmark = pytest.mark.slow
+
+Exports = dict[str, tuple[Path, Path, object]]
+
+
+def _copy(exports: Exports, to: Path, family: str = "lstm") -> Path:
+    shutil.copytree(exports[family][0], to)
+    return to
+
+
+def _xtune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "xtune", *args], capture_output=True, text=True,
+                          cwd=cwd, env=os.environ | {"COLUMNS": "300"}, timeout=300)  # fmt: skip
+
+
+# ---------------------------------------------------------------- 1. overwriting
+def test_overwrite_refuses_a_folder_with_files_xtune_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("my trading journal")
+    (tmp_path / "bars.csv").write_text("time,open\n")
+    for target in (tmp_path, tmp_path / "."):
+        with pytest.raises(ExportError, match="did not write"):
+            check_target(target, overwrite=True)
+    assert (tmp_path / "notes.txt").read_text() == "my trading journal"
+
+
+def test_overwrite_refuses_a_bundle_with_a_foreign_file_added(
+    exports: Exports, tmp_path: Path
+) -> None:
+    bundle = _copy(exports, tmp_path / "bundle")
+    (bundle / "my_model_notes.md").write_text("keep me")
+    with pytest.raises(ExportError, match=r"did not write \(my_model_notes.md\)"):
+        check_target(bundle, overwrite=True)
+    assert (bundle / "my_model_notes.md").exists()
+
+
+def test_out_naming_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExportError, match="not a folder"):
+        check_target(tmp_path / "file", overwrite=True)
+
+
+def test_export_cli_in_a_busy_folder_deletes_nothing(exports: Exports, tmp_path: Path) -> None:
+    _, study_file, _ = exports["lstm"]
+    before = sorted(p.name for p in study_file.parent.iterdir())
+    result = _xtune("export", str(study_file), "--out", ".", "--overwrite", cwd=study_file.parent)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "did not write" in result.stderr
+    assert sorted(p.name for p in study_file.parent.iterdir()) == before
+
+
+def test_a_bundle_is_replaced_atomically(exports: Exports, tmp_path: Path) -> None:
+    """A reader polling the bundle while it is replaced 30 times never finds it missing."""
+    out = _copy(exports, tmp_path / "live", "lstm")
+    missing: list[int] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            if not (out / MANIFEST).exists():
+                missing.append(1)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for k in range(30):
+            family = ("xlstm", "lstm")[k % 2]
+            install(_copy(exports, tmp_path / f".new{k}", family), out, overwrite=True)
+    finally:
+        done.set()
+        thread.join()
+    assert not missing
+    assert load_bundle(out).manifest.model.family == "lstm"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live"]  # no temporary folder left
+
+
+def test_two_exports_to_one_new_folder_cannot_both_win(exports: Exports, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    news = [_copy(exports, tmp_path / f".new{k}", f) for k, f in enumerate(("lstm", "xlstm"))]
+    errors: list[Exception] = []
+
+    def export(new: Path) -> None:
+        try:
+            install(new, out, overwrite=False)
+        except ExportError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export, args=(new,)) for new in news]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 1 and "already holds a bundle" in str(errors[0])
+    load_bundle(out)  # the winner is complete
+
+
+# ---------------------------------------------------------------- 8, 9. hostile bundles
+def _resum(bundle: Path) -> None:
+    write_sums(bundle, [p.name for p in bundle.iterdir() if p.name != SUMS])
+
+
+def _edit_manifest(bundle: Path, edit: object) -> None:
+    raw = json.loads((bundle / MANIFEST).read_text())
+    edit(raw)  # type: ignore[operator]
+    (bundle / MANIFEST).write_text(json.dumps(raw))
+    _resum(bundle)
+
+
+def test_a_swapped_model_with_updated_checksums_is_refused(
+    exports: Exports, tmp_path: Path
+) -> None:
+    bundle = _copy(exports, tmp_path / "b")
+    shutil.copy(exports["xlstm"][0] / "model.onnx", bundle / "model.onnx")  # another valid model
+    _resum(bundle)
+    with pytest.raises(BundleError, match="a file was swapped"):
+        load_bundle(bundle)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["model"].update(file="/etc/passwd"), "not in SHA256SUMS"),
+        (lambda m: m["model"].update(fp32="../other/model.onnx"), "not in SHA256SUMS"),
+        (lambda m: m.pop("scaler"), "key is missing"),
+        (lambda m: m.update(window="sixteen"), "wrong type"),
+    ],
+    ids=["absolute-model-path", "outside-model-path", "missing-key", "mistyped-key"],
+)
+def test_an_edited_manifest_is_refused(
+    exports: Exports, tmp_path: Path, edit: object, message: str
+) -> None:
+    bundle = _copy(exports, tmp_path / "b")
+    _edit_manifest(bundle, edit)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle)
+
+
+def test_a_manifest_that_is_not_json_is_refused(exports: Exports, tmp_path: Path) -> None:
+    bundle = _copy(exports, tmp_path / "b")
+    (bundle / MANIFEST).write_text("{not json")
+    _resum(bundle)
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(bundle)
+
+
+def test_checksum_lines_are_parsed_strictly_and_never_leave_the_bundle(
+    exports: Exports, tmp_path: Path
+) -> None:
+    bundle = _copy(exports, tmp_path / "b")
+    sums = (bundle / SUMS).read_text().splitlines()
+    (bundle / SUMS).write_text("\n" + "\n".join(line.replace("  ", " *") for line in sums) + "\n\n")
+    load_bundle(bundle)  # blank lines and the '*' (binary mode) marker of sha256sum are fine
+    (bundle / SUMS).write_text("\n".join([*sums, "garbage"]))
+    with pytest.raises(BundleError, match=f"line {len(sums) + 1} is not"):
+        load_bundle(bundle)
+    (bundle / SUMS).write_text("\n".join([*sums, f"{'0' * 64}  /dev/zero"]))
+    with pytest.raises(BundleError, match="not a plain file name"):
+        load_bundle(bundle)  # refused at once, never read (reading /dev/zero never ends)
+
+
+def test_a_symlinked_file_is_refused(exports: Exports, tmp_path: Path) -> None:
+    bundle = _copy(exports, tmp_path / "b")
+    real = tmp_path / "elsewhere.onnx"
+    (bundle / "model.onnx").rename(real)
+    (bundle / "model.onnx").symlink_to(real)
+    with pytest.raises(BundleError, match="symbolic link"):
+        load_bundle(bundle)
+
+
+def test_an_onnx_file_of_the_wrong_shape_is_refused(exports: Exports, tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    bundle = _copy(exports, tmp_path / "b")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 2])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3, 2])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["logits"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph), bundle / "model.onnx")
+    _edit_manifest(
+        bundle, lambda m: m["files"].update({"model.onnx": sha256_file(bundle / "model.onnx")})
+    )
+    result = _xtune("predict", str(bundle), str(exports["lstm"][1].parent / "bars.csv"), "--last")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "does not belong to this bundle" in result.stderr
+
+
+def test_predict_out_into_a_missing_folder_is_one_line(exports: Exports, tmp_path: Path) -> None:
+    bundle, study_file, _ = exports["lstm"]
+    result = _xtune("predict", str(bundle), str(study_file.parent / "bars.csv"), "--out",
+                    str(tmp_path / "missing" / "p.csv"))  # fmt: skip
+    assert result.returncode == 2 and "does not exist; create it first" in result.stderr
+    assert "Traceback" not in result.stderr

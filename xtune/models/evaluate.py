@@ -1,0 +1,121 @@
+"""``evaluate(model, data, fold, ends) -> Scores``: how one model does on one part.
+
+The same function scores validation during the search and the untouched test part at export,
+so the two figures are computed the same way; only their names (``Metrics.val``,
+``FinalFit.test``) say which part they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from xtune.features.dataset import Dataset, ScaledFold
+from xtune.models.loss import LossConfig, direction_loss
+from xtune.models.trading import periods_per_year, sharpe
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One model on one part (validation or test), averaged over horizons.
+
+    ``loss`` is the plain cross-entropy (log loss) of the direction heads, comparable across
+    trials whatever their loss settings; ``baseline`` is the share of the most common class in
+    the part's labels: the accuracy of always guessing it. ``sharpe`` is the annualized Sharpe
+    ratio of trading the first horizon's predicted direction, after fees.
+    """
+
+    accuracy: float
+    loss: float
+    baseline: float
+    per_horizon: tuple[float, ...]
+    sharpe: float
+    samples: int
+
+    @property
+    def edge(self) -> float:
+        """Accuracy above always guessing the majority class."""
+        return self.accuracy - self.baseline
+
+    @classmethod
+    def mean(cls, parts: list[Scores]) -> Scores:
+        """Walk-forward folds: the mean of each figure, the total sample count."""
+        avg = lambda values: float(np.mean(values))  # noqa: E731
+        return cls(
+            accuracy=avg([s.accuracy for s in parts]),
+            loss=avg([s.loss for s in parts]),
+            baseline=avg([s.baseline for s in parts]),
+            per_horizon=tuple(float(v) for v in np.mean([s.per_horizon for s in parts], axis=0)),
+            sharpe=avg([s.sharpe for s in parts]),
+            samples=sum(s.samples for s in parts),
+        )
+
+
+class FoldArrays:
+    """One fold's arrays on a device, with batch gathering by index (no DataLoader, no
+    per-batch host-to-device copy)."""
+
+    def __init__(self, data: Dataset, fold: ScaledFold, device: torch.device) -> None:
+        window = data.spec.window
+        self.x = torch.from_numpy(fold.x).to(device)  # [rows, F]
+        self.direction = torch.from_numpy(data.direction).to(device)  # [rows, H]
+        train_ret = data.returns[fold.train.start : fold.train.stop]  # [N, H]
+        # Returns are ~1e-3: train on them in units of their training std (kept for export).
+        self.ret_scale = np.maximum(train_ret.std(axis=0), 1e-12).astype(np.float32)
+        scaled = np.nan_to_num(data.returns / self.ret_scale, nan=0.0)
+        self.returns = torch.from_numpy(scaled.astype(np.float32)).to(device)  # [rows, H]
+        self.offsets = torch.arange(-window + 1, 1, device=device)  # [L]
+        self.train_ends = torch.arange(fold.train.start, fold.train.stop, device=device)
+        self.val_ends = torch.arange(fold.val.start, fold.val.stop, device=device)
+
+    def batch(self, ends: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        rows = ends[:, None] + self.offsets  # [B, L]
+        return self.x[rows], self.direction[ends], self.returns[ends]  # [B, L, F], [B, H], [B, H]
+
+
+@torch.no_grad()
+def loss_and_predictions(
+    model: nn.Module, arrays: FoldArrays, ends: torch.Tensor, batch: int = 4096
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Log loss, predicted classes [N, H] and true classes [N, H] on the windows ``ends``."""
+    model.eval()
+    losses, preds = 0.0, []
+    for k in range(0, len(ends), batch):
+        x, y, _ = arrays.batch(ends[k : k + batch])
+        logits, _ = model(x)
+        losses += float(direction_loss(logits, y, LossConfig())) * len(x)
+        preds.append(logits.argmax(-1))
+    model.train()
+    predicted = torch.cat(preds).cpu().numpy()  # [N, H]
+    return losses / len(ends), predicted, arrays.direction[ends].cpu().numpy()
+
+
+def baseline(direction: np.ndarray) -> float:
+    """Majority-class share per horizon, averaged: the accuracy of always guessing it."""
+    return float(np.mean([np.bincount(col).max() / len(col) for col in direction.T]))
+
+
+def evaluate(
+    model: nn.Module, data: Dataset, fold: ScaledFold, ends: range, *, fee: float = 0.0
+) -> Scores:
+    """Score ``model`` (on CPU) on the windows ending at ``ends`` of ``fold``'s scaled array."""
+    arrays = FoldArrays(data, fold, torch.device("cpu"))
+    loss, predicted, truth = loss_and_predictions(
+        model, arrays, torch.arange(ends.start, ends.stop)
+    )
+    accuracy = (predicted == truth).mean(axis=0)  # [H]
+    h = data.spec.labels.horizons[0]
+    returns = data.returns[ends.start : ends.stop, 0].astype(np.float64)
+    sharpe_ = sharpe(predicted[:, 0], returns, h, data.spec.labels.classes, fee,
+                     periods_per_year(data.times))  # fmt: skip
+    return Scores(
+        accuracy=float(accuracy.mean()),
+        loss=loss,
+        baseline=baseline(truth),
+        per_horizon=tuple(float(a) for a in accuracy),
+        sharpe=sharpe_,
+        samples=len(ends),
+    )

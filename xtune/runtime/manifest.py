@@ -1,0 +1,166 @@
+"""``manifest.json``: the typed description of a bundle, written by export, read by predict.
+
+Torch-free. The format version is checked in one place, :meth:`Manifest.from_json`; every
+field a reader uses is typed here, so a missing or mistyped key is one clear error naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from xtune.errors import XtuneError
+
+FORMAT = "xtune-bundle"
+FORMAT_VERSION = 2
+
+
+class BundleError(XtuneError):
+    """A bundle is missing a file, was modified, or has a format this xtune cannot read."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """The ONNX files and their tensor names (from the exporter, not hard-coded by readers)."""
+
+    file: str  # what predict runs: model.int8.onnx when export kept it, else model.onnx
+    fp32: str
+    family: str
+    input: str  # [batch, window, features] float32
+    logits: str  # [batch, horizons, classes]
+    returns: str  # [batch, horizons], in units of return_scale
+
+
+@dataclass(frozen=True)
+class FeatureEntry:
+    name: str
+    group: str
+    warmup: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DataEntry:
+    sha256: str
+    source: str
+    rows: int
+    span: tuple[str, str]
+    searched_on_same_bars: bool
+
+
+@dataclass(frozen=True)
+class StudyEntry:
+    name: str
+    trial: int
+    params: dict[str, Any]  # the trial's Optuna parameters
+    plan: dict[str, Any]  # the trial's plan (data spec and training settings)
+    epochs: int  # epochs of the final refit
+
+
+@dataclass(frozen=True)
+class Int8Entry:
+    used: bool
+    reason: str = ""
+    agreement: float | None = None
+    latency_ms: float | None = None
+    speedup: float | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model: ModelEntry
+    features: tuple[FeatureEntry, ...]
+    warmup: int
+    scaler: dict[str, Any]  # RobustScaler.to_dict()
+    window: int
+    horizons: tuple[int, ...]
+    classes: int
+    class_names: tuple[str, ...]
+    dead_zone: float
+    return_scale: tuple[float, ...]
+    data: DataEntry
+    study: StudyEntry
+    metrics: dict[str, dict[str, float | None]]  # "validation" and "test"
+    latency_ms: dict[str, float | None]
+    int8: Int8Entry
+    parity_max_abs_diff: float
+    versions: dict[str, str]
+    files: dict[str, str]  # name -> sha256 of every other file in the bundle
+    created: str
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # room for later, ignored by readers
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "manifest.json") -> Manifest:
+        """Parse and check a manifest: JSON, the format and its version, every field typed.
+
+        Raises:
+            BundleError: not JSON, another format or version, or a key missing or mistyped.
+        """
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BundleError(
+                f"{where}: not valid JSON ({exc}); export the bundle again."
+            ) from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            got = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+            raise BundleError(f"{where}: not an xtune bundle manifest (format {got!r}).")
+        if raw.get("format_version") != FORMAT_VERSION:
+            exporter = raw.get("versions", {}).get("xtune", "unknown")
+            raise BundleError(
+                f"{where}: bundle format version {raw.get('format_version')} is not supported by "
+                f"this xtune (reads version {FORMAT_VERSION}). Install the xtune version that "
+                f"exported it ({exporter}) or export again."
+            )
+        try:
+            return _build(raw)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"{where}: a key is missing or has the wrong type ({type(exc).__name__}: {exc}); "
+                "the manifest was edited or damaged. Export the bundle again."
+            ) from None
+
+
+def _entry(cls: type[Any], raw: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise KeyError(f"unknown keys {sorted(unknown)} in {cls.__name__}")
+    return cls(**raw)
+
+
+def _build(raw: dict[str, Any]) -> Manifest:
+    d = dict(raw)
+    d["model"] = _entry(ModelEntry, d["model"])
+    d["features"] = tuple(_entry(FeatureEntry, f) for f in d["features"])
+    d["data"] = _entry(DataEntry, {**d["data"], "span": tuple(d["data"]["span"])})
+    d["study"] = _entry(StudyEntry, d["study"])
+    d["int8"] = _entry(Int8Entry, d["int8"])
+    for key in ("horizons", "class_names", "return_scale"):
+        d[key] = tuple(d[key])
+    manifest: Manifest = _entry(Manifest, d)
+    _check_types(manifest)
+    return manifest
+
+
+def _check_types(m: Manifest) -> None:
+    ints = {"warmup": m.warmup, "window": m.window, "classes": m.classes}
+    for key, value in ints.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+    if not all(isinstance(v, int | float) for v in m.return_scale):
+        raise ValueError("return_scale must be numbers")
+    if len(m.return_scale) != len(m.horizons) or len(m.class_names) != m.classes:
+        raise ValueError("return_scale/horizons or class_names/classes lengths differ")
+    if not isinstance(m.files, dict) or not all(isinstance(v, str) for v in m.files.values()):
+        raise ValueError("files must map names to sha256 strings")

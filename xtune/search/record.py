@@ -1,0 +1,263 @@
+"""What a study stores about itself and each trial: one typed record each, one place for keys.
+
+Optuna keeps free-form user attributes per trial and per study. Every key xtune writes there is
+spelled in this module only: the objective writes a :class:`TrialRecord`, and replay, export,
+the report and the sweep read one back with :func:`read`. Keys carry a prefix by stage
+(``plan/``, ``data/``, ``worker/``, ``resources/``, ``train/``, ``metrics/``, ``retry/``), which
+is also how optuna-dashboard lists them.
+
+Example:
+    >>> rec = TrialRecord(status="infeasible", reason="over the cap: params; not trained")
+    >>> TrialRecord.from_attrs(rec.to_attrs()) == rec
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from xtune.errors import XtuneError
+from xtune.features.bars import Bars
+from xtune.features.dataset import DataSpec
+from xtune.models.evaluate import Scores
+from xtune.models.probe import Resources
+from xtune.models.train import EpochRecord, Metrics, Params, TrainLog
+from xtune.settings import Settings
+
+Status = Literal["running", "ok", "infeasible", "diverged", "refused", "orphaned"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One trial: which bars become which windows, and what trains on them."""
+
+    data: DataSpec
+    params: Params
+    units: tuple[str, ...]  # the feature groups/names switched on
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"data": self.data.to_dict(), "params": self.params.to_dict(), "units": self.units}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        raw = json.loads(text)
+        data, params = DataSpec.from_dict(raw["data"]), Params.from_dict(raw["params"])
+        return cls(data, params, tuple(raw["units"]))
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """Which bars a trial saw (the rows it used are in its plan's data spec)."""
+
+    sha256: str
+    source: str
+    rows: int
+    span: str
+
+    @classmethod
+    def of(cls, bars: Bars) -> DataRecord:
+        return cls(bars.sha256, bars.source, len(bars), f"{bars.index[0]} .. {bars.index[-1]}")
+
+
+@dataclass(frozen=True)
+class Worker:
+    """The process that ran a trial (the sweep and the restart tests find its owner by it)."""
+
+    host: str
+    pid: int
+
+    @classmethod
+    def here(cls) -> Worker:
+        return cls(socket.gethostname(), os.getpid())
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None  # JSON has no inf
+
+
+def _metrics_attrs(m: Metrics) -> dict[str, Any]:
+    v, g = m.val, m.log
+    return {
+        "metrics/accuracy": v.accuracy,
+        "metrics/loss": _finite(v.loss),
+        "metrics/baseline": v.baseline,
+        "metrics/edge": v.edge,
+        "metrics/sharpe": v.sharpe,
+        "metrics/per_horizon": list(v.per_horizon),
+        "metrics/samples": v.samples,
+        "train/epochs_run": g.epochs_run,
+        "train/best_epoch": g.best_epoch,
+        "train/seconds": g.seconds,
+        "train/stopped": g.stopped,
+        "train/diverged": g.reason,
+        "train/curve": [[r.epoch, r.train_loss, r.val_loss, r.val_accuracy, r.lr] for r in g.curve],
+    }
+
+
+def _metrics_from(a: dict[str, Any]) -> Metrics | None:
+    if "metrics/accuracy" not in a:
+        return None
+    loss = a["metrics/loss"]
+    scores = Scores(a["metrics/accuracy"], math.inf if loss is None else loss,
+                    a["metrics/baseline"], tuple(a["metrics/per_horizon"]), a["metrics/sharpe"],
+                    a["metrics/samples"])  # fmt: skip
+    curve = tuple(EpochRecord(*row) for row in a["train/curve"])
+    log = TrainLog(curve, a["train/epochs_run"], a["train/best_epoch"], a["train/seconds"],
+                   a["train/stopped"], a["train/diverged"])  # fmt: skip
+    return Metrics(scores, log)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """Everything xtune stores about one trial. A field left ``None`` is not written, so the
+    objective can store the record in stages (owner first, then plan, then results).
+
+    ``status``: ``running`` (not finished yet), ``ok`` (trained), ``infeasible`` (over a cap,
+    not trained), ``diverged``, ``refused`` (an enqueued trial beyond the caps) or ``orphaned``
+    (its worker died; failed and requeued by the sweep).
+    """
+
+    status: Status | None = None
+    reason: str | None = None
+    worker: Worker | None = None
+    plan: Plan | None = None
+    data: DataRecord | None = None
+    resources: Resources | None = None
+    feasible: bool | None = None
+    threads: int | None = None
+    metrics: Metrics | None = None
+    retry_of: int | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.status == "ok" and self.metrics is not None
+
+    def to_attrs(self) -> dict[str, Any]:
+        a: dict[str, Any] = {}
+        if self.status is not None:
+            a["train/status"] = self.status
+        if self.reason is not None:
+            a["train/reason"] = self.reason
+        if self.worker is not None:
+            a |= {"worker/host": self.worker.host, "worker/pid": self.worker.pid}
+        if self.plan is not None:  # features/* are for people reading the dashboard
+            a |= {"plan/json": self.plan.to_json(), "features/list": list(self.plan.data.features),
+                  "features/units": list(self.plan.units)}  # fmt: skip
+        if self.data is not None:
+            a |= {f"data/{f.name}": getattr(self.data, f.name) for f in fields(DataRecord)}
+        if self.resources is not None:
+            a |= {"resources/params": self.resources.params,
+                  "resources/latency_ms": self.resources.latency_ms}  # fmt: skip
+        if self.feasible is not None:
+            a["resources/feasible"] = self.feasible
+        if self.threads is not None:
+            a["train/threads"] = self.threads
+        if self.metrics is not None:
+            a |= _metrics_attrs(self.metrics)
+        if self.retry_of is not None:
+            a["retry/of"] = self.retry_of
+        return a
+
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any]) -> TrialRecord:
+        def has(prefix: str) -> bool:
+            return any(k.startswith(prefix) for k in a)
+
+        return cls(
+            status=a.get("train/status"),
+            reason=a.get("train/reason"),
+            worker=Worker(a["worker/host"], a["worker/pid"]) if has("worker/") else None,
+            plan=Plan.from_json(a["plan/json"]) if "plan/json" in a else None,
+            data=DataRecord(**{f.name: a[f"data/{f.name}"] for f in fields(DataRecord)})
+            if has("data/") else None,
+            resources=Resources(a["resources/params"], a["resources/latency_ms"])
+            if "resources/params" in a else None,
+            feasible=a.get("resources/feasible"),
+            threads=a.get("train/threads"),
+            metrics=_metrics_from(a),
+            retry_of=a.get("retry/of"),
+        )  # fmt: skip
+
+
+def write(trial: optuna.Trial, record: TrialRecord) -> None:
+    """Store the record's set fields on a running trial."""
+    for key, value in record.to_attrs().items():
+        trial.set_user_attr(key, value)
+
+
+def read(trial: FrozenTrial) -> TrialRecord:
+    return TrialRecord.from_attrs(trial.user_attrs)
+
+
+def mark(storage: optuna.storages.BaseStorage, trial_id: int, record: TrialRecord) -> None:
+    """Store fields on a trial by id, from outside its worker (the sweep)."""
+    for key, value in record.to_attrs().items():
+        storage.set_trial_user_attr(trial_id, key, value)
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """What a study was created with; a later run of the same study is checked against it."""
+
+    objectives: tuple[str, ...]
+    caps: dict[str, Any]
+    budget: int
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {"xtune/objectives": list(self.objectives), "xtune/caps": self.caps,
+                "xtune/budget": self.budget}  # fmt: skip
+
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any]) -> StudyRecord | None:
+        if "xtune/objectives" not in a:
+            return None
+        return cls(tuple(a["xtune/objectives"]), a["xtune/caps"], a["xtune/budget"])
+
+
+def write_study(study: optuna.Study, record: StudyRecord) -> None:
+    for key, value in record.to_attrs().items():
+        study.set_user_attr(key, value)
+
+
+def read_study(study: optuna.Study) -> StudyRecord | None:
+    return StudyRecord.from_attrs(study.user_attrs)
+
+
+class StudyNotFound(XtuneError):
+    """No study of that name in that storage."""
+
+
+def open_study(
+    name: str,
+    storage_url: str,
+    settings: Settings,
+    *,
+    study_file: object = "STUDY.toml",
+    storage: optuna.storages.BaseStorage | None = None,
+) -> optuna.Study:
+    """Load an existing study, or say in one line where it was looked for and what to run.
+
+    Raises:
+        StudyNotFound: with the storage (password hidden) and the command that creates it.
+    """
+    from xtune.search.storage import mask, open_storage
+
+    try:
+        return optuna.load_study(
+            study_name=name, storage=storage or open_storage(storage_url, settings)
+        )
+    except KeyError:
+        raise StudyNotFound(
+            f"no study '{name}' in {mask(storage_url)}; run `xtune search {study_file}` first "
+            "(or pass the --storage it was searched in)."
+        ) from None

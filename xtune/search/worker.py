@@ -1,0 +1,180 @@
+"""One worker's loop: trials until the study's budget, riding out database outages, stopping
+cleanly on Ctrl-C without stranding a trial in RUNNING."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import sqlalchemy
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from xtune.features import Bars
+from xtune.search.config import StudyConfig
+from xtune.search.objective import CapError, Objective
+from xtune.search.storage import StorageError, is_database, open_storage
+from xtune.search.study import make_sampler
+from xtune.search.sweep import queued_retries, sweep
+from xtune.settings import Settings
+
+FINISHED = (TrialState.COMPLETE,)
+Callback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The bars and every candidate feature, built once by the parent for all workers."""
+
+    bars: Bars
+    candidates: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    config: StudyConfig
+    settings: Settings
+    storage: str
+    target: int
+    device: str
+    worker: int
+    artifacts: str
+    deadline: float | None = None  # time.time() after which no new trial starts
+
+
+class GracefulInterrupt:
+    """Ctrl-C that never strands a trial in RUNNING.
+
+    Optuna marks a trial FAIL only if the interrupt arrives inside the objective. A SIGINT that
+    lands while it creates or stores a trial would leave that trial RUNNING forever. So the
+    signal only sets a flag outside the objective: the next objective call fails its (fresh)
+    trial at once, and the after-trial callback stops the study.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.inside = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.inside:
+            raise KeyboardInterrupt
+
+    def wrap(
+        self, objective: Callable[[optuna.Trial], tuple[float, ...]]
+    ) -> Callable[[optuna.Trial], tuple[float, ...]]:
+        def run(trial: optuna.Trial) -> tuple[float, ...]:
+            if self.requested:
+                raise KeyboardInterrupt  # Optuna marks this trial FAIL
+            self.inside = True
+            try:
+                return objective(trial)
+            finally:
+                self.inside = False
+
+        return run
+
+    def callback(self, study: optuna.Study, _: FrozenTrial) -> None:
+        if self.requested:
+            study.stop()
+
+
+# What a database restart or a dropped connection raises somewhere inside Optuna or SQLAlchemy.
+TRANSIENT = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DBAPIError,
+    optuna.exceptions.StorageInternalError,
+    optuna.exceptions.UpdateFinishedTrialError,  # our trial was swept while the database was away
+    StorageError,
+)
+MAX_OUTAGE_S = 600
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A database outage, directly or anywhere in the exception chain. Optuna 5 raises an
+    UnboundLocalError of its own while failing a trial whose result could not be stored."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TRANSIENT):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def run_worker(
+    args: WorkerArgs, inputs: Inputs, interrupt: GracefulInterrupt, callback: Callback | None = None
+) -> None:
+    """Run trials until the study holds ``args.target`` finished ones, riding out database
+    restarts (backoff up to MAX_OUTAGE_S, then a fresh connection pool and study).
+
+    A trial cut off by the outage is swept after its grace period and retried with the same
+    parameters; every trial finished before the outage is already stored."""
+    delay, waited = 1.0, 0.0
+    while True:
+        try:
+            _run_worker_once(args, inputs, interrupt, callback)
+            return
+        except Exception as exc:
+            if not _is_transient(exc) or waited >= MAX_OUTAGE_S or not is_database(args.storage):
+                raise
+            logging.getLogger("xtune").warning(
+                "worker %d: storage unavailable (%s); retrying in %.0f s",
+                args.worker, type(exc).__name__, delay,
+            )  # fmt: skip
+            time.sleep(delay)
+            waited += delay
+            delay = min(30.0, delay * 2)
+
+
+def _run_worker_once(
+    args: WorkerArgs, inputs: Inputs, interrupt: GracefulInterrupt, callback: Callback | None
+) -> None:
+    config, grace = args.config, args.settings.grace_s
+    storage = open_storage(args.storage, args.settings)
+    study = optuna.load_study(
+        study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.worker)
+    )
+    sweep(study, storage, grace_s=grace)  # trials of workers that died before this one started
+    remaining = args.target - count_finished(study)
+    if remaining <= 0 and not queued_retries(study):
+        return
+    from optuna.artifacts import FileSystemArtifactStore
+
+    Path(args.artifacts).mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(args.artifacts)
+    objective = interrupt.wrap(Objective(config, inputs.bars, inputs.candidates,
+                                         device=args.device, artifact_store=store))  # fmt: skip
+
+    # Sweep between trials too: a worker killed before its first heartbeat is invisible to
+    # Optuna's own stale check, and its retry should run while live workers are still here.
+    def sweep_between_trials(s: optuna.Study, _: FrozenTrial) -> None:
+        sweep(s, storage, grace_s=grace)
+
+    callbacks: list[Callback] = [MaxTrialsCallback(args.target, states=FINISHED),
+                                 interrupt.callback, sweep_between_trials]  # fmt: skip
+    if callback is not None:
+        callbacks.append(callback)
+    timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
+    # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
+    study.optimize(objective, n_trials=max(remaining, 0), timeout=timeout, callbacks=callbacks,
+                   gc_after_trial=True, catch=(CapError,))  # fmt: skip
+    # Retries of dead workers' trials run even if live workers filled the budget meanwhile:
+    # a finished study leaves no queued retry behind.
+    retries = queued_retries(study)
+    if retries and not interrupt.requested:
+        study.optimize(objective, n_trials=len(retries), gc_after_trial=True, catch=(CapError,),
+                       callbacks=[interrupt.callback, sweep_between_trials])  # fmt: skip
+    if interrupt.requested:
+        raise KeyboardInterrupt
