@@ -56,3 +56,22 @@ def test_lint_and_types_are_clean(command: list[str]) -> None:
         pytest.skip("ruff not installed (pip install -e '.[dev]')")
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_function_over_60_lines_and_no_module_over_400() -> None:
+    """The shape the style guide asks for: a long function is two things, a long module too."""
+    import ast
+
+    too_long = []
+    for path in sorted((ROOT / "xtune").rglob("*.py")):
+        source = path.read_text()
+        if len(source.splitlines()) > 400:
+            too_long.append(f"{path.relative_to(ROOT)}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 60:
+                    too_long.append(
+                        f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines"
+                    )
+    assert too_long == []
