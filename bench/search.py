@@ -20,6 +20,7 @@ import numpy as np
 import optuna
 
 from xtune.search import load_study_config, pareto_front, run_search
+from xtune.settings import Settings
 
 REFERENCE = (0.5, 0.70)  # (accuracy, loss): a point any useful model beats on both
 
@@ -64,7 +65,8 @@ def main() -> None:
                     ),
                 )
                 start = time.perf_counter()
-                study = run_search(config, str(Path(tmp) / f"{sampler}_{seed}.journal"))
+                journal = str(Path(tmp) / f"{sampler}_{seed}.journal")
+                study = run_search(config, journal, Settings.from_env())
                 points = [(t.values[0], t.values[1]) for t in pareto_front(study)]
                 hv = hypervolume(points)
                 results[sampler].append(hv)

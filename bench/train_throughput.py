@@ -122,10 +122,10 @@ def xtune_windows_per_second(params: Params, data, device: str) -> tuple[float, 
     sampler = GpuSampler() if use_gpu else None
     if sampler:
         sampler.__enter__()
-    _, metrics, _ = train(params, data, device=device)
+    log = train(params, data, device=device).metrics.log
     if sampler:
         sampler.__exit__()
-    rate = metrics.epochs_run * len(data.folds[0].train) / metrics.train_seconds
+    rate = log.epochs_run * len(data.folds[0].train) / log.seconds
     return rate, sampler.mean if sampler else float("nan")
 
 

@@ -15,6 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.search_tests.studies import write_study
+from xtune.features import load_bars
 from xtune.search import load_study_config, open_storage, pareto_front, read, resolve_storage
 from xtune.settings import Settings
 
@@ -146,7 +147,8 @@ def test_an_enqueued_trial_beyond_the_caps_is_refused(tmp_path: Path) -> None:
 
     study_file = write_study(tmp_path)
     config = load_study_config(study_file)
-    study = create_study(config, resolve_storage(config, None, Settings()), Settings())
+    bars = load_bars(study_file.parent / "bars.csv")
+    study, _ = create_study(config, resolve_storage(config, None, Settings()), Settings(), bars)
     with pytest.raises(CapError, match="max_hidden=32"):
         enqueue(study, config, {"family": "lstm", "lstm/hidden": 512, "lstm/layers": 1})
     enqueue(study, config, {"family": "lstm", "lstm/hidden": 16, "lstm/layers": 1})

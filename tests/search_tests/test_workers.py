@@ -15,6 +15,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from tests.search_tests.studies import write_study
+from xtune.features import load_bars
 from xtune.search import StudyConfig, create_study, load_study_config, open_storage, read, sweep
 from xtune.settings import Settings
 
@@ -38,7 +39,7 @@ def _retried(trial: optuna.trial.FrozenTrial, trials: list[optuna.trial.FrozenTr
 def test_sweep_closes_the_no_heartbeat_hole(tmp_path: Path, pg_url: str) -> None:
     """A worker that dies before its first heartbeat leaves a RUNNING trial Optuna never fails."""
     config = load_study_config(write_study(tmp_path))
-    study = create_study(config, pg_url, Settings())
+    study, _ = create_study(config, pg_url, Settings(), load_bars(tmp_path / "bars.csv"))
     try:
         orphan = study.ask()  # RUNNING, parameters drawn, no heartbeat ever sent
         orphan.suggest_categorical("family", ["lstm"])

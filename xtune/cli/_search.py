@@ -53,6 +53,12 @@ def search(
     data: Annotated[
         str | None, typer.Option(help="Bars to search on instead of the study's [data] source.")
     ] = None,
+    allow_other_data: Annotated[
+        bool,
+        typer.Option(
+            help="Add trials on bars other than those the study was created with (marked in status)."
+        ),
+    ] = False,
     n_trials: Annotated[
         int | None,
         typer.Option(help="Run this many more trials (default: up to the study's budget).", min=1),
@@ -92,7 +98,8 @@ def search(
         with progress:
             study = run_search(
                 config, url, env, n_trials=n_trials, timeout=timeout, workers=workers, device=device,
-                data=data, artifacts=artifacts, on_progress=on_progress,
+                data=data, allow_other_data=allow_other_data, artifacts=artifacts,
+                on_progress=on_progress,
             )  # fmt: skip
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the running trial(s) are marked FAIL; finished trials are "
@@ -105,12 +112,13 @@ def search(
 def create_study_command(study_file: StudyArg, storage: StorageOpt = None) -> None:
     """Create the study and its database schema once, then exit (the docker-compose job that
     runs before the workers: many processes creating tables at once on a fresh database fail)."""
+    from xtune.features import load_bars
     from xtune.search import create_study, load_study_config, mask, resolve_storage
 
     env = research()
     config = load_study_config(study_file)
     url = resolve_storage(config, storage, env)
-    study = create_study(config, url, env)
+    study, _ = create_study(config, url, env, load_bars(config.data.source))
     out.print(
         f"study '{study.study_name}' ready in {mask(url)} ({len(study.trials)} trials so far)"
     )
@@ -127,12 +135,12 @@ def sweep_command(
         ),
     ] = None,
 ) -> None:
-    """Mark orphaned RUNNING trials FAIL and queue their parameters again.
+    """Mark orphaned RUNNING trials FAIL and queue their parameters again (twice at most).
 
-    A trial is orphaned when its heartbeat is stale, or when it never sent one and started
-    longer ago than the grace period (a worker killed in its first seconds). Workers sweep on
-    start too; run this when no worker is left. Database storages only (journal files have no
-    heartbeats)."""
+    On a database, a trial is orphaned when its heartbeat is stale, or when it never sent one
+    and started longer ago than the grace period (a worker killed in its first seconds). On a
+    journal file, when the process that ran it on this machine is gone. Workers sweep on start
+    too; run this when no worker is left."""
     from xtune.search.sweep import sweep
 
     study, store, env = _open(study_file, storage)
@@ -188,7 +196,8 @@ def _print_summary(info: dict[str, Any]) -> None:
     for col in columns:
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for row in front:
-        cells = [str(row["trial"]), *(f"{row[n]:.3f}" for n in names)]
+        mark = "*" if row["other_bars"] else ""
+        cells = [f"{row['trial']}{mark}", *(f"{row[n]:.3f}" for n in names)]
         cells += [f"{row['baseline_accuracy']:.3f}", f"{row['edge']:+.3f}", str(row["family"])]
         cells += [
             f"{row['params']:,}",
@@ -200,6 +209,9 @@ def _print_summary(info: dict[str, Any]) -> None:
     out.print(table)
     out.print("base = always guessing the majority class; edge = accuracy - base. All figures are "
               "validation; the test part is never touched by the search.")  # fmt: skip
+    if any(row["other_bars"] for row in front):
+        err.print("[yellow]*[/] trained on other bars than the study was created with "
+                  "(--allow-other-data): compare such trials with care.")  # fmt: skip
 
 
 @app.command()

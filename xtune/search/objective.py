@@ -21,6 +21,7 @@ from xtune.features.dataset import prepare
 from xtune.models import Metrics, Resources, initialize, probe, train_and_evaluate
 from xtune.models.train import default_threads
 from xtune.search.config import StudyConfig
+from xtune.search.device import DeviceRecord
 from xtune.search.record import DataRecord, Plan, TrialRecord, Worker, write
 from xtune.search.space import suggest
 
@@ -102,19 +103,24 @@ class Objective:
         bars: Bars,
         candidates: pd.DataFrame,
         *,
-        device: str = "cpu",
+        device: DeviceRecord,
+        seed: int,
         artifact_store: Any = None,
     ) -> None:
         self.config, self.bars, self.candidates = config, bars, candidates
-        self.device, self.artifact_store = device, artifact_store
+        self.device, self.seed, self.artifact_store = device, seed, artifact_store
         self.data = DataRecord.of(bars)
         # Every trial starts at the widest candidate's warm-up, so all split the same rows.
         self.first_row = len(bars) - len(candidates)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         config = self.config
-        write(trial, TrialRecord(status="running", worker=Worker.here()))
-        plan = suggest(trial, config, first_row=self.first_row)
+        write(
+            trial, TrialRecord(status="running", worker=Worker.here(self.seed), device=self.device)
+        )
+        plan = suggest(
+            trial, config, first_row=self.first_row, bf16=self.device.precision == "bf16"
+        )
         try:
             check_hard_caps(config, plan)
         except CapError as exc:  # queued by other means: FAIL with the reason, worker goes on
@@ -139,7 +145,7 @@ class Objective:
         write(trial, replace(record, threads=threads))
         data = prepare(self.bars, plan.data, features=self.candidates)
         metrics = train_and_evaluate(
-            plan.params, data, device=self.device, fee=config.trading.fee, init=init
+            plan.params, data, device=self.device.device, fee=config.trading.fee, init=init
         )
         write(trial, TrialRecord(status=metrics.status, reason=metrics.log.reason, metrics=metrics))
         if metrics.status != "ok":

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import socket
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import optuna
@@ -30,6 +30,7 @@ from xtune.features.dataset import DataSpec
 from xtune.models.evaluate import Scores
 from xtune.models.probe import Resources
 from xtune.models.train import EpochRecord, Metrics, Params, TrainLog
+from xtune.search.device import DeviceRecord
 from xtune.settings import Settings
 
 Status = Literal["running", "ok", "infeasible", "diverged", "refused", "orphaned"]
@@ -71,14 +72,17 @@ class DataRecord:
 
 @dataclass(frozen=True)
 class Worker:
-    """The process that ran a trial (the sweep and the restart tests find its owner by it)."""
+    """The process that ran a trial (the sweep finds its owner by it) and the seed its sampler
+    drew with: each worker of each run draws a fresh one, recorded here, so no two workers or
+    resumed runs repeat each other's start-up trials, and every run can be retraced."""
 
     host: str
     pid: int
+    seed: int
 
     @classmethod
-    def here(cls) -> Worker:
-        return cls(socket.gethostname(), os.getpid())
+    def here(cls, seed: int) -> Worker:
+        return cls(socket.gethostname(), os.getpid(), seed)
 
 
 def _finite(value: float) -> float | None:
@@ -135,8 +139,10 @@ class TrialRecord:
     resources: Resources | None = None
     feasible: bool | None = None
     threads: int | None = None
+    device: DeviceRecord | None = None
     metrics: Metrics | None = None
     retry_of: int | None = None
+    attempt: int | None = None  # 0: the first try of this configuration; n: its n-th retry
 
     @property
     def trained(self) -> bool:
@@ -149,7 +155,7 @@ class TrialRecord:
         if self.reason is not None:
             a["train/reason"] = self.reason
         if self.worker is not None:
-            a |= {"worker/host": self.worker.host, "worker/pid": self.worker.pid}
+            a |= {f"worker/{f.name}": getattr(self.worker, f.name) for f in fields(Worker)}
         if self.plan is not None:  # features/* are for people reading the dashboard
             a |= {"plan/json": self.plan.to_json(), "features/list": list(self.plan.data.features),
                   "features/units": list(self.plan.units)}  # fmt: skip
@@ -162,10 +168,14 @@ class TrialRecord:
             a["resources/feasible"] = self.feasible
         if self.threads is not None:
             a["train/threads"] = self.threads
+        if self.device is not None:
+            a |= {f"run/{f.name}": getattr(self.device, f.name) for f in fields(DeviceRecord)}
         if self.metrics is not None:
             a |= _metrics_attrs(self.metrics)
         if self.retry_of is not None:
             a["retry/of"] = self.retry_of
+        if self.attempt is not None:
+            a["retry/attempt"] = self.attempt
         return a
 
     @classmethod
@@ -176,7 +186,8 @@ class TrialRecord:
         return cls(
             status=a.get("train/status"),
             reason=a.get("train/reason"),
-            worker=Worker(a["worker/host"], a["worker/pid"]) if has("worker/") else None,
+            worker=Worker(**{f.name: a[f"worker/{f.name}"] for f in fields(Worker)})
+            if has("worker/") else None,
             plan=Plan.from_json(a["plan/json"]) if "plan/json" in a else None,
             data=DataRecord(**{f.name: a[f"data/{f.name}"] for f in fields(DataRecord)})
             if has("data/") else None,
@@ -184,8 +195,11 @@ class TrialRecord:
             if "resources/params" in a else None,
             feasible=a.get("resources/feasible"),
             threads=a.get("train/threads"),
+            device=DeviceRecord(**{f.name: a[f"run/{f.name}"] for f in fields(DeviceRecord)})
+            if has("run/") else None,
             metrics=_metrics_from(a),
             retry_of=a.get("retry/of"),
+            attempt=a.get("retry/attempt"),
         )  # fmt: skip
 
 
@@ -207,21 +221,28 @@ def mark(storage: optuna.storages.BaseStorage, trial_id: int, record: TrialRecor
 
 @dataclass(frozen=True)
 class StudyRecord:
-    """What a study was created with; a later run of the same study is checked against it."""
+    """What a study was created with: its objectives in order, caps, budget, the bars it
+    searches (their hash) and the seed of its first worker. A later run of the same study is
+    checked against it: other objectives are refused, other bars need an explicit flag."""
 
     objectives: tuple[str, ...]
     caps: dict[str, Any]
     budget: int
+    data_sha256: str
+    data_source: str
+    seed: int
 
     def to_attrs(self) -> dict[str, Any]:
-        return {"xtune/objectives": list(self.objectives), "xtune/caps": self.caps,
-                "xtune/budget": self.budget}  # fmt: skip
+        return {f"xtune/{f.name}": getattr(self, f.name) for f in fields(StudyRecord)} | {
+            "xtune/objectives": list(self.objectives)
+        }
 
     @classmethod
     def from_attrs(cls, a: dict[str, Any]) -> StudyRecord | None:
         if "xtune/objectives" not in a:
             return None
-        return cls(tuple(a["xtune/objectives"]), a["xtune/caps"], a["xtune/budget"])
+        record = cls(**{f.name: a[f"xtune/{f.name}"] for f in fields(StudyRecord)})
+        return replace(record, objectives=tuple(record.objectives))
 
 
 def write_study(study: optuna.Study, record: StudyRecord) -> None:

@@ -13,7 +13,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from xtune.search.record import read
+from xtune.search.record import read, read_study
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
@@ -55,10 +55,12 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     states = Counter(t.state.name for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    created = read_study(study)
     front = []
     for t in pareto_front(study):
         r = read(t)
         assert r.metrics is not None and r.resources is not None and r.plan is not None
+        assert r.data is not None
         front.append({
             "trial": t.number,
             **{name: value for name, value in zip(names, t.values, strict=True)},
@@ -71,6 +73,8 @@ def summary(study: optuna.Study) -> dict[str, Any]:
             "window": r.plan.data.window,
             "features": len(r.plan.data.features),
             "units": list(r.plan.units),
+            "other_bars": created is not None and r.data.sha256 != created.data_sha256,
+            "parameters": dict(t.params),
         })  # fmt: skip
     return {
         "study": study.study_name,

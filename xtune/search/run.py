@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +17,11 @@ from optuna.trial import FrozenTrial
 from xtune.errors import SpecError
 from xtune.features import DataSpec, build_features, load_bars
 from xtune.search.config import StudyConfig
+from xtune.search.device import require_device
 from xtune.search.ranges import highest
 from xtune.search.report import pareto_front
 from xtune.search.storage import open_storage
-from xtune.search.study import artifacts_dir, create_study
+from xtune.search.study import artifacts_dir, create_study, fresh_seed
 from xtune.search.sweep import sweep
 from xtune.search.worker import (
     TRANSIENT,
@@ -55,21 +57,25 @@ def prepare_inputs(
     return Inputs(bars, candidates)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
-def interrupts_to(interrupt: GracefulInterrupt) -> Iterator[None]:
-    """Route Ctrl-C to ``interrupt`` for the duration of the block."""
-    previous = signal.signal(signal.SIGINT, interrupt.handler)
+def signals_to(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Route Ctrl-C and SIGTERM (``docker stop``, ``kill``) to ``handler`` within the block."""
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, before in previous.items():
+            signal.signal(s, before)
 
 
 def _worker_main(args: WorkerArgs, inputs: Inputs) -> None:
     configure_logging()  # a spawned process starts with none of the parent's setup
     interrupt = GracefulInterrupt()
     # On Ctrl-C Optuna has already marked the running trial FAIL; the parent reports.
-    with interrupts_to(interrupt), contextlib.suppress(KeyboardInterrupt):
+    with signals_to(interrupt.handler), contextlib.suppress(KeyboardInterrupt):
         run_worker(args, inputs, interrupt)
 
 
@@ -83,13 +89,19 @@ def run_search(
     workers: int = 1,
     device: str = "cpu",
     data: str | None = None,
+    allow_other_data: bool = False,
     artifacts: str | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> optuna.Study:
     """Run the search; returns the study. ``on_progress(done, target, front_size)`` is called
-    as trials finish. Ctrl-C stops cleanly: the running trial(s) turn FAIL, finished ones stay."""
+    as trials finish. Ctrl-C or SIGTERM stops cleanly: the running trial(s) turn FAIL, finished
+    ones stay. The first worker of the run that creates the study samples with the study's
+    seed; every other worker, and every later run, draws a fresh seed (recorded per trial)."""
+    require_device(device)
     inputs = prepare_inputs(config, settings, data, progress=True)  # bad bars fail here
-    study = create_study(config, storage_url, settings)
+    study, created = create_study(
+        config, storage_url, settings, inputs.bars, other_data=allow_other_data
+    )
     done = count_finished(study)
     target = done + n_trials if n_trials is not None else config.study.trials
     art = str(artifacts_dir(storage_url, artifacts, settings))
@@ -103,14 +115,15 @@ def run_search(
             on_progress(count_finished(study), target, len(pareto_front(study)))
 
     def args(k: int) -> WorkerArgs:
+        seed = config.study.seed if created and k == 0 else fresh_seed()
         return WorkerArgs(
-            config, settings, storage_url, target, _device(device, k), k, art, deadline
+            config, settings, storage_url, target, _device(device, k), k, seed, art, deadline
         )
 
     report(study)
     if workers <= 1:
         interrupt = GracefulInterrupt()
-        with interrupts_to(interrupt):
+        with signals_to(interrupt.handler):
             run_worker(args(0), inputs, interrupt, callback=report)
     else:
         _run_processes([args(k) for k in range(workers)], inputs, study, report)
@@ -126,15 +139,27 @@ def _run_processes(
 ) -> None:
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, args=(a, inputs)) for a in all_args]
-    for p in procs:
-        p.start()
-    try:
+    stopping: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        """A signal to the parent alone (``kill``, ``docker stop``) reaches every worker, which
+        fails its running trial and exits; the parent waits for them, then stops too."""
+        stopping.append(signum)
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGTERM)
+
+    with signals_to(forward):
+        for p in procs:
+            p.start()
         while any(p.is_alive() for p in procs):
-            time.sleep(1.0)
-            report(study, None)
-    finally:
+            time.sleep(0.5)
+            if not stopping:
+                report(study, None)
         for p in procs:
             p.join()
+    if stopping:
+        raise KeyboardInterrupt
     for k, p in enumerate(procs):
         if p.exitcode not in (0, None):
             logging.getLogger("xtune").warning("worker %d exited with code %s", k, p.exitcode)
@@ -145,7 +170,7 @@ def _run_processes(
         time.sleep(settings.grace_s + 1)
         if sweep(study, open_storage(first.storage, settings), grace_s=settings.grace_s):
             interrupt = GracefulInterrupt()  # run the retries here: no worker is left
-            with interrupts_to(interrupt):
+            with signals_to(interrupt.handler):
                 run_worker(first, inputs, interrupt, callback=report)
 
 

@@ -34,52 +34,41 @@ def _pick(trial: Suggester, name: str, space: Space, cap: int | float | None = N
     return trial.suggest_float(name, space.low, space.high, log=space.log)
 
 
-def suggest(trial: Suggester, config: StudyConfig, *, first_row: int = 0) -> Plan:
-    """Draw one configuration. Hidden size and layers never exceed the caps: the space is cut
-    to them, so only parameters and latency can make a trial infeasible. ``first_row`` is the
-    first bar the trial's data may use (see :class:`~xtune.features.DataSpec`)."""
-    caps, f = config.caps, config.features
-    units = tuple(u for u in f.units if trial.suggest_categorical(f"use/{u}", [True, False]))
-    names = tuple(n for n in f.candidates if any(n in f.features_of(u) for u in units))
-    window = _pick(trial, "window", config.data.window)
-    data = DataSpec(
-        features=names or f.candidates[:1],
-        window=window,
-        labels=config.labels,
-        split=config.split,
-        first_row=first_row,
-    )
+def _model(trial: Suggester, config: StudyConfig, n_features: int) -> LSTMConfig | XLSTMConfig:
+    """Family, dropout and architecture, in this order (the order of the draws is part of a
+    seeded study's history)."""
+    caps = config.caps
     head = HeadConfig(len(config.labels.horizons), config.labels.classes)
-    n = len(data.features)
     family = trial.suggest_categorical("family", list(config.model.families))
     dropout = float(_pick(trial, "dropout", config.train.dropout))
-    model: LSTMConfig | XLSTMConfig
     if family == "lstm":
         s = config.model.lstm
-        model = LSTMConfig(
-            n_features=n,
+        return LSTMConfig(
+            n_features=n_features,
             hidden=_pick(trial, "lstm/hidden", s.hidden, caps.max_hidden),
             layers=_pick(trial, "lstm/layers", s.layers, caps.max_layers),
             dropout=dropout,
             head=head,
         )
-    else:
-        s2 = config.model.xlstm
-        blocks = _pick(trial, "xlstm/blocks", s2.blocks, caps.max_layers)
-        slstm_at = tuple(
-            i for i in range(blocks) if trial.suggest_categorical(f"xlstm/slstm_{i}", [False, True])
-        )
-        model = XLSTMConfig(
-            n_features=n,
-            embed=_pick(trial, "xlstm/embed", s2.embed, caps.max_hidden),
-            heads=_pick(trial, "xlstm/heads", s2.heads),
-            blocks=blocks,
-            slstm_at=slstm_at,
-            dropout=dropout,
-            head=head,
-        )
+    s2 = config.model.xlstm
+    blocks = _pick(trial, "xlstm/blocks", s2.blocks, caps.max_layers)
+    slstm_at = tuple(
+        i for i in range(blocks) if trial.suggest_categorical(f"xlstm/slstm_{i}", [False, True])
+    )
+    return XLSTMConfig(
+        n_features=n_features,
+        embed=_pick(trial, "xlstm/embed", s2.embed, caps.max_hidden),
+        heads=_pick(trial, "xlstm/heads", s2.heads),
+        blocks=blocks,
+        slstm_at=slstm_at,
+        dropout=dropout,
+        head=head,
+    )
+
+
+def _train(trial: Suggester, config: StudyConfig, bf16: bool) -> TrainConfig:
     t = config.train
-    train = TrainConfig(
+    return TrainConfig(
         epochs=t.epochs,
         patience=t.patience,
         batch_size=int(_pick(trial, "batch_size", t.batch_size)),
@@ -87,13 +76,30 @@ def suggest(trial: Suggester, config: StudyConfig, *, first_row: int = 0) -> Pla
         weight_decay=float(_pick(trial, "weight_decay", t.weight_decay)),
         schedule=t.schedule,  # type: ignore[arg-type]
         seed=config.study.seed,
+        bf16=bf16,
         loss=LossConfig(
             label_smoothing=float(_pick(trial, "label_smoothing", t.label_smoothing)),
             focal_gamma=float(_pick(trial, "focal_gamma", t.focal_gamma)),
             return_weight=float(_pick(trial, "return_weight", t.return_weight)),
         ),
     )
-    return Plan(data, Params(model, train), units)
+
+
+def suggest(
+    trial: Suggester, config: StudyConfig, *, first_row: int = 0, bf16: bool = True
+) -> Plan:
+    """Draw one configuration. Hidden size and layers never exceed the caps: the space is cut
+    to them, so only parameters and latency can make a trial infeasible. ``first_row`` is the
+    first bar the trial's data may use (see :class:`~xtune.features.DataSpec`); ``bf16`` is
+    the precision the worker's device check settled on."""
+    f = config.features
+    units = tuple(u for u in f.units if trial.suggest_categorical(f"use/{u}", [True, False]))
+    names = tuple(n for n in f.candidates if any(n in f.features_of(u) for u in units))
+    window = _pick(trial, "window", config.data.window)
+    data = DataSpec(features=names or f.candidates[:1], window=window, labels=config.labels,
+                    split=config.split, first_row=first_row)  # fmt: skip
+    model = _model(trial, config, len(data.features))
+    return Plan(data, Params(model, _train(trial, config, bf16)), units)
 
 
 class Replay:

@@ -7,9 +7,12 @@ hands one queued trial to two processes, so ``--workers K`` is safe on it.
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
@@ -124,20 +127,27 @@ def open_storage(
     if url.startswith("postgresql"):
         engine_kwargs |= {"pool_size": workers_per_process, "max_overflow": 1, "pool_recycle": 300}
     settings = settings or Settings()
-    try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=settings.heartbeat_s,
-            grace_period=settings.grace_s,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-        )
-    except Exception as exc:
-        detail = scrub(str(exc).splitlines()[0] if str(exc) else "", url)
-        raise StorageError(
-            f"cannot open storage {mask(url)}: {type(exc).__name__}: {detail}. "
-            "Check that the server runs and the URL (user, host, port, database) is right."
-        ) from None
+    for attempt in range(6):
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=settings.heartbeat_s,
+                grace_period=settings.grace_s,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Several processes creating the schema of a fresh database at once: one wins,
+            # the others find its tables on the next try.
+            time.sleep(0.1 * (attempt + 1) + random.random() * 0.2)
+        except Exception as exc:
+            detail = scrub(str(exc).splitlines()[0] if str(exc) else "", url)
+            raise StorageError(
+                f"cannot open storage {mask(url)}: {type(exc).__name__}: {detail}. "
+                "Check that the server runs and the URL (user, host, port, database) is right."
+            ) from None
+    raise StorageError(f"cannot open storage {mask(url)}: other processes kept creating its "
+                       "tables at the same time; run `xtune create-study` once first.")  # fmt: skip
 
 
 def scrub(text: str, url: str) -> str:

@@ -6,18 +6,26 @@ tables at once on a fresh database fail); workers then ``load_study`` it.
 
 from __future__ import annotations
 
+import secrets
+import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 
+from xtune.features import Bars
 from xtune.search.config import StudyConfig, StudyError
 from xtune.search.record import StudyRecord, read_study, write_study
 from xtune.search.storage import is_database, mask, open_storage
 from xtune.settings import Settings
 
 
-def make_sampler(config: StudyConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
-    seed = config.study.seed + worker
+def fresh_seed() -> int:
+    """A sampler seed no other worker or run has (with overwhelming probability)."""
+    return secrets.randbelow(2**31)
+
+
+def make_sampler(config: StudyConfig, seed: int) -> optuna.samplers.BaseSampler:
     name = config.study.sampler
     if name == "tpe":
         startup = min(10, max(3, config.study.trials // 4))
@@ -63,28 +71,63 @@ def artifacts_dir(storage: str, override: str | None, settings: Settings) -> Pat
     return Path("xtune-artifacts")
 
 
-def create_study(config: StudyConfig, storage_url: str, settings: Settings) -> optuna.Study:
-    """Create the study if needed (schema first), or check that the existing one matches."""
-    study = optuna.create_study(
-        study_name=config.study.name,
-        storage=open_storage(storage_url, settings),
-        directions=config.directions,  # type: ignore[arg-type]
-        sampler=make_sampler(config),
-        load_if_exists=True,
-    )
-    wanted = [optuna.study.StudyDirection.MAXIMIZE if d == "maximize" else optuna.study.StudyDirection.MINIMIZE
-              for d in config.directions]  # fmt: skip
-    if study.directions != wanted:
-        raise StudyError(
-            f"{config.path}: study '{config.study.name}' already exists in {mask(storage_url)} with "
-            "other objectives. Give the study a new name, or restore the old objectives."
-        )
-    if read_study(study) is None:
-        study.set_metric_names(list(config.study.objectives))
-        write_study(
-            study, StudyRecord(config.study.objectives, vars(config.caps), config.study.trials)
-        )
-        from optuna_dashboard import save_note
+def _open_or_create(config: StudyConfig, storage_url: str, settings: Settings) -> optuna.Study:
+    storage = open_storage(storage_url, settings)
+    for attempt in range(5):  # many processes creating one study on a fresh database race
+        try:
+            return optuna.create_study(
+                study_name=config.study.name, storage=storage, load_if_exists=True,
+                directions=config.directions,  # type: ignore[arg-type]
+            )  # fmt: skip
+        except sqlalchemy.exc.IntegrityError:
+            time.sleep(0.2 * (attempt + 1))
+    raise StudyError(f"{config.path}: could not create study '{config.study.name}' in "
+                     f"{mask(storage_url)}: other processes kept creating it at the same time.")  # fmt: skip
 
-        save_note(study, study_note(config))
-    return study
+
+def _check_same(
+    config: StudyConfig, url: str, record: StudyRecord, bars: Bars, other: bool
+) -> None:
+    """Refuse a run that would mix results: other objectives, or (without ``other``) other bars."""
+    name = config.study.name
+    if record.objectives != config.study.objectives:
+        raise StudyError(
+            f"{config.path}: study '{name}' in {mask(url)} was created with objectives "
+            f"{list(record.objectives)}, this file asks for {list(config.study.objectives)}; "
+            "their values would land in the wrong columns. Give the study a new name, or "
+            "restore the old objectives."
+        )
+    if bars.sha256 != record.data_sha256 and not other:
+        raise StudyError(
+            f"{bars.source}: not the bars study '{name}' searches ({record.data_source}, sha256 "
+            f"{record.data_sha256[:12]} vs {bars.sha256[:12]}); their trials would share one "
+            "Pareto front. Use a new study name, or pass --allow-other-data to add them on "
+            "purpose (each trial records its bars; status marks those on other bars)."
+        )
+
+
+def create_study(
+    config: StudyConfig,
+    storage_url: str,
+    settings: Settings,
+    bars: Bars,
+    *,
+    other_data: bool = False,
+) -> tuple[optuna.Study, bool]:
+    """Create the study if needed (schema first), or check that the existing one matches its
+    objectives and bars. Returns the study and whether this call created it."""
+    study = _open_or_create(config, storage_url, settings)
+    record = read_study(study)
+    if record is not None:
+        _check_same(config, storage_url, record, bars, other_data)
+        return study, False
+    if study.get_trials(deepcopy=False) or len(study.directions) != len(config.directions):
+        raise StudyError(f"{config.path}: study '{config.study.name}' in {mask(storage_url)} was "
+                         "not created by xtune; give the study a new name.")  # fmt: skip
+    study.set_metric_names(list(config.study.objectives))
+    write_study(study, StudyRecord(config.study.objectives, vars(config.caps), config.study.trials,
+                                   bars.sha256, bars.source, config.study.seed))  # fmt: skip
+    from optuna_dashboard import save_note
+
+    save_note(study, study_note(config))
+    return study, True

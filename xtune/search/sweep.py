@@ -1,14 +1,24 @@
 """Leave no trial RUNNING without a live owner (``xtune sweep``, and on every worker start).
 
-Optuna's heartbeat marks a trial FAIL only when (a) its worker sent at least one heartbeat and
-(b) a live worker starts a new trial later. A worker killed before its first heartbeat, or the
-last worker of a study, leaves RUNNING trials forever. The sweep closes both holes: a RUNNING
-trial whose heartbeat is stale, or that never sent one and started more than the grace period
-ago, is marked FAIL and its parameters are queued again.
+Database storages: Optuna's heartbeat marks a trial FAIL only when (a) its worker sent at least
+one heartbeat and (b) a live worker starts a new trial later. A worker killed before its first
+heartbeat, or the last worker of a study, leaves RUNNING trials forever. The sweep closes both
+holes: a RUNNING trial whose heartbeat is stale, or that never sent one and started more than
+the grace period ago, is orphaned.
+
+Journal files have no heartbeat. There a RUNNING trial is orphaned when its recorded owner
+ran on this machine and that process is gone (or it has no owner recorded and is older than
+the grace period); owners on other machines are left alone.
+
+An orphan is marked FAIL and its parameters are queued again, at most ``MAX_RETRIES`` times
+per configuration: a trial that kills its worker every time (out of memory) is then left FAIL
+with the reason, so a restart policy does not become a crash loop.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 
 import optuna
@@ -18,52 +28,89 @@ from optuna.trial import FrozenTrial, TrialState
 
 from xtune.search.record import TrialRecord, mark, read
 
+MAX_RETRIES = 2
 ORPHANED = TrialRecord(
-    status="orphaned", reason="worker died (no live heartbeat); marked FAIL and requeued by sweep"
+    status="orphaned", reason="worker died (no live owner); marked FAIL and requeued by sweep"
 )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _database_orphans(study: optuna.Study, storage: RDBStorage, running: list[FrozenTrial],
+                      grace_s: float) -> list[FrozenTrial]:  # fmt: skip
+    study_id = storage.get_study_id_from_name(study.study_name)
+    stale = set(storage._get_stale_trial_ids(study_id)) if storage.heartbeat_interval else set()
+    with storage.engine.connect() as connection:
+        rows = connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))
+        beating = {row[0] for row in rows}
+    return [
+        t
+        for t in running
+        if t._trial_id in stale or (t._trial_id not in beating and _old(t, grace_s))
+    ]
+
+
+def _old(trial: FrozenTrial, grace_s: float) -> bool:
+    start = trial.datetime_start
+    return start is not None and datetime.now() - start > timedelta(seconds=grace_s)
+
+
+def _local_orphans(running: list[FrozenTrial], grace_s: float) -> list[FrozenTrial]:
+    here, orphans = socket.gethostname(), []
+    for trial in running:
+        owner = read(trial).worker
+        if owner is None:
+            gone = _old(trial, grace_s)  # killed before it wrote its owner
+        else:
+            gone = owner.host == here and owner.pid != os.getpid() and not _alive(owner.pid)
+        if gone:
+            orphans.append(trial)
+    return orphans
+
+
+def _fail_and_requeue(study: optuna.Study, storage: optuna.storages.BaseStorage,
+                      trial: FrozenTrial) -> bool:  # fmt: skip
+    attempt = read(trial).attempt or 0
+    again = attempt < MAX_RETRIES
+    record = ORPHANED if again else TrialRecord(status="orphaned", reason=(
+        f"its worker died on each of {attempt + 1} tries of this configuration (out of memory?); "
+        "not retried again"))  # fmt: skip
+    try:  # attributes first: a finished trial cannot be updated
+        mark(storage, trial._trial_id, record)
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # its owner finished it meanwhile: not an orphan after all
+    if again and trial.params:
+        retry = TrialRecord(retry_of=trial.number, attempt=attempt + 1)
+        study.enqueue_trial(trial.params, user_attrs=retry.to_attrs())
+    return True
 
 
 def sweep(
     study: optuna.Study, storage: optuna.storages.BaseStorage, *, grace_s: float
 ) -> list[int]:
-    """Fail and requeue orphaned RUNNING trials; returns their numbers.
+    """Fail (and requeue, up to MAX_RETRIES) orphaned RUNNING trials; returns their numbers.
 
-    Only database storages have heartbeats; on a journal file nothing is swept (a RUNNING
-    trial there may be a live, long one). Trial start times are the workers' local clocks, so
-    machines sharing a study should share a time zone (the docker image runs in UTC).
+    Trial start times are the workers' local clocks, so machines sharing a database study
+    should share a time zone (the docker image runs in UTC).
     """
-    if not isinstance(storage, RDBStorage):
-        return []
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not running:
         return []
-    study_id = storage.get_study_id_from_name(study.study_name)
-    stale = set(storage._get_stale_trial_ids(study_id)) if storage.heartbeat_interval else set()
-    with storage.engine.connect() as connection:
-        beating = {
-            row[0]
-            for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))
-        }
-    now = datetime.now()
-    swept = []
-    for trial in running:
-        never_beat = trial._trial_id not in beating
-        old = trial.datetime_start is not None and now - trial.datetime_start > timedelta(
-            seconds=grace_s
-        )
-        if trial._trial_id in stale or (never_beat and old):
-            try:  # attributes first: a finished trial cannot be updated
-                mark(storage, trial._trial_id, ORPHANED)
-                if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # its owner finished it meanwhile: not an orphan after all
-            if trial.params:
-                study.enqueue_trial(
-                    trial.params, user_attrs=TrialRecord(retry_of=trial.number).to_attrs()
-                )
-            swept.append(trial.number)
-    return swept
+    if isinstance(storage, RDBStorage):
+        orphans = _database_orphans(study, storage, running, grace_s)
+    else:
+        orphans = _local_orphans(running, grace_s)
+    return [t.number for t in orphans if _fail_and_requeue(study, storage, t)]
 
 
 def queued_retries(study: optuna.Study) -> list[FrozenTrial]:

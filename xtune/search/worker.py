@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from xtune.features import Bars
 from xtune.search.config import StudyConfig
+from xtune.search.device import DeviceRecord, check_device
 from xtune.search.objective import CapError, Objective
 from xtune.search.storage import StorageError, is_database, open_storage
 from xtune.search.study import make_sampler
@@ -43,17 +44,19 @@ class WorkerArgs:
     target: int
     device: str
     worker: int
+    seed: int  # this worker's sampler seed, recorded on each of its trials
     artifacts: str
     deadline: float | None = None  # time.time() after which no new trial starts
 
 
 class GracefulInterrupt:
-    """Ctrl-C that never strands a trial in RUNNING.
+    """Ctrl-C or SIGTERM (``docker stop``) that never strands a trial in RUNNING.
 
-    Optuna marks a trial FAIL only if the interrupt arrives inside the objective. A SIGINT that
+    Optuna marks a trial FAIL only if the interrupt arrives inside the objective. A signal that
     lands while it creates or stores a trial would leave that trial RUNNING forever. So the
     signal only sets a flag outside the objective: the next objective call fails its (fresh)
-    trial at once, and the after-trial callback stops the study.
+    trial at once, and the after-trial callback stops the study. Inside the objective the
+    first signal interrupts training; a second one (the parent forwarding it) changes nothing.
     """
 
     def __init__(self) -> None:
@@ -61,8 +64,9 @@ class GracefulInterrupt:
         self.inside = False
 
     def handler(self, signum: int, frame: object) -> None:
+        first = not self.requested
         self.requested = True
-        if self.inside:
+        if self.inside and first:
             raise KeyboardInterrupt
 
     def wrap(
@@ -121,10 +125,11 @@ def run_worker(
 
     A trial cut off by the outage is swept after its grace period and retried with the same
     parameters; every trial finished before the outage is already stored."""
+    device = check_device(args.device, bf16=True)  # once, before any trial; may fall back to fp32
     delay, waited = 1.0, 0.0
     while True:
         try:
-            _run_worker_once(args, inputs, interrupt, callback)
+            _run_worker_once(args, inputs, device, interrupt, callback)
             return
         except Exception as exc:
             if not _is_transient(exc) or waited >= MAX_OUTAGE_S or not is_database(args.storage):
@@ -139,12 +144,13 @@ def run_worker(
 
 
 def _run_worker_once(
-    args: WorkerArgs, inputs: Inputs, interrupt: GracefulInterrupt, callback: Callback | None
-) -> None:
+    args: WorkerArgs, inputs: Inputs, device: DeviceRecord, interrupt: GracefulInterrupt,
+    callback: Callback | None,
+) -> None:  # fmt: skip
     config, grace = args.config, args.settings.grace_s
     storage = open_storage(args.storage, args.settings)
     study = optuna.load_study(
-        study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.worker)
+        study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.seed)
     )
     sweep(study, storage, grace_s=grace)  # trials of workers that died before this one started
     remaining = args.target - count_finished(study)
@@ -154,8 +160,8 @@ def _run_worker_once(
 
     Path(args.artifacts).mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(args.artifacts)
-    objective = interrupt.wrap(Objective(config, inputs.bars, inputs.candidates,
-                                         device=args.device, artifact_store=store))  # fmt: skip
+    objective = interrupt.wrap(Objective(config, inputs.bars, inputs.candidates, device=device,
+                                         seed=args.seed, artifact_store=store))  # fmt: skip
 
     # Sweep between trials too: a worker killed before its first heartbeat is invisible to
     # Optuna's own stale check, and its retry should run while live workers are still here.
