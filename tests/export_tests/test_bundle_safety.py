@@ -193,10 +193,9 @@ def test_an_onnx_file_of_the_wrong_shape_is_refused(exports: Exports, tmp_path: 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 2])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3, 2])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["logits"])], "g", [x], [y])
-    onnx.save(helper.make_model(graph), bundle / "model.onnx")
-    _edit_manifest(
-        bundle, lambda m: m["files"].update({"model.onnx": sha256_file(bundle / "model.onnx")})
-    )
+    used = load_bundle(bundle).manifest.model.file  # model.int8.onnx where export kept it
+    onnx.save(helper.make_model(graph), bundle / used)
+    _edit_manifest(bundle, lambda m: m["files"].update({used: sha256_file(bundle / used)}))
     result = _xtune("predict", str(bundle), str(exports["lstm"][1].parent / "bars.csv"), "--last")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "does not belong to this bundle" in result.stderr
@@ -208,3 +207,20 @@ def test_predict_out_into_a_missing_folder_is_one_line(exports: Exports, tmp_pat
                     str(tmp_path / "missing" / "p.csv"))  # fmt: skip
     assert result.returncode == 2 and "does not exist; create it first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_loaded_bundle_keeps_predicting_with_its_own_model_after_a_swap(
+    exports: Exports, tmp_path: Path
+) -> None:
+    """A bot holds a verified bundle; an export replaces the folder meanwhile. The bot goes on
+    with the model whose hash it checked, never the new file with the old features."""
+    from xtune.features import load_bars
+    from xtune.runtime import predict
+
+    live = _copy(exports, tmp_path / "live", "xlstm")
+    bars = load_bars(exports["xlstm"][1].parent / "bars.csv")
+    held = load_bundle(live)
+    before = predict(held, bars, last=True)
+    install(_copy(exports, tmp_path / ".new", "lstm"), live, overwrite=True)
+    assert load_bundle(live).manifest.model.family == "lstm"
+    assert predict(held, bars, last=True).equals(before)

@@ -198,3 +198,15 @@ def test_plateau_schedule_halves_the_rate_when_validation_stalls(data: Dataset) 
     rates = [r.lr for r in m.log.curve]
     assert rates[0] == pytest.approx(3e-2)
     assert rates[-1] < rates[0]  # halved at least once before early stopping
+
+
+def test_max_seconds_stops_training_and_scores_the_best_epoch(data: Dataset) -> None:
+    params = Params(
+        LSTMConfig(n_features=len(FEATURES), hidden=16),
+        TrainConfig(epochs=10_000, patience=10_000, max_seconds=1.0),
+    )
+    m = train_and_evaluate(params, data)
+    assert m.status == "ok" and m.log.epochs_run < 10_000
+    assert m.log.stopped.startswith("time limit: max_seconds = 1 reached")
+    assert m.log.seconds < 5.0  # one epoch of this size takes well under a second
+    assert m.val.loss == min(r.val_loss for r in m.log.curve)  # scored on the best epoch

@@ -32,7 +32,7 @@ def _free_port() -> int:
 def test_dashboard_serves_the_study_with_its_note_and_artifacts(tmp_path: Path) -> None:
     study_file = write_study(tmp_path, trials=2)
     config = load_study_config(study_file)
-    run_search(config, resolve_storage(config, None, Settings()), Settings())
+    study = run_search(config, resolve_storage(config, None, Settings()), Settings())
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "xtune", "dashboard", str(study_file), "--port", str(port)],
@@ -54,7 +54,7 @@ def test_dashboard_serves_the_study_with_its_note_and_artifacts(tmp_path: Path) 
             f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=5
         ) as r:
             detail = json.loads(r.read())
-        assert len(detail["trials"]) == 2
+        assert len(detail["trials"]) == len(study.trials) >= 2  # draws over a cap too
         attrs = {a["key"]: a["value"] for a in detail["trials"][0]["user_attrs"]}
         assert attrs["resources/feasible"] in ("True", "False"), attrs  # shown as str(value)
         assert "Infeasible trials" in detail["note"]["body"]
@@ -85,7 +85,7 @@ def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProce
 def test_dashboard_in_a_real_browser_shows_the_study_and_its_trial_count(tmp_path: Path) -> None:
     study_file = write_study(tmp_path, trials=3)
     config = load_study_config(study_file)
-    run_search(config, resolve_storage(config, None, Settings()), Settings())
+    study = run_search(config, resolve_storage(config, None, Settings()), Settings())
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "xtune", "dashboard", str(study_file), "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -107,7 +107,7 @@ def test_dashboard_in_a_real_browser_shows_the_study_and_its_trial_count(tmp_pat
             ),
         )
         assert config.study.name in text
-        assert "3 Trials" in text, text[:500]
+        assert f"{len(study.trials)} Trials" in text, text[:500]
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "dashboard_trials.png"
         _chromium(url, tmp_path / "profile", f"--screenshot={shot}")

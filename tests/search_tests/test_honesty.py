@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pytest
 
 from tests.search_tests.studies import write_study
@@ -21,6 +20,7 @@ from xtune.search import (
     summary,
     trial_inputs,
 )
+from xtune.search.budget import is_trained
 from xtune.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -30,12 +30,14 @@ def test_the_winner_on_a_random_walk_scores_chance_on_test(tmp_path: Path) -> No
     study_file = write_study(tmp_path, trials=20, source="sample:random_walk", sampler="tpe")
     config = load_study_config(study_file)
     study = run_search(config, resolve_storage(config, None, Settings()), Settings())
-    optuna_trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    assert len(optuna_trials) == 20
+    assert sum(map(is_trained, study.trials)) == 20
 
     info = summary(study)
     best_row = max(info["pareto_front"], key=lambda r: r["accuracy"])
     assert best_row["baseline_accuracy"] is not None  # reported together with its baseline
+    # and every front trial is called what it is: not distinguishable from picking luck
+    assert all(row["luck"]["lucky"] for row in info["pareto_front"]), info["pareto_front"]
+    assert all(row["luck"]["deflated_sharpe"] < 0.95 for row in info["pareto_front"])
 
     best = next(t for t in pareto_front(study) if t.number == best_row["trial"])
     record = read(best)
@@ -48,3 +50,16 @@ def test_the_winner_on_a_random_walk_scores_chance_on_test(tmp_path: Path) -> No
     # The best of 20 noisy validation scores is optimistic; the test part is not fooled.
     assert abs(test.accuracy - 0.5) < 3 * se, (best_row["accuracy"], test.accuracy, n)
     assert abs(test.edge) < 3 * se
+
+
+def test_the_best_trial_on_the_momentum_sample_is_not_called_luck(tmp_path: Path) -> None:
+    """Positive control for the luck guard: a real (AR 0.15) momentum edge stands out."""
+    from xtune.features.sample import synthetic_bars
+
+    synthetic_bars(20_000, seed=9).to_csv(tmp_path / "bars.csv")
+    config = load_study_config(write_study(tmp_path, trials=6, sampler="random"))
+    study = run_search(config, resolve_storage(config, None, Settings()), Settings())
+    front = summary(study)["pareto_front"]
+    best = max(front, key=lambda r: r["edge"])
+    assert not best["luck"]["lucky"], best
+    assert best["edge"] > best["luck"]["edge_bar"] > best["luck"]["expected_best_edge"] > 0

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -113,7 +114,7 @@ def test_retries_of_one_configuration_are_capped(
     study = optuna.create_study(study_name="capped", storage=storage, directions=["maximize"])
     trial = study.ask()
     trial.suggest_categorical("family", ["lstm"])
-    owner = Worker(os.uname().nodename, _dead_pid(), seed=1)
+    owner = replace(Worker.here(seed=1), pid=_dead_pid())  # this machine, a process now gone
     write(trial, TrialRecord(status="running", worker=owner, attempt=attempt))
     assert sweep(study, storage, grace_s=3600) == [trial.number]
     failed = study.trials[trial.number]
@@ -132,11 +133,32 @@ def test_a_live_owner_is_never_swept(tmp_path: Path) -> None:
     trial = study.ask()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        write(
-            trial, TrialRecord(status="running", worker=Worker(os.uname().nodename, sleeper.pid, 1))
-        )
+        write(trial, TrialRecord(status="running", worker=Worker.of(sleeper.pid, seed=1)))
         assert sweep(study, storage, grace_s=0) == []
     finally:
         sleeper.kill()
         sleeper.wait()
     assert sweep(study, storage, grace_s=0) == [trial.number]
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_owner(tmp_path: Path) -> None:
+    """A restarted container hands out the same pids: the owner is gone if its pid now names a
+    process that started at another time."""
+    config = load_study_config(write_study(tmp_path))
+    storage = open_storage(resolve_storage(config, None, Settings()))
+    study = optuna.create_study(study_name="reused", storage=storage, directions=["maximize"])
+    trial = study.ask()
+    me = Worker.here(seed=1)
+    write(trial, TrialRecord(status="running", worker=replace(me, started=me.started - 1)))
+    assert sweep(study, storage, grace_s=3600) == [trial.number]
+
+
+def test_an_owner_in_another_process_space_is_left_alone(tmp_path: Path) -> None:
+    """Same host name, another container: nothing here can tell whether it lives."""
+    config = load_study_config(write_study(tmp_path))
+    storage = open_storage(resolve_storage(config, None, Settings()))
+    study = optuna.create_study(study_name="elsewhere", storage=storage, directions=["maximize"])
+    trial = study.ask()
+    other = replace(Worker.here(seed=1), pid=_dead_pid(), ns="pid:[1]")
+    write(trial, TrialRecord(status="running", worker=other))
+    assert sweep(study, storage, grace_s=0) == []

@@ -50,6 +50,7 @@ def export(
     """
     from xtune.export import export_bundle, pick_trial
     from xtune.search import load_study_config, open_study, resolve_storage
+    from xtune.search.report import luck
 
     env = research()
     config = load_study_config(study_file)
@@ -70,6 +71,17 @@ def export(
         device=device,
     )
     _print_export(report)
+    _print_luck(luck(study, chosen), report.validation.edge)
+
+
+def _print_luck(odds: dict[str, float | bool], edge: float) -> None:
+    verdict = "NOT distinguishable from luck" if odds["lucky"] else "above what luck explains"
+    out.print(
+        f"luck: the best of {odds['trials']} trained trials gains about "
+        f"{odds['expected_best_edge']:+.3f} edge by chance alone; this trial's validation edge "
+        f"{edge:+.3f} is {verdict} (95% bar {odds['edge_bar']:+.3f}); deflated Sharpe "
+        f"{odds['deflated_sharpe']:.2f}. The test figures above were never searched on."
+    )
 
 
 def _print_export(report: ExportReport) -> None:

@@ -182,7 +182,8 @@ def status(
 def _print_summary(info: dict[str, Any]) -> None:
     states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(info["states"].items()))
     out.print(
-        f"[bold]{info['study']}[/]: {states} | feasible {info['feasible']}, over a cap {info['infeasible']}"
+        f"[bold]{info['study']}[/]: {states} | trained {info['trained']} (the budget counts "
+        f"these), over a cap {info['infeasible']} (not trained), failed {info['failed']}"
     )
     front = info["pareto_front"]
     if not front:
@@ -198,7 +199,12 @@ def _print_summary(info: dict[str, Any]) -> None:
     for row in front:
         mark = "*" if row["other_bars"] else ""
         cells = [f"{row['trial']}{mark}", *(f"{row[n]:.3f}" for n in names)]
-        cells += [f"{row['baseline_accuracy']:.3f}", f"{row['edge']:+.3f}", str(row["family"])]
+        lucky = "~" if row["luck"]["lucky"] else " "
+        cells += [
+            f"{row['baseline_accuracy']:.3f}",
+            f"{row['edge']:+.3f}{lucky}",
+            str(row["family"]),
+        ]
         cells += [
             f"{row['params']:,}",
             f"{row['latency_ms']:.1f}",
@@ -209,9 +215,20 @@ def _print_summary(info: dict[str, Any]) -> None:
     out.print(table)
     out.print("base = always guessing the majority class; edge = accuracy - base. All figures are "
               "validation; the test part is never touched by the search.")  # fmt: skip
+    _print_luck(front)
     if any(row["other_bars"] for row in front):
         err.print("[yellow]*[/] trained on other bars than the study was created with "
                   "(--allow-other-data): compare such trials with care.")  # fmt: skip
+
+
+def _print_luck(front: list[dict[str, Any]]) -> None:
+    best = max(front, key=lambda row: row["edge"])["luck"]
+    out.print(
+        f"luck: picking the best of {best['trials']} trained trials inflates the best edge by "
+        f"about {best['expected_best_edge']:+.3f} on its own (noise {best['noise']:.3f} per "
+        f"trial); an edge up to {best['edge_bar']:+.3f} is not distinguishable from luck "
+        "(marked ~, 95%). Deflated Sharpe of each trial: `status --json`."
+    )
 
 
 @app.command()

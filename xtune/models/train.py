@@ -14,8 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -25,113 +24,16 @@ from xtune.errors import SpecError
 from xtune.features.dataset import Dataset, ScaledFold
 from xtune.features.labels import MISSING
 from xtune.models.evaluate import FoldArrays, Scores, baseline, evaluate, loss_and_predictions
-from xtune.models.factory import ModelConfig, build_model, model_config_from_dict
-from xtune.models.loss import LossConfig, total_loss
+from xtune.models.factory import build_model
+from xtune.models.loss import total_loss
+from xtune.models.params import Params, TrainConfig
 from xtune.models.probe import torch_threads
+from xtune.models.results import EpochRecord, FinalFit, Fit, Metrics, TrainLog
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 1e-2
-    schedule: Literal["cosine", "plateau"] = "cosine"
-    warmup: float = 0.05  # fraction of all steps with a linear learning-rate ramp
-    grad_clip: float = 1.0
-    patience: int = 5  # epochs without a better validation log loss before stopping
-    seed: int = 0
-    loss: LossConfig = field(default_factory=LossConfig)
-    threads: int | None = None  # CPU threads; None: default_threads()
-    compile: bool = False  # torch.compile (CUDA)
-    bf16: bool = True  # bf16 autocast on CUDA
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise SpecError(f"epochs, batch_size and patience must be >= 1, got {self}.")
-        if not (self.lr > 0 and self.weight_decay >= 0 and 0 <= self.warmup < 1):
-            raise SpecError("lr must be > 0, weight_decay >= 0 and warmup in [0, 1).")
-        if self.schedule not in ("cosine", "plateau"):
-            raise SpecError(f"schedule must be 'cosine' or 'plateau', got {self.schedule!r}.")
-
-
-@dataclass(frozen=True)
-class Params:
-    """Everything a trial trains (the data side is in the Dataset it is given)."""
-
-    model: ModelConfig
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": asdict(self.model), "train": asdict(self.train)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Params:
-        """Inverse of :meth:`to_dict`."""
-        t = dict(d["train"])
-        t["loss"] = LossConfig(**t["loss"])
-        return cls(model_config_from_dict(d["model"]), TrainConfig(**t))
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    val_loss: float  # NaN in a fixed-epoch refit: nothing is evaluated during it
-    val_accuracy: float
-    lr: float
-
-
-@dataclass(frozen=True)
-class TrainLog:
-    """How training went: the curve, the epoch whose weights were kept, and why it ended.
-
-    A non-empty ``reason`` means training diverged (non-finite loss); the model is then
-    unusable and the scores are placeholders.
-    """
-
-    curve: tuple[EpochRecord, ...]
-    epochs_run: int
-    best_epoch: int
-    seconds: float
-    stopped: str
-    reason: str = ""
-
-    @property
-    def status(self) -> Literal["ok", "diverged"]:
-        return "diverged" if self.reason else "ok"
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """A trial's result: validation scores (averaged over walk-forward folds) and its log."""
-
-    val: Scores
-    log: TrainLog
-
-    @property
-    def status(self) -> Literal["ok", "diverged"]:
-        return self.log.status
-
-
-@dataclass(frozen=True)
-class Fit:
-    """One trained model (best weights, on CPU), its validation metrics and its return scale."""
-
-    model: nn.Module
-    metrics: Metrics
-    ret_scale: np.ndarray
-
-
-@dataclass(frozen=True)
-class FinalFit:
-    """The refit on train + validation, scored once on the untouched test part."""
-
-    model: nn.Module
-    test: Scores
-    log: TrainLog
-    ret_scale: np.ndarray
-    fold: ScaledFold
+__all__ = [
+    "EpochRecord", "FinalFit", "Fit", "Initial", "Metrics", "Params", "TrainConfig", "TrainLog",
+    "default_threads", "fit_final", "initialize", "train", "train_and_evaluate",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -205,6 +107,12 @@ class _Run:
         self.warmup_steps = int(cfg.warmup * self.total)
         self.autocast = dev.type == "cuda" and cfg.bf16
         self.step, self.plateau, self.lr = 0, 1.0, cfg.lr
+        limit = cfg.max_seconds
+        self.deadline = math.inf if limit is None else time.perf_counter() + limit
+
+    @property
+    def out_of_time(self) -> bool:
+        return time.perf_counter() > self.deadline
 
 
 def _train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
@@ -232,6 +140,8 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
         running += float(loss.detach()) * len(x)
         seen += len(x)
         run.step += 1
+        if run.out_of_time:  # a partial epoch still counts: it is evaluated like any other
+            break
     return running / seen, ""
 
 
@@ -266,24 +176,35 @@ def _fit_early_stopping(
             if val_loss < best_loss - 1e-6:
                 best_loss, best_epoch, stale = val_loss, epoch, 0
                 best_state = copy.deepcopy(run.model.state_dict())
-                continue
-            stale += 1
-            if cfg.schedule == "plateau" and stale % max(1, cfg.patience // 2) == 0:
-                run.plateau *= 0.5
-            if stale >= cfg.patience:
+            else:
+                stale += 1
+                if cfg.schedule == "plateau" and stale % max(1, cfg.patience // 2) == 0:
+                    run.plateau *= 0.5
+                if stale >= cfg.patience:
+                    break
+            if run.out_of_time:
                 break
     if best_state is not None:
         run.model.load_state_dict(best_state)
-    stopped = (
-        f"early stopping: no better validation log loss for {cfg.patience} epochs after epoch {best_epoch}"
-        if 0 < len(curve) < cfg.epochs and not reason
-        else f"ran all {cfg.epochs} epochs"
-    )
+    stopped = _why_stopped(cfg, len(curve), best_epoch, run.out_of_time, reason)
     if not reason and best_state is None:
         reason = "no finite validation loss"
     seconds = time.perf_counter() - started
     log = TrainLog(tuple(curve), len(curve), best_epoch, seconds, stopped, reason)
     return run.model.to("cpu").eval(), log, best_loss, run.arrays.ret_scale
+
+
+def _why_stopped(
+    cfg: TrainConfig, epochs: int, best_epoch: int, timed_out: bool, reason: str
+) -> str:
+    if reason:
+        return f"diverged: {reason}"
+    if timed_out and epochs < cfg.epochs:
+        return (f"time limit: max_seconds = {cfg.max_seconds:g} reached in epoch {epochs}; "
+                f"scored on the best epoch, {best_epoch}")  # fmt: skip
+    if 0 < epochs < cfg.epochs:
+        return f"early stopping: no better validation log loss for {cfg.patience} epochs after epoch {best_epoch}"
+    return f"ran all {cfg.epochs} epochs"
 
 
 def _fit_fixed(
@@ -385,6 +306,8 @@ def fit_final(
     is no longer honest.
     """
     fold, _ = data.final()
+    # The epoch count is fixed here; a search's time limit would cut every epoch to one step.
+    params = replace(params, train=replace(params.train, max_seconds=None))
     model, log, ret_scale = _fit_fixed(
         params, data, fold, max(1, epochs), device, initialize(params)
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from xtune.runtime.manifest import BundleError, Manifest
@@ -37,8 +37,13 @@ def write_sums(folder: Path, names: list[str]) -> None:
 
 @dataclass(frozen=True)
 class Bundle:
+    """A verified bundle. The model's bytes are the ones whose hash was checked: predicting
+    never opens the file again, so a bundle replaced on disk meanwhile (a new export) cannot
+    mix its model with this manifest's features and scaler."""
+
     folder: Path
     manifest: Manifest
+    model_bytes: bytes = field(repr=False)
 
     @property
     def model_path(self) -> Path:
@@ -95,12 +100,15 @@ def read_sums(folder: Path) -> dict[str, str]:
     return expected
 
 
-def _check_file(folder: Path, name: str, digest: str) -> None:
-    if sha256_file(_member(folder, name, SUMS)) != digest:
+def _read_checked(folder: Path, name: str, digest: str) -> bytes:
+    """The file's bytes, read once, after their hash matched ``digest``."""
+    data = _member(folder, name, SUMS).read_bytes()
+    if hashlib.sha256(data).hexdigest() != digest:
         raise BundleError(
             f"{folder}: {name} does not match its checksum: the file was modified or damaged "
             "in transfer. Copy the bundle again; never edit it by hand."
         )
+    return data
 
 
 def load_bundle(folder: str | Path) -> Bundle:
@@ -117,11 +125,9 @@ def load_bundle(folder: str | Path) -> Bundle:
     expected = read_sums(folder)
     if MANIFEST not in expected:
         raise BundleError(f"{folder}: {SUMS} does not cover {MANIFEST}; the bundle is incomplete.")
-    for name, digest in expected.items():
-        _check_file(folder, name, digest)
-    manifest = Manifest.from_json(
-        (folder / MANIFEST).read_text(errors="replace"), f"{folder}/{MANIFEST}"
-    )
+    contents = {name: _read_checked(folder, name, digest) for name, digest in expected.items()}
+    text = contents[MANIFEST].decode(errors="replace")
+    manifest = Manifest.from_json(text, f"{folder}/{MANIFEST}")
     listed = {n: d for n, d in expected.items() if n != MANIFEST}
     if manifest.files != listed:
         raise BundleError(
@@ -131,4 +137,4 @@ def load_bundle(folder: str | Path) -> Bundle:
     for name in (manifest.model.file, manifest.model.fp32):
         if name not in listed:
             raise BundleError(f"{folder}: the manifest's model file {name!r} is not in {SUMS}.")
-    return Bundle(folder, manifest)
+    return Bundle(folder, manifest, contents[manifest.model.file])

@@ -74,8 +74,9 @@ def open_session(bundle: Bundle, model: Path | None = None) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     path = model or bundle.model_path
+    source = str(model) if model is not None else bundle.model_bytes  # the verified bytes
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own, untyped errors
         raise BundleError(
             f"{path}: onnxruntime cannot load it ({str(exc)[:200]}). Export again."

@@ -86,6 +86,7 @@ RULES: dict[str, Rule] = {
     "model.xlstm.blocks": Rule(True, 1, 64, "[1, 3]"),
     "train.epochs": Rule(True, 1, 100_000, "20"),
     "train.patience": Rule(True, 1, 100_000, "4"),
+    "train.max_seconds": Rule(False, 0, 10**7, "600 (0: no limit)"),
     "train.batch_size": Rule(True, 1, 2**20, "{choices = [128, 256]}"),
     "train.lr": Rule(False, 0, 1, "[3e-4, 1e-2]", low_open=True),
     "train.weight_decay": Rule(False, 0, 1, "[1e-5, 1e-1]"),

@@ -7,8 +7,8 @@ Search-space values are written as:
   log scale, integers in steps given by the key's ``*_step`` companion where one exists;
 - ``{choices = [...]}``: one of a list (``batch_size = {choices = [128, 256]}``).
 
-Every value is checked by type and range (``_validate.RULES``) before anything is created;
-every error is one line naming the file, the ``[section] key``, the value and what to write.
+Every value is checked by type and range (``_validate.RULES``) before anything is created: one
+line naming the file, the ``[section] key``, the value and what to write.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ class ModelSection:
 @dataclass(frozen=True)
 class TrainSection:
     epochs: int = 20
+    max_seconds: float = 0.0  # per trial's training; 0: no limit
     patience: int = 4
     batch_size: Space = field(default_factory=lambda: Choice((128, 256)))
     lr: Space = field(default_factory=lambda: FloatRange(3e-4, 1e-2, log=True))
@@ -168,10 +169,6 @@ class StudyConfig:
     @property
     def default_storage_path(self) -> Path:
         return self.path.with_name(f"{self.study.name}.journal")
-
-    @property
-    def artifacts_dir(self) -> Path:
-        return self.path.with_name(f"{self.study.name}.artifacts")
 
 
 # ------------------------------------------------------------------------------- parsing
@@ -373,12 +370,13 @@ class _Parser:
         return cls(**kwargs)
 
     def train(self, raw: dict[str, Any]) -> TrainSection:
-        d = v.checked("train", self.table(raw, "train", TrainSection), ("epochs", "patience"))
+        fixed = ("epochs", "patience", "max_seconds")
+        d = v.checked("train", self.table(raw, "train", TrainSection), fixed)
         if "schedule" in d:
             d["schedule"] = v.text(
                 "train", "schedule", d["schedule"], '"cosine"', choices=("cosine", "plateau")
             )
-        for name in set(d) - {"epochs", "patience", "schedule"}:
+        for name in set(d) - {*fixed, "schedule"}:
             d[name] = v.space("train", name, d[name], log=name in LOG_SCALE)
         return TrainSection(**d)
 

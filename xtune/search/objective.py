@@ -33,6 +33,20 @@ class CapError(XtuneError):
     """A trial (e.g. an enqueued one) asks for more than the hard caps allow."""
 
 
+class TrialFault(Exception):
+    """Training raised (out of memory, an error in a rare configuration): this trial is FAIL
+    with the reason recorded, and the worker goes on."""
+
+
+def _fault(exc: Exception, device: str) -> TrialFault:
+    if device.startswith("cuda"):  # what the failed trial held must not starve the next one
+        import torch
+
+        torch.cuda.empty_cache()
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return TrialFault(f"{type(exc).__name__}: {first[:300]}")
+
+
 def constraints(config: StudyConfig, plan: Plan, resources: Resources) -> dict[str, float]:
     """Relative violations (> 0 violates), the same keys on every trial."""
     caps, f = config.caps, config.features
@@ -143,10 +157,15 @@ class Objective:
             return self.worst()
         threads = plan.params.train.threads or default_threads()
         write(trial, replace(record, threads=threads))
-        data = prepare(self.bars, plan.data, features=self.candidates)
-        metrics = train_and_evaluate(
-            plan.params, data, device=self.device.device, fee=config.trading.fee, init=init
-        )
+        try:
+            data = prepare(self.bars, plan.data, features=self.candidates)
+            metrics = train_and_evaluate(
+                plan.params, data, device=self.device.device, fee=config.trading.fee, init=init
+            )
+        except Exception as exc:  # never KeyboardInterrupt: Ctrl-C still stops the worker
+            fault = _fault(exc, self.device.device)
+            write(trial, TrialRecord(status="failed", reason=str(fault)))
+            raise fault from exc
         write(trial, TrialRecord(status=metrics.status, reason=metrics.log.reason, metrics=metrics))
         if metrics.status != "ok":
             return self.worst()

@@ -19,7 +19,8 @@ import math
 import os
 import socket
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -33,7 +34,8 @@ from xtune.models.train import EpochRecord, Metrics, Params, TrainLog
 from xtune.search.device import DeviceRecord
 from xtune.settings import Settings
 
-Status = Literal["running", "ok", "infeasible", "diverged", "refused", "orphaned"]
+_T = TypeVar("_T")
+Status = Literal["running", "ok", "infeasible", "diverged", "failed", "refused", "orphaned"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,18 @@ class DataRecord:
         return cls(bars.sha256, bars.source, len(bars), f"{bars.index[0]} .. {bars.index[-1]}")
 
 
+def process_identity(pid: int) -> tuple[int, str]:
+    """(start time in clock ticks since boot, pid namespace) of a live process, or (0, "")
+    where it is gone or unknown. With the pid it names one process: a reused pid (a restarted
+    container) has another start time, another container another namespace."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        started = int(stat.rpartition(")")[2].split()[19])  # field 22 of proc(5)
+        return started, str(Path(f"/proc/{pid}/ns/pid").readlink())
+    except (OSError, ValueError, IndexError):
+        return 0, ""
+
+
 @dataclass(frozen=True)
 class Worker:
     """The process that ran a trial (the sweep finds its owner by it) and the seed its sampler
@@ -79,10 +93,16 @@ class Worker:
     host: str
     pid: int
     seed: int
+    started: int = 0  # see process_identity
+    ns: str = ""
+
+    @classmethod
+    def of(cls, pid: int, seed: int) -> Worker:
+        return cls(socket.gethostname(), pid, seed, *process_identity(pid))
 
     @classmethod
     def here(cls, seed: int) -> Worker:
-        return cls(socket.gethostname(), os.getpid(), seed)
+        return cls.of(os.getpid(), seed)
 
 
 def _finite(value: float) -> float | None:
@@ -108,8 +128,13 @@ def _metrics_attrs(m: Metrics) -> dict[str, Any]:
     }
 
 
+_METRIC_KEYS = ("metrics/accuracy", "metrics/loss", "metrics/baseline", "metrics/per_horizon",
+                "metrics/sharpe", "metrics/samples", "train/curve", "train/epochs_run",
+                "train/best_epoch", "train/seconds", "train/stopped", "train/diverged")  # fmt: skip
+
+
 def _metrics_from(a: dict[str, Any]) -> Metrics | None:
-    if "metrics/accuracy" not in a:
+    if not all(k in a for k in _METRIC_KEYS):
         return None
     loss = a["metrics/loss"]
     scores = Scores(a["metrics/accuracy"], math.inf if loss is None else loss,
@@ -127,8 +152,8 @@ class TrialRecord:
     objective can store the record in stages (owner first, then plan, then results).
 
     ``status``: ``running`` (not finished yet), ``ok`` (trained), ``infeasible`` (over a cap,
-    not trained), ``diverged``, ``refused`` (an enqueued trial beyond the caps) or ``orphaned``
-    (its worker died; failed and requeued by the sweep).
+    not trained), ``diverged``, ``failed`` (training raised, e.g. out of memory), ``refused``
+    (an enqueued trial beyond the caps) or ``orphaned`` (its worker died; requeued by the sweep).
     """
 
     status: Status | None = None
@@ -143,6 +168,7 @@ class TrialRecord:
     metrics: Metrics | None = None
     retry_of: int | None = None
     attempt: int | None = None  # 0: the first try of this configuration; n: its n-th retry
+    swept: str | None = None  # why the sweep failed it (its owner died); status then "orphaned"
 
     @property
     def trained(self) -> bool:
@@ -150,10 +176,6 @@ class TrialRecord:
 
     def to_attrs(self) -> dict[str, Any]:
         a: dict[str, Any] = {}
-        if self.status is not None:
-            a["train/status"] = self.status
-        if self.reason is not None:
-            a["train/reason"] = self.reason
         if self.worker is not None:
             a |= {f"worker/{f.name}": getattr(self.worker, f.name) for f in fields(Worker)}
         if self.plan is not None:  # features/* are for people reading the dashboard
@@ -176,31 +198,51 @@ class TrialRecord:
             a["retry/of"] = self.retry_of
         if self.attempt is not None:
             a["retry/attempt"] = self.attempt
+        if self.swept is not None:
+            a["sweep/reason"] = self.swept
+        # Status last: a write cut off midway never shows "ok" without the metrics before it.
+        if self.reason is not None:
+            a["train/reason"] = self.reason
+        if self.status is not None:
+            a["train/status"] = self.status
         return a
 
     @classmethod
     def from_attrs(cls, a: dict[str, Any]) -> TrialRecord:
-        def has(prefix: str) -> bool:
-            return any(k.startswith(prefix) for k in a)
-
+        """Tolerant of a record cut off mid-write (a worker killed while storing it): a part
+        with a key missing reads as absent, and a trial without its metrics is not trained."""
+        status, reason = a.get("train/status"), a.get("train/reason")
+        if "sweep/reason" in a and status in (None, "running"):
+            status, reason = "orphaned", a["sweep/reason"]
+        plan = a.get("plan/json")
         return cls(
-            status=a.get("train/status"),
-            reason=a.get("train/reason"),
-            worker=Worker(**{f.name: a[f"worker/{f.name}"] for f in fields(Worker)})
-            if has("worker/") else None,
-            plan=Plan.from_json(a["plan/json"]) if "plan/json" in a else None,
-            data=DataRecord(**{f.name: a[f"data/{f.name}"] for f in fields(DataRecord)})
-            if has("data/") else None,
-            resources=Resources(a["resources/params"], a["resources/latency_ms"])
-            if "resources/params" in a else None,
+            status=status,
+            reason=reason,
+            worker=_part(Worker, a, "worker"),
+            plan=Plan.from_json(plan) if plan else None,
+            data=_part(DataRecord, a, "data"),
+            resources=_part(
+                Resources, a, "resources", {"params": "params", "latency_ms": "latency_ms"}
+            ),
             feasible=a.get("resources/feasible"),
             threads=a.get("train/threads"),
-            device=DeviceRecord(**{f.name: a[f"run/{f.name}"] for f in fields(DeviceRecord)})
-            if has("run/") else None,
+            device=_part(DeviceRecord, a, "run"),
             metrics=_metrics_from(a),
             retry_of=a.get("retry/of"),
             attempt=a.get("retry/attempt"),
-        )  # fmt: skip
+            swept=a.get("sweep/reason"),
+        )
+
+
+def _part(
+    cls: type[_T], a: dict[str, Any], prefix: str, only: dict[str, str] | None = None
+) -> _T | None:
+    """``cls`` from the keys ``prefix/<field>``, or None unless every one of them is there."""
+    names = only or {f.name: f.name for f in fields(cls)}  # type: ignore[arg-type]
+    keys = {name: f"{prefix}/{key}" for name, key in names.items()}
+    if not all(k in a for k in keys.values()):
+        return None
+    return cls(**{name: a[k] for name, k in keys.items()})
 
 
 def write(trial: optuna.Trial, record: TrialRecord) -> None:
@@ -233,14 +275,26 @@ class StudyRecord:
     seed: int
 
     def to_attrs(self) -> dict[str, Any]:
-        return {f"xtune/{f.name}": getattr(self, f.name) for f in fields(StudyRecord)} | {
-            "xtune/objectives": list(self.objectives)
-        }
+        # Objectives last: once they are there, the whole record is.
+        a = {f"xtune/{f.name}": getattr(self, f.name) for f in fields(StudyRecord)}
+        del a["xtune/objectives"]
+        return a | {"xtune/objectives": list(self.objectives)}
 
     @classmethod
     def from_attrs(cls, a: dict[str, Any]) -> StudyRecord | None:
+        """None while the record is not (fully) written yet.
+
+        Raises:
+            XtuneError: the study was created by an older xtune that recorded less.
+        """
         if "xtune/objectives" not in a:
             return None
+        missing = [f.name for f in fields(StudyRecord) if f"xtune/{f.name}" not in a]
+        if missing:
+            raise XtuneError(
+                f"this study was created by an older xtune (it does not record {', '.join(missing)}); "
+                "give the study a new name in the study file, or keep using that xtune version."
+            )
         record = cls(**{f.name: a[f"xtune/{f.name}"] for f in fields(StudyRecord)})
         return replace(record, objectives=tuple(record.objectives))
 

@@ -13,7 +13,9 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from xtune.search.record import read, read_study
+from xtune.search.budget import is_trained
+from xtune.search.luck import deflated_sharpe, edge_bar
+from xtune.search.record import StudyRecord, TrialRecord, read, read_study
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
@@ -50,32 +52,60 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(front, key=lambda t: t.number)
 
 
+def _periods_per_year(record: TrialRecord) -> float:
+    """Bars per year of the trial's bars, from their row count and time span."""
+    import pandas as pd
+
+    assert record.data is not None
+    start, _, end = record.data.span.partition(" .. ")
+    years = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / (365.25 * 86400)
+    return record.data.rows / years if years > 0 else 1.0
+
+
+def luck(study: optuna.Study, trial: FrozenTrial) -> dict[str, float | bool]:
+    """How far the trial's edge and Sharpe stand above what picking the best of this study's
+    trained trials would give by chance (see :mod:`xtune.search.luck`)."""
+    trained = [read(t) for t in study.get_trials(deepcopy=False) if is_trained(t)]
+    r = read(trial)
+    assert r.metrics is not None and r.plan is not None
+    val = r.metrics.val
+    bar = edge_bar(len(trained), val.samples, val.baseline, r.plan.data.labels.max_horizon)
+    sharpes = [t.metrics.val.sharpe for t in trained if t.metrics is not None]
+    dsr = deflated_sharpe(val.sharpe, sharpes, val.samples, _periods_per_year(r))
+    return {"trials": bar.trials, "noise": bar.noise, "expected_best_edge": bar.expected_best_edge,
+            "edge_bar": bar.edge_bar, "lucky": bar.lucky(val.edge), "deflated_sharpe": dsr}  # fmt: skip
+
+
+def _row(
+    study: optuna.Study, t: FrozenTrial, names: list[str], created: StudyRecord | None
+) -> dict[str, Any]:
+    r = read(t)
+    assert r.metrics is not None and r.resources is not None and r.plan is not None
+    assert r.data is not None
+    return {
+        "trial": t.number,
+        **{name: value for name, value in zip(names, t.values, strict=True)},
+        "baseline_accuracy": r.metrics.val.baseline,
+        "edge": r.metrics.val.edge,
+        "sharpe": r.metrics.val.sharpe,
+        "family": r.plan.params.model.family,
+        "params": r.resources.params,
+        "latency_ms": r.resources.latency_ms,
+        "window": r.plan.data.window,
+        "features": len(r.plan.data.features),
+        "units": list(r.plan.units),
+        "other_bars": created is not None and r.data.sha256 != created.data_sha256,
+        "luck": luck(study, t),
+        "parameters": dict(t.params),
+    }
+
+
 def summary(study: optuna.Study) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
     created = read_study(study)
-    front = []
-    for t in pareto_front(study):
-        r = read(t)
-        assert r.metrics is not None and r.resources is not None and r.plan is not None
-        assert r.data is not None
-        front.append({
-            "trial": t.number,
-            **{name: value for name, value in zip(names, t.values, strict=True)},
-            "baseline_accuracy": r.metrics.val.baseline,
-            "edge": r.metrics.val.edge,
-            "sharpe": r.metrics.val.sharpe,
-            "family": r.plan.params.model.family,
-            "params": r.resources.params,
-            "latency_ms": r.resources.latency_ms,
-            "window": r.plan.data.window,
-            "features": len(r.plan.data.features),
-            "units": list(r.plan.units),
-            "other_bars": created is not None and r.data.sha256 != created.data_sha256,
-            "parameters": dict(t.params),
-        })  # fmt: skip
     return {
         "study": study.study_name,
         "objectives": names,
@@ -83,7 +113,9 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "states": dict(states),
         "feasible": sum(1 for t in complete if is_feasible(t)),
         "infeasible": sum(1 for t in complete if not is_feasible(t)),
-        "pareto_front": front,
+        "trained": sum(1 for t in complete if is_trained(t)),
+        "failed": states.get("FAIL", 0),
+        "pareto_front": [_row(study, t, names, created) for t in pareto_front(study)],
     }
 
 

@@ -8,14 +8,17 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from xtune.errors import SpecError
+from xtune.errors import SpecError, XtuneError
 from xtune.features import DataSpec, build_features, load_bars
+from xtune.search.budget import count_trained
 from xtune.search.config import StudyConfig
 from xtune.search.device import require_device
 from xtune.search.ranges import highest
@@ -28,7 +31,6 @@ from xtune.search.worker import (
     GracefulInterrupt,
     Inputs,
     WorkerArgs,
-    count_finished,
     run_worker,
 )
 from xtune.settings import Settings, configure_logging
@@ -76,7 +78,11 @@ def _worker_main(args: WorkerArgs, inputs: Inputs) -> None:
     interrupt = GracefulInterrupt()
     # On Ctrl-C Optuna has already marked the running trial FAIL; the parent reports.
     with signals_to(interrupt.handler), contextlib.suppress(KeyboardInterrupt):
-        run_worker(args, inputs, interrupt)
+        try:
+            run_worker(args, inputs, interrupt)
+        except XtuneError as exc:  # e.g. a space that never fits its caps: one line, exit 2
+            logging.getLogger("xtune").error("worker %d: %s", args.worker, exc)
+            sys.exit(2)
 
 
 def run_search(
@@ -102,7 +108,7 @@ def run_search(
     study, created = create_study(
         config, storage_url, settings, inputs.bars, other_data=allow_other_data
     )
-    done = count_finished(study)
+    done = count_trained(study)
     target = done + n_trials if n_trials is not None else config.study.trials
     art = str(artifacts_dir(storage_url, artifacts, settings))
     deadline = time.time() + timeout if timeout else None
@@ -112,7 +118,7 @@ def run_search(
             return
         # while the database restarts the bar skips updates and catches up once it is back
         with contextlib.suppress(*TRANSIENT):
-            on_progress(count_finished(study), target, len(pareto_front(study)))
+            on_progress(count_trained(study), target, len(pareto_front(study)))
 
     def args(k: int) -> WorkerArgs:
         seed = config.study.seed if created and k == 0 else fresh_seed()
@@ -139,39 +145,58 @@ def _run_processes(
 ) -> None:
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, args=(a, inputs)) for a in all_args]
+    started: list[Any] = []  # the processes started so far
     stopping: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
         """A signal to the parent alone (``kill``, ``docker stop``) reaches every worker, which
         fails its running trial and exits; the parent waits for them, then stops too."""
         stopping.append(signum)
-        for p in procs:
+        for p in started:
             if p.is_alive() and p.pid is not None:
                 os.kill(p.pid, signal.SIGTERM)
 
     with signals_to(forward):
         for p in procs:
+            if stopping:  # no worker starts after a stop was asked for
+                break
             p.start()
-        while any(p.is_alive() for p in procs):
+            started.append(p)
+        while any(p.is_alive() for p in started):
             time.sleep(0.5)
             if not stopping:
                 report(study, None)
-        for p in procs:
+        for p in started:
             p.join()
     if stopping:
         raise KeyboardInterrupt
-    for k, p in enumerate(procs):
-        if p.exitcode not in (0, None):
-            logging.getLogger("xtune").warning("worker %d exited with code %s", k, p.exitcode)
-    if any(p.exitcode not in (0, None) for p in procs):
-        # A worker died (killed, out of memory): once its heartbeat is stale, fail and requeue
-        # its trial, so nothing stays RUNNING; the next search run picks the retry up.
-        first, settings = all_args[0], all_args[0].settings
-        time.sleep(settings.grace_s + 1)
-        if sweep(study, open_storage(first.storage, settings), grace_s=settings.grace_s):
-            interrupt = GracefulInterrupt()  # run the retries here: no worker is left
-            with signals_to(interrupt.handler):
-                run_worker(first, inputs, interrupt, callback=report)
+    _after_dead_workers(all_args, inputs, study, report, [p.exitcode for p in started])
+
+
+def _after_dead_workers(
+    all_args: list[WorkerArgs], inputs: Inputs, study: optuna.Study,
+    report: Callable[[optuna.Study, FrozenTrial | None], None], codes: list[int | None],
+) -> None:  # fmt: skip
+    """A worker died (killed, out of memory): once its trial counts as orphaned, fail and
+    requeue it and run the retries here. The search fails, exit 2, only if the budget was
+    not reached: a worker lost while the others finished the job is a warning."""
+    bad = {k: c for k, c in enumerate(codes) if c not in (0, None)}
+    if not bad:
+        return
+    for k, code in bad.items():
+        logging.getLogger("xtune").warning("worker %d exited with code %s", k, code)
+    first, settings = all_args[0], all_args[0].settings
+    time.sleep(settings.grace_s + 1)
+    if sweep(study, open_storage(first.storage, settings), grace_s=settings.grace_s):
+        interrupt = GracefulInterrupt()
+        with signals_to(interrupt.handler):
+            run_worker(first, inputs, interrupt, callback=report)
+    if count_trained(study) < first.target:
+        raise XtuneError(
+            f"worker(s) {sorted(bad)} exited with code(s) {sorted(set(bad.values()))} before the "
+            f"budget was reached ({count_trained(study)} of {first.target} trained); see the "
+            "log above, then run the same command to resume."
+        )
 
 
 def _device(device: str, worker: int) -> str:

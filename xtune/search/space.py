@@ -71,6 +71,7 @@ def _train(trial: Suggester, config: StudyConfig, bf16: bool) -> TrainConfig:
     return TrainConfig(
         epochs=t.epochs,
         patience=t.patience,
+        max_seconds=t.max_seconds or None,
         batch_size=int(_pick(trial, "batch_size", t.batch_size)),
         lr=float(_pick(trial, "lr", t.lr)),
         weight_decay=float(_pick(trial, "weight_decay", t.weight_decay)),

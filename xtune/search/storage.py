@@ -7,17 +7,19 @@ hands one queued trial to two processes, so ``--workers K`` is safe on it.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from pathlib import Path
 
 import optuna
 import sqlalchemy
-from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from xtune.errors import XtuneError
 from xtune.search.config import StudyConfig
+from xtune.search.sweep import requeue_stale
 from xtune.settings import Settings
 
 
@@ -110,6 +112,22 @@ def _mask_port(location: str) -> str:
     return ",".join(hosts) + tail
 
 
+class _Storage(RDBStorage):
+    """An RDBStorage whose heartbeat outlives a database outage. Optuna's heartbeat thread ends
+    at its first failed write, so a trial still training through a restart would look
+    orphaned once the database is back, be failed, and lose its result."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            logging.getLogger("xtune").warning(
+                "heartbeat of trial id %d not stored (%s); trying again",
+                trial_id,
+                type(exc).__name__,
+            )
+
+
 def open_storage(
     url: str, settings: Settings | None = None, *, workers_per_process: int = 1
 ) -> optuna.storages.BaseStorage:
@@ -129,12 +147,12 @@ def open_storage(
     settings = settings or Settings()
     for attempt in range(6):
         try:
-            return RDBStorage(
+            return _Storage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=settings.heartbeat_s,
                 grace_period=settings.grace_s,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+                heartbeat_stale_trial_callback=requeue_stale,  # capped like the sweep
             )
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             # Several processes creating the schema of a fresh database at once: one wins,

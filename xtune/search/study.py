@@ -71,18 +71,34 @@ def artifacts_dir(storage: str, override: str | None, settings: Settings) -> Pat
     return Path("xtune-artifacts")
 
 
-def _open_or_create(config: StudyConfig, storage_url: str, settings: Settings) -> optuna.Study:
-    storage = open_storage(storage_url, settings)
-    for attempt in range(5):  # many processes creating one study on a fresh database race
+def _open_or_create(
+    config: StudyConfig, storage: optuna.storages.BaseStorage, storage_url: str
+) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call created it (of many processes racing, exactly one)."""
+    for attempt in range(5):
         try:
-            return optuna.create_study(
-                study_name=config.study.name, storage=storage, load_if_exists=True,
-                directions=config.directions,  # type: ignore[arg-type]
-            )  # fmt: skip
-        except sqlalchemy.exc.IntegrityError:
+            study = optuna.create_study(study_name=config.study.name, storage=storage,
+                                        directions=config.directions)  # type: ignore[arg-type]  # fmt: skip
+            return study, True
+        except optuna.exceptions.DuplicatedStudyError:
+            return optuna.load_study(study_name=config.study.name, storage=storage), False
+        except sqlalchemy.exc.IntegrityError:  # a fresh database: another process won the race
             time.sleep(0.2 * (attempt + 1))
     raise StudyError(f"{config.path}: could not create study '{config.study.name}' in "
                      f"{mask(storage_url)}: other processes kept creating it at the same time.")  # fmt: skip
+
+
+def _record_of(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, created: bool
+) -> StudyRecord | None:
+    """The study's record; a study another process is creating gets a few seconds to write it."""
+    for _ in range(25):
+        record = read_study(study)
+        if record is not None or created:
+            return record
+        time.sleep(0.2)
+        study = optuna.load_study(study_name=study.study_name, storage=storage)
+    return None
 
 
 def _check_same(
@@ -116,12 +132,13 @@ def create_study(
 ) -> tuple[optuna.Study, bool]:
     """Create the study if needed (schema first), or check that the existing one matches its
     objectives and bars. Returns the study and whether this call created it."""
-    study = _open_or_create(config, storage_url, settings)
-    record = read_study(study)
+    storage = open_storage(storage_url, settings)
+    study, created = _open_or_create(config, storage, storage_url)
+    record = _record_of(study, storage, created)
     if record is not None:
         _check_same(config, storage_url, record, bars, other_data)
         return study, False
-    if study.get_trials(deepcopy=False) or len(study.directions) != len(config.directions):
+    if not created:
         raise StudyError(f"{config.path}: study '{config.study.name}' in {mask(storage_url)} was "
                          "not created by xtune; give the study a new name.")  # fmt: skip
     study.set_metric_names(list(config.study.objectives))

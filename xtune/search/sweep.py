@@ -26,22 +26,10 @@ import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from xtune.search.record import TrialRecord, mark, read
+from xtune.search.record import TrialRecord, mark, process_identity, read
 
 MAX_RETRIES = 2
-ORPHANED = TrialRecord(
-    status="orphaned", reason="worker died (no live owner); marked FAIL and requeued by sweep"
-)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
+ORPHANED = "worker died (no live owner); marked FAIL and requeued by sweep"
 
 
 def _database_orphans(study: optuna.Study, storage: RDBStorage, running: list[FrozenTrial],
@@ -64,35 +52,53 @@ def _old(trial: FrozenTrial, grace_s: float) -> bool:
 
 
 def _local_orphans(running: list[FrozenTrial], grace_s: float) -> list[FrozenTrial]:
-    here, orphans = socket.gethostname(), []
+    """Trials whose owner ran in this machine's process space and is gone (its pid is dead or
+    now names another process). Owners elsewhere are left alone: nothing here can tell."""
+    here, my_ns = socket.gethostname(), process_identity(os.getpid())[1]
+    orphans = []
     for trial in running:
         owner = read(trial).worker
         if owner is None:
             gone = _old(trial, grace_s)  # killed before it wrote its owner
         else:
-            gone = owner.host == here and owner.pid != os.getpid() and not _alive(owner.pid)
+            local = owner.host == here and owner.ns == my_ns != ""
+            gone = local and process_identity(owner.pid) != (owner.started, owner.ns)
         if gone:
             orphans.append(trial)
     return orphans
 
 
-def _fail_and_requeue(study: optuna.Study, storage: optuna.storages.BaseStorage,
-                      trial: FrozenTrial) -> bool:  # fmt: skip
+def _fail_and_requeue(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, trial: FrozenTrial
+) -> bool:
     attempt = read(trial).attempt or 0
     again = attempt < MAX_RETRIES
-    record = ORPHANED if again else TrialRecord(status="orphaned", reason=(
+    reason = ORPHANED if again else (
         f"its worker died on each of {attempt + 1} tries of this configuration (out of memory?); "
-        "not retried again"))  # fmt: skip
-    try:  # attributes first: a finished trial cannot be updated
-        mark(storage, trial._trial_id, record)
+        "not retried again")  # fmt: skip
+    try:  # its own key, first: a finished trial cannot be updated, and if the owner finishes
+        # meanwhile its own status ("ok") still wins when the record is read
+        mark(storage, trial._trial_id, TrialRecord(swept=reason))
         if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # its owner finished it meanwhile: not an orphan after all
     if again and trial.params:
-        retry = TrialRecord(retry_of=trial.number, attempt=attempt + 1)
-        study.enqueue_trial(trial.params, user_attrs=retry.to_attrs())
+        requeue(study, trial, attempt + 1)
     return True
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial, attempt: int) -> None:
+    retry = TrialRecord(retry_of=trial.number, attempt=attempt)
+    study.enqueue_trial(trial.params, user_attrs=retry.to_attrs())
+
+
+def requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna's own stale-heartbeat failure (at a worker's next trial): requeue under the same
+    cap as the sweep, in place of Optuna's RetryFailedTrialCallback, which keeps no count."""
+    attempt = read(trial).attempt or 0
+    if attempt < MAX_RETRIES and trial.params:
+        requeue(study, trial, attempt + 1)
 
 
 def sweep(

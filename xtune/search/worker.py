@@ -12,20 +12,22 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import sqlalchemy
-from optuna.study import MaxTrialsCallback
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from xtune.features import Bars
+from xtune.search.budget import Budget, count_trained
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord, check_device
-from xtune.search.objective import CapError, Objective
+from xtune.search.objective import CapError, Objective, TrialFault
 from xtune.search.storage import StorageError, is_database, open_storage
 from xtune.search.study import make_sampler
 from xtune.search.sweep import queued_retries, sweep
 from xtune.settings import Settings
 
-FINISHED = (TrialState.COMPLETE,)
 Callback = Callable[[optuna.Study, FrozenTrial], None]
+# A trial refused for its caps, or one that ran out of memory or hit a bug, is FAIL with its
+# reason recorded; the worker goes on with the next trial.
+FAULTS = (CapError, TrialFault)
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,6 @@ def _is_transient(exc: BaseException) -> bool:
     return False
 
 
-def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-
 def run_worker(
     args: WorkerArgs, inputs: Inputs, interrupt: GracefulInterrupt, callback: Callback | None = None
 ) -> None:
@@ -153,7 +151,7 @@ def _run_worker_once(
         study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.seed)
     )
     sweep(study, storage, grace_s=grace)  # trials of workers that died before this one started
-    remaining = args.target - count_finished(study)
+    remaining = args.target - count_trained(study)
     if remaining <= 0 and not queued_retries(study):
         return
     from optuna.artifacts import FileSystemArtifactStore
@@ -168,19 +166,20 @@ def _run_worker_once(
     def sweep_between_trials(s: optuna.Study, _: FrozenTrial) -> None:
         sweep(s, storage, grace_s=grace)
 
-    callbacks: list[Callback] = [MaxTrialsCallback(args.target, states=FINISHED),
-                                 interrupt.callback, sweep_between_trials]  # fmt: skip
+    budget = Budget(args.target, config.study.trials)
+    callbacks: list[Callback] = [budget, interrupt.callback, sweep_between_trials]
     if callback is not None:
         callbacks.append(callback)
     timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
     # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
-    study.optimize(objective, n_trials=max(remaining, 0), timeout=timeout, callbacks=callbacks,
-                   gc_after_trial=True, catch=(CapError,))  # fmt: skip
+    study.optimize(objective, n_trials=None if remaining > 0 else 0, timeout=timeout, callbacks=callbacks,
+                   gc_after_trial=True, catch=FAULTS)  # fmt: skip
     # Retries of dead workers' trials run even if live workers filled the budget meanwhile:
     # a finished study leaves no queued retry behind.
     retries = queued_retries(study)
     if retries and not interrupt.requested:
-        study.optimize(objective, n_trials=len(retries), gc_after_trial=True, catch=(CapError,),
+        study.optimize(objective, n_trials=len(retries), gc_after_trial=True, catch=FAULTS,
                        callbacks=[interrupt.callback, sweep_between_trials])  # fmt: skip
     if interrupt.requested:
         raise KeyboardInterrupt
+    budget.check()

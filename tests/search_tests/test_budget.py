@@ -1,0 +1,61 @@
+"""The budget is spent on trained trials; a trial that faults fails alone; time limits hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from tests.search_tests.studies import write_study
+from tests.search_tests.test_search import _study, xtune
+from xtune.search import load_study_config, read, resolve_storage, run_search
+from xtune.search.budget import is_trained
+from xtune.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_tight_cap_on_daily_bars_still_trains_the_whole_budget(tmp_path: Path) -> None:
+    """Tried as a new user would: before, 7 of 8 trials broke max_params and 1 model trained."""
+    study_file = write_study(tmp_path, trials=8, max_params=6000, source="sample:goog",
+                             families='["lstm", "xlstm"]')  # fmt: skip
+    result = xtune("search", str(study_file))
+    assert result.returncode == 0, result.stderr
+    trials = _study(study_file).trials
+    assert sum(map(is_trained, trials)) == 8
+    infeasible = [t for t in trials if t.state == TrialState.COMPLETE and not is_trained(t)]
+    assert infeasible, "the cap should have refused some draws"  # stored, so the sampler learns
+    assert all(max(t.constraints.values()) > 0 for t in infeasible)
+    assert "trained 8" in result.stdout
+
+
+def test_a_space_that_never_fits_its_caps_stops_naming_the_cap(tmp_path: Path) -> None:
+    study_file = write_study(tmp_path, trials=1, max_params=50)
+    result = xtune("search", str(study_file))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "the last 20 configurations drawn all broke a cap: params" in result.stderr
+    assert len(_study(study_file).trials) == 20
+
+
+def test_an_out_of_memory_trial_fails_alone_and_the_worker_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xtune.search import objective
+
+    real, calls = objective.train_and_evaluate, []
+
+    def first_one_runs_out_of_memory(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(objective, "train_and_evaluate", first_one_runs_out_of_memory)
+    config = load_study_config(write_study(tmp_path, trials=2))
+    study = run_search(config, resolve_storage(config, None, Settings()), Settings())
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and read(failed[0]).status == "failed"
+    assert "OutOfMemoryError: CUDA out of memory" in (read(failed[0]).reason or "")
+    assert sum(map(is_trained, study.trials)) == 2  # the worker went on to the budget

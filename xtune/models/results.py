@@ -1,0 +1,73 @@
+"""What training returns: the learning curve, why it stopped, and the scores it earned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from torch import nn
+
+from xtune.features.dataset import ScaledFold
+from xtune.models.evaluate import Scores
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float  # NaN in a fixed-epoch refit: nothing is evaluated during it
+    val_accuracy: float
+    lr: float
+
+
+@dataclass(frozen=True)
+class TrainLog:
+    """How training went: the curve, the epoch whose weights were kept, and why it ended.
+
+    A non-empty ``reason`` means training diverged (non-finite loss); the model is then
+    unusable and the scores are placeholders.
+    """
+
+    curve: tuple[EpochRecord, ...]
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    stopped: str
+    reason: str = ""
+
+    @property
+    def status(self) -> Literal["ok", "diverged"]:
+        return "diverged" if self.reason else "ok"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A trial's result: validation scores (averaged over walk-forward folds) and its log."""
+
+    val: Scores
+    log: TrainLog
+
+    @property
+    def status(self) -> Literal["ok", "diverged"]:
+        return self.log.status
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One trained model (best weights, on CPU), its validation metrics and its return scale."""
+
+    model: nn.Module
+    metrics: Metrics
+    ret_scale: np.ndarray
+
+
+@dataclass(frozen=True)
+class FinalFit:
+    """The refit on train + validation, scored once on the untouched test part."""
+
+    model: nn.Module
+    test: Scores
+    log: TrainLog
+    ret_scale: np.ndarray
+    fold: ScaledFold

@@ -1,0 +1,78 @@
+"""How much of the best validation result is luck: the price of picking the best of N trials.
+
+The best of N noisy validation scores is biased upwards even when no trial has any skill.
+
+- **Edge** (accuracy minus the majority baseline): a trial without skill has an edge of about
+  0, give or take the binomial noise ``sqrt(p (1 - p) / n)`` of an accuracy on ``n``
+  independent validation windows (windows overlap by ``horizon - 1`` bars, so ``n`` is divided
+  by the horizon). The best of N such edges is rarely above the 95th percentile of the maximum
+  of N normal draws: ``noise * z``, ``z = Phi^-1(0.95 ** (1 / N))``. A front trial whose edge
+  is not above that is *not distinguishable from luck*.
+- **Sharpe**: the deflated Sharpe ratio (Bailey and Lopez de Prado, 2014): the probability
+  that the true Sharpe ratio is above the best one expected from N skill-less trials, given
+  the spread of Sharpe ratios across the trials and the validation length (normal returns
+  assumed: skew 0, kurtosis 3). Below 0.95: not distinguishable from luck.
+
+N is the number of trained trials; trials on the same validation part are correlated, so the
+true number of independent tries is smaller and this errs on the side of calling luck.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+_PHI = NormalDist()
+EULER_GAMMA = 0.5772156649015329
+CONFIDENCE = 0.95
+
+
+def _max_quantile(n_trials: int) -> float:
+    """The 95th percentile of the maximum of ``n_trials`` standard normal draws."""
+    return _PHI.inv_cdf(CONFIDENCE ** (1.0 / max(1, n_trials)))
+
+
+def _expected_max(n_trials: int) -> float:
+    """E[max of N standard normals] (the approximation used by the deflated Sharpe ratio)."""
+    if n_trials < 2:
+        return 0.0
+    a = _PHI.inv_cdf(1.0 - 1.0 / n_trials)
+    b = _PHI.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
+    return (1.0 - EULER_GAMMA) * a + EULER_GAMMA * b
+
+
+@dataclass(frozen=True)
+class LuckBar:
+    """What chance alone achieves when the best of ``trials`` trials is picked."""
+
+    trials: int
+    noise: float  # standard deviation of a skill-less trial's edge
+    expected_best_edge: float  # inflation of the best edge: its expected value without skill
+    edge_bar: float  # the 95th percentile of the best skill-less edge
+
+    def lucky(self, edge: float) -> bool:
+        return edge <= self.edge_bar
+
+
+def edge_bar(trials: int, samples: int, baseline: float, horizon: int = 1) -> LuckBar:
+    """The luck bar for edges measured on ``samples`` validation windows."""
+    n = max(1.0, samples / max(1, horizon))
+    noise = math.sqrt(max(baseline * (1.0 - baseline), 1e-12) / n)
+    return LuckBar(trials, noise, noise * _expected_max(trials), noise * _max_quantile(trials))
+
+
+def deflated_sharpe(
+    sharpe: float, all_sharpes: list[float], samples: int, periods_per_year: float
+) -> float:
+    """Probability that the true (annualized) Sharpe ratio of the best trial is above what
+    the best of ``len(all_sharpes)`` skill-less trials would show (normal returns assumed)."""
+    scale = math.sqrt(max(periods_per_year, 1e-12))
+    per_period = [s / scale for s in all_sharpes]
+    spread = float(np.std(per_period, ddof=1)) if len(per_period) > 1 else 0.0
+    benchmark = spread * _expected_max(len(per_period))
+    sr = sharpe / scale
+    denominator = math.sqrt(max(1.0 + 0.5 * sr * sr, 1e-12))  # 1 - skew*SR + (kurt-1)/4*SR^2
+    return _PHI.cdf((sr - benchmark) * math.sqrt(max(samples - 1, 1)) / denominator)
