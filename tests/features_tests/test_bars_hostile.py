@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.test_cli import xtune
 from xtune.errors import DataError
 from xtune.features import load_bars, summarize
 from xtune.features.sample import synthetic_bars
@@ -82,31 +80,20 @@ def test_plausible_epochs_still_load(frame: pd.DataFrame, factor: int) -> None:
     assert load_bars(raw).index.equals(since_1991)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "xtune", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
 def test_cli_data_check_reads_yyyymmdd_as_daily_bars_and_refuses_row_counters(
     tmp_path: Path,
 ) -> None:
     daily = synthetic_bars(1000, seed=3, freq="1D")
     dates = tmp_path / "yyyymmdd.csv"
     _with_times(daily, daily.index.strftime("%Y%m%d").astype(np.int64)).to_csv(dates, index=False)
-    result = _cli("data", "check", str(dates), "--json")
+    result = xtune("data", "check", str(dates), "--json")
     assert result.returncode == 0, result.stderr
     assert '"start": "2020-01-01T00:00:00+00:00"' in result.stdout
     assert '"interval": "1 days 00:00:00"' in result.stdout
 
     counter = tmp_path / "counter.csv"
     _with_times(daily, np.arange(len(daily))).to_csv(counter, index=False)
-    result = _cli("data", "check", str(counter))
+    result = xtune("data", "check", str(counter))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     message = " ".join(result.stderr.split())
