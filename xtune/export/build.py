@@ -129,7 +129,7 @@ def _write(r: _Refit, folder: Path) -> ExportReport:
             f"(> {PARITY_TOL}) on test windows. Nothing was written."
         )
     names = ModelEntry("model.onnx", "model.onnx", r.plan.params.model.family, INPUT, *OUTPUTS)
-    fp32_ms = ort_latency_ms(fp32, r.test_x, names)
+    fp32_ms = ort_latency_ms(fp32, r.test_x, names.input)
     int8 = try_int8(fp32, folder, r.test_x, fp32_ms, names)
     if int8.used:
         names = ModelEntry("model.int8.onnx", "model.onnx", names.family, INPUT, *OUTPUTS)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from xtune.models.onnx_export import INPUT
 from xtune.runtime.manifest import Int8Entry, ModelEntry
 
 INT8_MIN_AGREEMENT = 0.99
 
 
-def ort_latency_ms(path: Path, x: np.ndarray, names: ModelEntry, repeats: int = 50) -> float:
+def ort_latency_ms(path: Path, x: np.ndarray, input_name: str = INPUT, repeats: int = 50) -> float:
     """Median batch-1 latency of an ONNX model in onnxruntime on one thread, in ms."""
     import onnxruntime as ort
 
@@ -24,7 +25,7 @@ def ort_latency_ms(path: Path, x: np.ndarray, names: ModelEntry, repeats: int = 
     times = []
     for k in range(repeats + 5):
         start = time.perf_counter()
-        session.run(None, {names.input: one})
+        session.run(None, {input_name: one})
         if k >= 5:
             times.append(time.perf_counter() - start)
     return 1e3 * float(np.median(times))
@@ -83,7 +84,7 @@ def try_int8(
     except Exception as exc:  # an op the quantizer cannot handle: fp32 it is
         path.unlink(missing_ok=True)
         return Int8Entry(False, f"quantization failed: {type(exc).__name__}: {str(exc)[:200]}")
-    ms = ort_latency_ms(path, test_x, names)
+    ms = ort_latency_ms(path, test_x, names.input)
     agreement = float((_directions(path, test_x, names) == _directions(fp32, test_x, names)).mean())
     faster, agrees = ms < fp32_ms, agreement >= INT8_MIN_AGREEMENT
     reasons = ([] if faster else [f"not faster ({ms:.3f} ms vs fp32 {fp32_ms:.3f} ms)"]) + (
