@@ -224,3 +224,28 @@ def test_a_loaded_bundle_keeps_predicting_with_its_own_model_after_a_swap(
     install(_copy(exports, tmp_path / ".new", "lstm"), live, overwrite=True)
     assert load_bundle(live).manifest.model.family == "lstm"
     assert predict(held, bars, last=True).equals(before)
+
+
+def test_an_int8_bundle_gives_each_bar_the_answer_the_live_bot_gets(
+    exports: Exports, tmp_path: Path
+) -> None:
+    """int8 quantizes activations per batch: a bar's probabilities must not depend on which
+    other bars were predicted with it (the bot predicts one window at a time)."""
+    from xtune.export import quantize_int8
+    from xtune.features import load_bars
+    from xtune.runtime import predict
+
+    bundle = _copy(exports, tmp_path / "b", "xlstm")
+    quantize_int8(bundle / "model.onnx", bundle / "model.int8.onnx")
+
+    def use_int8(m: dict) -> None:  # type: ignore[type-arg]
+        m["model"]["file"] = "model.int8.onnx"
+        m["files"]["model.int8.onnx"] = sha256_file(bundle / "model.int8.onnx")
+
+    _edit_manifest(bundle, use_int8)
+    loaded = load_bundle(bundle)
+    bars = load_bars(exports["xlstm"][1].parent / "bars.csv")
+    every_bar = predict(loaded, bars)
+    for cut in (0, 7, 50):
+        history = bars.head(len(bars) - cut)
+        assert predict(loaded, history, last=True).equals(every_bar.loc[[history.index[-1]]])

@@ -115,8 +115,11 @@ def predict(
     m = bundle.manifest
     session = open_session(bundle, model)
     logits, returns = [], []
-    for k in range(0, len(w), 2048):
-        batch = {m.model.input: np.ascontiguousarray(w[k : k + 2048])}
+    # int8 quantizes each batch's activations with that batch's own range: one window at a
+    # time, so every bar's answer is what the live bot (batch 1) gets, whatever else is there.
+    step = 1 if m.model.file != m.model.fp32 and model is None else 2048
+    for k in range(0, len(w), step):
+        batch = {m.model.input: np.ascontiguousarray(w[k : k + step])}
         lo, ret = session.run([m.model.logits, m.model.returns], batch)
         logits.append(lo)
         returns.append(ret)
