@@ -59,3 +59,16 @@ def test_an_out_of_memory_trial_fails_alone_and_the_worker_goes_on(
     assert len(failed) == 1 and read(failed[0]).status == "failed"
     assert "OutOfMemoryError: CUDA out of memory" in (read(failed[0]).reason or "")
     assert sum(map(is_trained, study.trials)) == 2  # the worker went on to the budget
+
+
+def test_a_study_can_optimize_what_traders_judge_by(tmp_path: Path) -> None:
+    objectives = '["edge", "max_drawdown", "confident_accuracy"]'
+    config = load_study_config(write_study(tmp_path, trials=2, objectives=objectives))
+    assert config.directions == ["maximize", "minimize", "maximize"]
+    study = run_search(config, resolve_storage(config, None, Settings()), Settings())
+    for trial in study.trials:
+        record = read(trial)
+        if record.trained:
+            val = record.metrics.val  # type: ignore[union-attr]
+            assert trial.values == [val.edge, val.max_drawdown, val.confident_accuracy]
+            assert 0 < val.coverage < 1 and 0 <= val.max_drawdown <= 1

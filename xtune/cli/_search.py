@@ -248,7 +248,8 @@ def replay(
 
     config = load_study_config(study_file)
     study, _, env = _open(study_file, storage)
-    result = run_replay(study, trial, data=data, fee=config.trading.fee, cache_dir=env.cache_dir)
+    result = run_replay(study, trial, data=data, fee=config.trading.fee,
+                        confident_share=config.trading.confident_share, cache_dir=env.cache_dir)  # fmt: skip
     table = Table(title=f"trial {trial}: stored vs replayed (validation)")
     for col in ("metric", "stored", "replayed"):
         table.add_column(col)

@@ -62,7 +62,10 @@ class ExportReport:
 
 def _scores(s: Scores) -> dict[str, float | None]:
     return {"accuracy": s.accuracy, "loss": s.loss, "baseline_accuracy": s.baseline,
-            "sharpe": s.sharpe, "samples": s.samples}  # fmt: skip
+            "edge": s.edge, "balanced_accuracy": s.balanced_accuracy,
+            "confident_accuracy": s.confident_accuracy, "coverage": s.coverage,
+            "sharpe": s.sharpe, "max_drawdown": s.max_drawdown, "calmar": s.calmar,
+            "samples": s.samples}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -170,9 +173,8 @@ def export_bundle(
             "--data, or --allow-other-data to refit on these bars on purpose."
         )
     plan, params, dataset = trial_inputs(record, bars, settings.cache_dir)
-    final = fit_final(
-        params, dataset, record.metrics.log.best_epoch, device=device, fee=config.trading.fee
-    )
+    final = fit_final(params, dataset, record.metrics.log.best_epoch, device=device,
+                      fee=config.trading.fee, confident_share=config.trading.confident_share)  # fmt: skip
     if final.log.reason:
         raise ExportError(f"the refit of trial {trial.number} diverged: {final.log.reason}")
     test_x = np.ascontiguousarray(dataset.part(final.fold, dataset.split.test).x)

@@ -15,7 +15,10 @@ from torch import nn
 
 from xtune.features.dataset import Dataset, ScaledFold
 from xtune.models.loss import LossConfig, direction_loss
-from xtune.models.trading import periods_per_year, sharpe
+from xtune.models.trading import calmar, max_drawdown, periods_per_year, rule_pnl, sharpe
+
+# Figures a walk-forward mean averages fold by fold.
+AVERAGED = ("balanced_accuracy", "confident_accuracy", "coverage", "max_drawdown", "calmar")
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,11 @@ class Scores:
 
     ``loss`` is the plain cross-entropy (log loss) of the direction heads, comparable across
     trials whatever their loss settings; ``baseline`` is the share of the most common class in
-    the part's labels: the accuracy of always guessing it. ``sharpe`` is the annualized Sharpe
-    ratio of trading the first horizon's predicted direction, after fees.
+    the part's labels: the accuracy of always guessing it. ``balanced_accuracy`` is the mean
+    recall over classes (0.5 for any constant guess with 2 classes). ``confident_accuracy`` is
+    the accuracy on the ``coverage`` share of windows where the model is most sure (first
+    horizon). ``sharpe``, ``max_drawdown`` (a fraction) and ``calmar`` describe trading the
+    first horizon's predicted direction, long or short, after fees.
     """
 
     accuracy: float
@@ -34,6 +40,11 @@ class Scores:
     per_horizon: tuple[float, ...]
     sharpe: float
     samples: int
+    balanced_accuracy: float = 0.0
+    confident_accuracy: float = 0.0
+    coverage: float = 0.0
+    max_drawdown: float = 0.0
+    calmar: float = 0.0
 
     @property
     def edge(self) -> float:
@@ -51,6 +62,7 @@ class Scores:
             per_horizon=tuple(float(v) for v in np.mean([s.per_horizon for s in parts], axis=0)),
             sharpe=avg([s.sharpe for s in parts]),
             samples=sum(s.samples for s in parts),
+            **{k: avg([getattr(s, k) for s in parts]) for k in AVERAGED},
         )
 
 
@@ -79,18 +91,39 @@ class FoldArrays:
 @torch.no_grad()
 def loss_and_predictions(
     model: nn.Module, arrays: FoldArrays, ends: torch.Tensor, batch: int = 4096
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Log loss, predicted classes [N, H] and true classes [N, H] on the windows ``ends``."""
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Log loss, predicted classes [N, H], true classes [N, H] and the predicted class's
+    probability [N, H] on the windows ``ends``."""
     model.eval()
-    losses, preds = 0.0, []
+    losses, preds, sure = 0.0, [], []
     for k in range(0, len(ends), batch):
         x, y, _ = arrays.batch(ends[k : k + batch])
-        logits, _ = model(x)
+        logits, _ = model(x)  # [B, H, C]
         losses += float(direction_loss(logits, y, LossConfig())) * len(x)
-        preds.append(logits.argmax(-1))
+        best = logits.float().softmax(-1).max(-1)
+        preds.append(best.indices)
+        sure.append(best.values)
     model.train()
     predicted = torch.cat(preds).cpu().numpy()  # [N, H]
-    return losses / len(ends), predicted, arrays.direction[ends].cpu().numpy()
+    confidence = torch.cat(sure).cpu().numpy()  # [N, H]
+    return losses / len(ends), predicted, arrays.direction[ends].cpu().numpy(), confidence
+
+
+def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Mean recall over the classes present, averaged over horizons ([N, H] arrays)."""
+    per_horizon = [np.mean([(p[t == c] == c).mean() for c in np.unique(t)])
+                   for p, t in zip(predicted.T, truth.T, strict=True)]  # fmt: skip
+    return float(np.mean(per_horizon))
+
+
+def confident_accuracy(
+    predicted: np.ndarray, truth: np.ndarray, confidence: np.ndarray, share: float
+) -> tuple[float, float]:
+    """Accuracy on the ``share`` most confident windows ([N] arrays), and the share of windows
+    that is (ties at the threshold are all in)."""
+    threshold = np.quantile(confidence, 1.0 - share)
+    chosen = confidence >= threshold
+    return float((predicted[chosen] == truth[chosen]).mean()), float(chosen.mean())
 
 
 def baseline(direction: np.ndarray) -> float:
@@ -99,23 +132,31 @@ def baseline(direction: np.ndarray) -> float:
 
 
 def evaluate(
-    model: nn.Module, data: Dataset, fold: ScaledFold, ends: range, *, fee: float = 0.0
-) -> Scores:
+    model: nn.Module, data: Dataset, fold: ScaledFold, ends: range, *, fee: float = 0.0,
+    confident_share: float = 0.3,
+) -> Scores:  # fmt: skip
     """Score ``model`` (on CPU) on the windows ending at ``ends`` of ``fold``'s scaled array."""
     arrays = FoldArrays(data, fold, torch.device("cpu"))
-    loss, predicted, truth = loss_and_predictions(
+    loss, predicted, truth, confidence = loss_and_predictions(
         model, arrays, torch.arange(ends.start, ends.stop)
     )
     accuracy = (predicted == truth).mean(axis=0)  # [H]
-    h = data.spec.labels.horizons[0]
+    h, per_year = data.spec.labels.horizons[0], periods_per_year(data.times)
     returns = data.returns[ends.start : ends.stop, 0].astype(np.float64)
-    sharpe_ = sharpe(predicted[:, 0], returns, h, data.spec.labels.classes, fee,
-                     periods_per_year(data.times))  # fmt: skip
+    pnl = rule_pnl(predicted[:, 0], returns, h, data.spec.labels.classes, fee)
+    sure, coverage = confident_accuracy(
+        predicted[:, 0], truth[:, 0], confidence[:, 0], confident_share
+    )
     return Scores(
         accuracy=float(accuracy.mean()),
         loss=loss,
         baseline=baseline(truth),
         per_horizon=tuple(float(a) for a in accuracy),
-        sharpe=sharpe_,
+        sharpe=sharpe(pnl, h, per_year),
         samples=len(ends),
+        balanced_accuracy=balanced_accuracy(predicted, truth),
+        confident_accuracy=sure,
+        coverage=coverage,
+        max_drawdown=max_drawdown(pnl),
+        calmar=calmar(pnl, per_year),
     )

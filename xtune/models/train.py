@@ -161,7 +161,7 @@ def _fit_early_stopping(
             train_loss, reason = _train_epoch(run, epoch)
             if reason:
                 break
-            val_loss, predicted, truth = loss_and_predictions(
+            val_loss, predicted, truth, _ = loss_and_predictions(
                 run.model, run.arrays, run.arrays.val_ends
             )
             if not math.isfinite(val_loss):
@@ -244,6 +244,7 @@ def train(
     fee: float = 0.0,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     init: Initial | None = None,
+    confident_share: float = 0.3,
 ) -> Fit:
     """Train on one fold with early stopping; the best model comes back on CPU."""
     sfold = data.folds[fold]
@@ -253,7 +254,8 @@ def train(
     if log.reason:
         return Fit(model, _diverged(data, sfold, log), ret_scale)
     # The kept weights' validation loss is the one measured in the loop, on the training device.
-    scores = replace(evaluate(model, data, sfold, sfold.val, fee=fee), loss=best_loss)
+    scores = evaluate(model, data, sfold, sfold.val, fee=fee, confident_share=confident_share)
+    scores = replace(scores, loss=best_loss)
     return Fit(model, Metrics(scores, log), ret_scale)
 
 
@@ -265,6 +267,7 @@ def train_and_evaluate(
     fee: float = 0.0,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     init: Initial | None = None,
+    confident_share: float = 0.3,
 ) -> Metrics:
     """Train on every fold of ``data`` from the same initial weights and average the
     validation scores over folds.
@@ -274,7 +277,16 @@ def train_and_evaluate(
     """
     init = init or initialize(params)
     results = [
-        train(params, data, fold=k, device=device, fee=fee, on_epoch=on_epoch, init=init).metrics
+        train(
+            params,
+            data,
+            fold=k,
+            device=device,
+            fee=fee,
+            on_epoch=on_epoch,
+            init=init,
+            confident_share=confident_share,
+        ).metrics
         for k in range(len(data.folds))
     ]
     bad = [m for m in results if m.status != "ok"]
@@ -298,6 +310,7 @@ def fit_final(
     *,
     device: str | torch.device = "cpu",
     fee: float = 0.0,
+    confident_share: float = 0.3,
 ) -> FinalFit:
     """Refit on all development rows (train + validation) for ``epochs`` epochs (the count
     early stopping chose), then evaluate once on the untouched test part.
@@ -313,4 +326,5 @@ def fit_final(
     )
     if log.reason:
         return FinalFit(model, _diverged(data, fold, log).val, log, ret_scale, fold)
-    return FinalFit(model, evaluate(model, data, fold, fold.val, fee=fee), log, ret_scale, fold)
+    test = evaluate(model, data, fold, fold.val, fee=fee, confident_share=confident_share)
+    return FinalFit(model, test, log, ret_scale, fold)

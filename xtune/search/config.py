@@ -37,7 +37,10 @@ from xtune.search.ranges import (
 )
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
-OBJECTIVES = ("accuracy", "loss", "sharpe")
+# What a study may optimize, on validation; the second tuple is minimized, the rest maximized.
+OBJECTIVES = ("accuracy", "loss", "sharpe", "edge", "balanced_accuracy", "confident_accuracy",
+              "max_drawdown", "calmar")  # fmt: skip
+MINIMIZED = ("loss", "max_drawdown")
 FAMILIES = ("lstm", "xlstm")
 LOG_SCALE = ("lr", "weight_decay")
 
@@ -145,6 +148,7 @@ class CapsSection:
 @dataclass(frozen=True)
 class TradingSection:
     fee: float = 0.0001  # cost per unit of position change, in log-return units
+    confident_share: float = 0.3  # confident_accuracy: the most confident share of windows
 
 
 @dataclass(frozen=True)
@@ -162,9 +166,7 @@ class StudyConfig:
 
     @property
     def directions(self) -> list[str]:
-        return [
-            "maximize" if o in ("accuracy", "sharpe") else "minimize" for o in self.study.objectives
-        ]
+        return ["minimize" if o in MINIMIZED else "maximize" for o in self.study.objectives]
 
     @property
     def default_storage_path(self) -> Path:

@@ -26,7 +26,8 @@ from xtune.search.record import DataRecord, Plan, TrialRecord, Worker, write
 from xtune.search.space import suggest
 
 # What an infeasible or diverged trial reports, per objective.
-WORST = {"accuracy": 0.0, "loss": 10.0, "sharpe": -10.0}
+WORST = {"accuracy": 0.0, "loss": 10.0, "sharpe": -10.0, "edge": -1.0, "balanced_accuracy": 0.0,
+         "confident_accuracy": 0.0, "max_drawdown": 1.0, "calmar": -100.0}  # fmt: skip
 
 
 class CapError(XtuneError):
@@ -160,7 +161,12 @@ class Objective:
         try:
             data = prepare(self.bars, plan.data, features=self.candidates)
             metrics = train_and_evaluate(
-                plan.params, data, device=self.device.device, fee=config.trading.fee, init=init
+                plan.params,
+                data,
+                device=self.device.device,
+                fee=config.trading.fee,
+                init=init,
+                confident_share=config.trading.confident_share,
             )
         except Exception as exc:  # never KeyboardInterrupt: Ctrl-C still stops the worker
             fault = _fault(exc, self.device.device)
@@ -170,9 +176,7 @@ class Objective:
         if metrics.status != "ok":
             return self.worst()
         self.upload_curve(trial, metrics)
-        values = {"accuracy": metrics.val.accuracy, "loss": metrics.val.loss,
-                  "sharpe": metrics.val.sharpe}  # fmt: skip
-        return tuple(values[o] for o in config.study.objectives)
+        return tuple(float(getattr(metrics.val, o)) for o in config.study.objectives)
 
     def worst(self) -> tuple[float, ...]:
         return tuple(WORST[o] for o in self.config.study.objectives)

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial
 from xtune.errors import XtuneError
 from xtune.features.bars import Bars
 from xtune.features.dataset import DataSpec
-from xtune.models.evaluate import Scores
+from xtune.models.evaluate import AVERAGED, Scores
 from xtune.models.probe import Resources
 from xtune.models.train import EpochRecord, Metrics, Params, TrainLog
 from xtune.search.device import DeviceRecord
@@ -119,6 +119,7 @@ def _metrics_attrs(m: Metrics) -> dict[str, Any]:
         "metrics/sharpe": v.sharpe,
         "metrics/per_horizon": list(v.per_horizon),
         "metrics/samples": v.samples,
+        **{f"metrics/{k}": getattr(v, k) for k in AVERAGED},
         "train/epochs_run": g.epochs_run,
         "train/best_epoch": g.best_epoch,
         "train/seconds": g.seconds,
@@ -130,7 +131,8 @@ def _metrics_attrs(m: Metrics) -> dict[str, Any]:
 
 _METRIC_KEYS = ("metrics/accuracy", "metrics/loss", "metrics/baseline", "metrics/per_horizon",
                 "metrics/sharpe", "metrics/samples", "train/curve", "train/epochs_run",
-                "train/best_epoch", "train/seconds", "train/stopped", "train/diverged")  # fmt: skip
+                "train/best_epoch", "train/seconds", "train/stopped", "train/diverged",
+                *(f"metrics/{k}" for k in AVERAGED))  # fmt: skip
 
 
 def _metrics_from(a: dict[str, Any]) -> Metrics | None:
@@ -139,7 +141,7 @@ def _metrics_from(a: dict[str, Any]) -> Metrics | None:
     loss = a["metrics/loss"]
     scores = Scores(a["metrics/accuracy"], math.inf if loss is None else loss,
                     a["metrics/baseline"], tuple(a["metrics/per_horizon"]), a["metrics/sharpe"],
-                    a["metrics/samples"])  # fmt: skip
+                    a["metrics/samples"], **{k: a[f"metrics/{k}"] for k in AVERAGED})  # fmt: skip
     curve = tuple(EpochRecord(*row) for row in a["train/curve"])
     log = TrainLog(curve, a["train/epochs_run"], a["train/best_epoch"], a["train/seconds"],
                    a["train/stopped"], a["train/diverged"])  # fmt: skip

@@ -77,6 +77,7 @@ def replay(
     *,
     data: str | None = None,
     fee: float = 0.0,
+    confident_share: float = 0.3,
     cache_dir: Path | None = None,
 ) -> ReplayResult:
     """Retrain trial ``number`` on CPU from its stored plan and data record."""
@@ -89,5 +90,7 @@ def replay(
             f"(sha256 {bars.sha256[:12]} vs {record.data.sha256[:12]}). Pass --data with the original file."
         )
     params, dataset = trial_inputs(record, bars, cache_dir)[1:]
-    metrics = train_and_evaluate(params, dataset, device="cpu", fee=fee)
+    metrics = train_and_evaluate(
+        params, dataset, device="cpu", fee=fee, confident_share=confident_share
+    )
     return ReplayResult(number, record.metrics.val, metrics.val)

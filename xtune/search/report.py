@@ -13,6 +13,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from xtune.models.evaluate import AVERAGED
 from xtune.search.budget import is_trained
 from xtune.search.luck import deflated_sharpe, edge_bar
 from xtune.search.record import StudyRecord, TrialRecord, read, read_study
@@ -88,6 +89,7 @@ def _row(
         "baseline_accuracy": r.metrics.val.baseline,
         "edge": r.metrics.val.edge,
         "sharpe": r.metrics.val.sharpe,
+        "validation": {k: getattr(r.metrics.val, k) for k in AVERAGED},
         "family": r.plan.params.model.family,
         "params": r.resources.params,
         "latency_ms": r.resources.latency_ms,

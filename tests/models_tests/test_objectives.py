@@ -1,0 +1,55 @@
+"""The figures traders judge a model by, against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xtune.models.evaluate import Scores, balanced_accuracy, confident_accuracy
+from xtune.models.trading import calmar, max_drawdown, rule_pnl, sharpe
+
+
+def test_rule_pnl_goes_long_short_or_flat_and_pays_fees() -> None:
+    predicted = np.array([2, 2, 0, 1])  # 3 classes: up, up, down, flat
+    returns = np.array([0.01, -0.02, -0.03, 0.05])
+    pnl = rule_pnl(predicted, returns, horizon=1, classes=3, fee=0.001)
+    # long 0.01 - fee(0->1); long -0.02; short +0.03 - fee(1->-1: 2); flat 0 - fee(-1->0)
+    np.testing.assert_allclose(pnl, [0.009, -0.02, 0.028, -0.001])
+
+
+def test_max_drawdown_and_calmar_by_hand() -> None:
+    pnl = np.array([0.1, -0.2, 0.05, -0.1, 0.3])
+    # log equity 0, .1, -.1, -.05, -.15, .15; deepest fall from the peak .1 is to -.15
+    assert max_drawdown(pnl) == pytest.approx(1 - math.exp(-0.25))
+    assert calmar(pnl, per_year=252) == pytest.approx(
+        math.expm1(0.03 * 252) / (1 - math.exp(-0.25))
+    )
+    assert max_drawdown(np.array([0.01, 0.02])) == 0.0  # never below its peak
+    assert sharpe(np.zeros(5), 1, 252) == 0.0
+
+
+def test_balanced_accuracy_by_hand() -> None:
+    truth = np.array([[1], [1], [0], [0]])
+    assert balanced_accuracy(np.array([[1], [1], [1], [0]]), truth) == pytest.approx(0.75)
+    assert balanced_accuracy(np.array([[1], [1], [1], [1]]), truth) == pytest.approx(
+        0.5
+    )  # a constant guess
+
+
+def test_confident_accuracy_by_hand() -> None:
+    confidence = np.array([0.9, 0.8, 0.55, 0.6, 0.7, 0.51, 0.52, 0.53, 0.54, 0.95])
+    truth = np.zeros(10, dtype=int)
+    predicted = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 0])  # right on 0.9 and 0.95, wrong on 0.8
+    accuracy, coverage = confident_accuracy(predicted, truth, confidence, share=0.3)
+    assert coverage == pytest.approx(0.3)
+    assert accuracy == pytest.approx(2 / 3)
+
+
+def test_edge_and_walk_forward_means() -> None:
+    a = Scores(0.6, 0.68, 0.55, (0.6,), 1.0, 100, 0.58, 0.7, 0.3, 0.1, 2.0)
+    b = Scores(0.5, 0.70, 0.50, (0.5,), 0.0, 100, 0.50, 0.5, 0.3, 0.3, 0.0)
+    assert a.edge == pytest.approx(0.05)
+    mean = Scores.mean([a, b])
+    assert (mean.max_drawdown, mean.calmar, mean.samples) == (pytest.approx(0.2), 1.0, 200)
