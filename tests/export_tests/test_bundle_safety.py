@@ -249,3 +249,22 @@ def test_an_int8_bundle_gives_each_bar_the_answer_the_live_bot_gets(
     for cut in (0, 7, 50):
         history = bars.head(len(bars) - cut)
         assert predict(loaded, history, last=True).equals(every_bar.loc[[history.index[-1]]])
+
+
+def test_bars_at_another_interval_are_refused_unless_asked(
+    exports: Exports, tmp_path: Path
+) -> None:
+    """An hourly model fed 2-hour bars would compute every feature on the wrong time scale."""
+    import pandas as pd
+
+    bundle, study_file, _ = exports["lstm"]
+    assert load_bundle(bundle).manifest.data.interval_s == 3600.0
+    two_hourly = tmp_path / "bars_2h.csv"
+    pd.read_csv(study_file.parent / "bars.csv").iloc[::2].to_csv(two_hourly, index=False)
+    refused = _xtune("predict", str(bundle), str(two_hourly), "--last")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert (
+        "bars every 02:00:00, but this model was trained on bars every 01:00:00" in refused.stderr
+    )
+    allowed = _xtune("predict", str(bundle), str(two_hourly), "--last", "--allow-other-interval")
+    assert allowed.returncode == 0, allowed.stderr

@@ -123,6 +123,10 @@ def predict(
     last: Annotated[
         bool, typer.Option("--last", help="Only the newest bar (for a live bot).")
     ] = False,
+    allow_other_interval: Annotated[
+        bool,
+        typer.Option(help="Predict on bars at another interval than the model was trained on."),
+    ] = False,
 ) -> None:
     """Predict direction probabilities and returns per bar with a full window.
 
@@ -135,7 +139,7 @@ def predict(
 
     bundle = load_bundle(bundle_dir)
     bars = load_bars(data)
-    frame = run_predict(bundle, bars, last=last)
+    frame = run_predict(bundle, bars, last=last, allow_other_interval=allow_other_interval)
     if out_path is None:
         out.print(
             frame.to_string(float_format=lambda v: f"{v:.6f}"), soft_wrap=True, highlight=False

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from xtune.export.pick import ExportError
 from xtune.export.quantize import ort_latency_ms, try_int8
 from xtune.export.replace import check_target, install
-from xtune.features import Bars, load_bars
+from xtune.features import Bars, load_bars, summarize
 from xtune.features.build import feature_specs
 from xtune.features.catalog import warmup_of
 from xtune.models import FinalFit, Scores, cpu_latency_ms, export_onnx, fit_final, onnx_parity
@@ -103,6 +103,7 @@ def _manifest(
             len(bars),
             (str(bars.index[0]), str(bars.index[-1])),
             bars.sha256 == r.record.data.sha256,
+            summarize(bars).interval.total_seconds(),
         ),
         study=StudyEntry(
             r.config.study.name,

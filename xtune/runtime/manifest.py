@@ -47,6 +47,7 @@ class DataEntry:
     rows: int
     span: tuple[str, str]
     searched_on_same_bars: bool
+    interval_s: float  # the training bars' typical (median) interval; live bars must match
 
 
 @dataclass(frozen=True)

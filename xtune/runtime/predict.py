@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from xtune.errors import DataError
-from xtune.features.bars import Bars
+from xtune.features.bars import Bars, summarize
 from xtune.features.build import build_features, feature_specs
 from xtune.features.catalog import CATALOG, warmup_of
 from xtune.features.scaler import RobustScaler, transform
@@ -98,14 +98,38 @@ def open_session(bundle: Bundle, model: Path | None = None) -> Any:
     return session
 
 
+def _show(seconds: float) -> str:
+    return str(pd.Timedelta(seconds=seconds)).replace("0 days ", "")
+
+
+def check_interval(bundle: Bundle, bars: Bars) -> None:
+    """Refuse bars at another interval than the model was trained on (a daily model fed
+    15-minute bars computes every feature over the wrong time scale, without a word)."""
+    trained = bundle.manifest.data.interval_s
+    live = summarize(bars).interval.total_seconds()
+    if trained > 0 and live > 0 and abs(live / trained - 1.0) > 0.01:
+        raise DataError(
+            f"{bars.source}: bars every {_show(live)}, but this model was trained on bars every "
+            f"{_show(trained)}. Resample the bars to {_show(trained)}, or pass "
+            "--allow-other-interval if you mean it."
+        )
+
+
 def predict(
-    bundle: Bundle, bars: Bars, *, last: bool = False, model: Path | None = None
-) -> pd.DataFrame:
+    bundle: Bundle, bars: Bars, *, last: bool = False, model: Path | None = None,
+    allow_other_interval: bool = False,
+) -> pd.DataFrame:  # fmt: skip
     """Per bar with a full window: class probabilities and predicted return for each horizon.
 
     Columns: ``h{h}_p_{class}`` probabilities, ``h{h}_direction`` (the likeliest class name) and
     ``h{h}_return`` (predicted forward log return), indexed by the time of the window's last bar.
+
+    Raises:
+        DataError: bars at another interval than training's (unless ``allow_other_interval``),
+            or too short a history.
     """
+    if not allow_other_interval:
+        check_interval(bundle, bars)
     x, times = feature_matrix(bundle, bars)
     w = windows(x, bundle.window)  # [N, L, F] view
     if last:
