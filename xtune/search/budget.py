@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from xtune.errors import XtuneError
-from xtune.search.record import read
+from xtune.search.record import status_of
 
 STREAK_PER_BUDGET = 20  # infeasible draws in a row, per trial of budget, before giving up
 
@@ -21,7 +21,7 @@ class InfeasibleSpace(XtuneError):
 
 def is_trained(trial: FrozenTrial) -> bool:
     """A COMPLETE trial that trained (successfully or not): what the budget counts."""
-    return trial.state == TrialState.COMPLETE and read(trial).status != "infeasible"
+    return trial.state == TrialState.COMPLETE and status_of(trial) != "infeasible"
 
 
 def count_trained(study: optuna.Study) -> int:

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial
 from xtune.errors import XtuneError
 from xtune.features.bars import Bars
 from xtune.features.dataset import DataSpec
-from xtune.models.evaluate import AVERAGED, Scores
+from xtune.models.evaluate import Scores
 from xtune.models.probe import Resources
 from xtune.models.train import EpochRecord, Metrics, Params, TrainLog
 from xtune.search.device import DeviceRecord
@@ -109,43 +109,51 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None  # JSON has no inf
 
 
+# TrainLog field -> key; its ``reason`` is stored apart from the trial's own train/reason.
+_LOG_KEYS = {"curve": "train/curve", "epochs_run": "train/epochs_run",
+             "best_epoch": "train/best_epoch", "seconds": "train/seconds",
+             "stopped": "train/stopped", "reason": "train/diverged"}  # fmt: skip
+_SCORE_KEYS = {f.name: f"metrics/{f.name}" for f in fields(Scores)}
+
+
 def _metrics_attrs(m: Metrics) -> dict[str, Any]:
-    v, g = m.val, m.log
-    return {
-        "metrics/accuracy": v.accuracy,
-        "metrics/loss": _finite(v.loss),
-        "metrics/baseline": v.baseline,
-        "metrics/edge": v.edge,
-        "metrics/sharpe": v.sharpe,
-        "metrics/per_horizon": list(v.per_horizon),
-        "metrics/samples": v.samples,
-        **{f"metrics/{k}": getattr(v, k) for k in AVERAGED},
-        "train/epochs_run": g.epochs_run,
-        "train/best_epoch": g.best_epoch,
-        "train/seconds": g.seconds,
-        "train/stopped": g.stopped,
-        "train/diverged": g.reason,
-        "train/curve": [[r.epoch, r.train_loss, r.val_loss, r.val_accuracy, r.lr] for r in g.curve],
-    }
-
-
-_METRIC_KEYS = ("metrics/accuracy", "metrics/loss", "metrics/baseline", "metrics/per_horizon",
-                "metrics/sharpe", "metrics/samples", "train/curve", "train/epochs_run",
-                "train/best_epoch", "train/seconds", "train/stopped", "train/diverged",
-                *(f"metrics/{k}" for k in AVERAGED))  # fmt: skip
+    """Every Scores field under ``metrics/`` (plus the edge, for people reading the
+    dashboard) and the training log under ``train/``."""
+    a = {key: getattr(m.val, name) for name, key in _SCORE_KEYS.items()}
+    a |= {"metrics/loss": _finite(m.val.loss), "metrics/per_horizon": list(m.val.per_horizon),
+          "metrics/edge": m.val.edge}  # fmt: skip
+    a |= {key: getattr(m.log, name) for name, key in _LOG_KEYS.items()}
+    a["train/curve"] = [
+        [r.epoch, r.train_loss, r.val_loss, r.val_accuracy, r.lr] for r in m.log.curve
+    ]
+    return a
 
 
 def _metrics_from(a: dict[str, Any]) -> Metrics | None:
-    if not all(k in a for k in _METRIC_KEYS):
+    if not all(k in a for k in (*_SCORE_KEYS.values(), *_LOG_KEYS.values())):
         return None
-    loss = a["metrics/loss"]
-    scores = Scores(a["metrics/accuracy"], math.inf if loss is None else loss,
-                    a["metrics/baseline"], tuple(a["metrics/per_horizon"]), a["metrics/sharpe"],
-                    a["metrics/samples"], **{k: a[f"metrics/{k}"] for k in AVERAGED})  # fmt: skip
-    curve = tuple(EpochRecord(*row) for row in a["train/curve"])
-    log = TrainLog(curve, a["train/epochs_run"], a["train/best_epoch"], a["train/seconds"],
-                   a["train/stopped"], a["train/diverged"])  # fmt: skip
-    return Metrics(scores, log)
+    val = {name: a[key] for name, key in _SCORE_KEYS.items()}
+    val["loss"] = math.inf if val["loss"] is None else val["loss"]
+    val["per_horizon"] = tuple(val["per_horizon"])
+    log = {name: a[key] for name, key in _LOG_KEYS.items()}
+    log["curve"] = tuple(EpochRecord(*row) for row in log["curve"])
+    return Metrics(Scores(**val), TrainLog(**log))
+
+
+def _status(a: dict[str, Any]) -> tuple[Status | None, str | None]:
+    """The status and reason; a trial the sweep failed reads as orphaned, unless its owner
+    finished it meanwhile (its own status then stands)."""
+    status, reason = a.get("train/status"), a.get("train/reason")
+    if "sweep/reason" in a and status in (None, "running"):
+        return "orphaned", a["sweep/reason"]
+    return status, reason
+
+
+def status_of(trial: FrozenTrial) -> Status | None:
+    """A trial's status alone, without parsing the rest of its record: budget counting and
+    progress polling ask it of every trial, often. The status is written last, so "ok"
+    means the metrics are there."""
+    return _status(trial.user_attrs)[0]
 
 
 @dataclass(frozen=True)
@@ -179,21 +187,20 @@ class TrialRecord:
     def to_attrs(self) -> dict[str, Any]:
         a: dict[str, Any] = {}
         if self.worker is not None:
-            a |= {f"worker/{f.name}": getattr(self.worker, f.name) for f in fields(Worker)}
+            a |= _fields(self.worker, "worker")
         if self.plan is not None:  # features/* are for people reading the dashboard
             a |= {"plan/json": self.plan.to_json(), "features/list": list(self.plan.data.features),
                   "features/units": list(self.plan.units)}  # fmt: skip
         if self.data is not None:
-            a |= {f"data/{f.name}": getattr(self.data, f.name) for f in fields(DataRecord)}
+            a |= _fields(self.data, "data")
         if self.resources is not None:
-            a |= {"resources/params": self.resources.params,
-                  "resources/latency_ms": self.resources.latency_ms}  # fmt: skip
+            a |= _fields(self.resources, "resources")
         if self.feasible is not None:
             a["resources/feasible"] = self.feasible
         if self.threads is not None:
             a["train/threads"] = self.threads
         if self.device is not None:
-            a |= {f"run/{f.name}": getattr(self.device, f.name) for f in fields(DeviceRecord)}
+            a |= _fields(self.device, "run")
         if self.metrics is not None:
             a |= _metrics_attrs(self.metrics)
         if self.retry_of is not None:
@@ -213,9 +220,7 @@ class TrialRecord:
     def from_attrs(cls, a: dict[str, Any]) -> TrialRecord:
         """Tolerant of a record cut off mid-write (a worker killed while storing it): a part
         with a key missing reads as absent, and a trial without its metrics is not trained."""
-        status, reason = a.get("train/status"), a.get("train/reason")
-        if "sweep/reason" in a and status in (None, "running"):
-            status, reason = "orphaned", a["sweep/reason"]
+        status, reason = _status(a)
         plan = a.get("plan/json")
         return cls(
             status=status,
@@ -223,9 +228,7 @@ class TrialRecord:
             worker=_part(Worker, a, "worker"),
             plan=Plan.from_json(plan) if plan else None,
             data=_part(DataRecord, a, "data"),
-            resources=_part(
-                Resources, a, "resources", {"params": "params", "latency_ms": "latency_ms"}
-            ),
+            resources=_part(Resources, a, "resources"),
             feasible=a.get("resources/feasible"),
             threads=a.get("train/threads"),
             device=_part(DeviceRecord, a, "run"),
@@ -236,12 +239,13 @@ class TrialRecord:
         )
 
 
-def _part(
-    cls: type[_T], a: dict[str, Any], prefix: str, only: dict[str, str] | None = None
-) -> _T | None:
+def _fields(part: Any, prefix: str) -> dict[str, Any]:
+    return {f"{prefix}/{f.name}": getattr(part, f.name) for f in fields(part)}
+
+
+def _part(cls: type[_T], a: dict[str, Any], prefix: str) -> _T | None:
     """``cls`` from the keys ``prefix/<field>``, or None unless every one of them is there."""
-    names = only or {f.name: f.name for f in fields(cls)}  # type: ignore[arg-type]
-    keys = {name: f"{prefix}/{key}" for name, key in names.items()}
+    keys = {f.name: f"{prefix}/{f.name}" for f in fields(cls)}  # type: ignore[arg-type]
     if not all(k in a for k in keys.values()):
         return None
     return cls(**{name: a[k] for name, k in keys.items()})

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from xtune.models.evaluate import AVERAGED
 from xtune.search.budget import is_trained
 from xtune.search.luck import deflated_sharpe, edge_bar
-from xtune.search.record import StudyRecord, TrialRecord, read, read_study
+from xtune.search.record import StudyRecord, TrialRecord, read, read_study, status_of
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
@@ -43,7 +43,7 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
     pool = [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if is_feasible(t) and read(t).trained and t.values is not None
+        if is_feasible(t) and status_of(t) == "ok" and t.values is not None
     ]  # fmt: skip
     front = [
         t
@@ -63,11 +63,17 @@ def _periods_per_year(record: TrialRecord) -> float:
     return record.data.rows / years if years > 0 else 1.0
 
 
+def _trained(study: optuna.Study) -> list[TrialRecord]:
+    return [read(t) for t in study.get_trials(deepcopy=False) if is_trained(t)]
+
+
 def luck(study: optuna.Study, trial: FrozenTrial) -> dict[str, float | bool]:
     """How far the trial's edge and Sharpe stand above what picking the best of this study's
     trained trials would give by chance (see :mod:`xtune.search.luck`)."""
-    trained = [read(t) for t in study.get_trials(deepcopy=False) if is_trained(t)]
-    r = read(trial)
+    return _luck(read(trial), _trained(study))
+
+
+def _luck(r: TrialRecord, trained: list[TrialRecord]) -> dict[str, float | bool]:
     assert r.metrics is not None and r.plan is not None
     val = r.metrics.val
     bar = edge_bar(len(trained), val.samples, val.baseline, r.plan.data.labels.max_horizon)
@@ -78,7 +84,7 @@ def luck(study: optuna.Study, trial: FrozenTrial) -> dict[str, float | bool]:
 
 
 def _row(
-    study: optuna.Study, t: FrozenTrial, names: list[str], created: StudyRecord | None
+    t: FrozenTrial, names: list[str], created: StudyRecord | None, trained: list[TrialRecord]
 ) -> dict[str, Any]:
     r = read(t)
     assert r.metrics is not None and r.resources is not None and r.plan is not None
@@ -97,7 +103,7 @@ def _row(
         "features": len(r.plan.data.features),
         "units": list(r.plan.units),
         "other_bars": created is not None and r.data.sha256 != created.data_sha256,
-        "luck": luck(study, t),
+        "luck": _luck(r, trained),
         "parameters": dict(t.params),
     }
 
@@ -107,7 +113,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     states = Counter(t.state.name for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    created = read_study(study)
+    created, trained = read_study(study), _trained(study)
     return {
         "study": study.study_name,
         "objectives": names,
@@ -117,7 +123,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "infeasible": sum(1 for t in complete if not is_feasible(t)),
         "trained": sum(1 for t in complete if is_trained(t)),
         "failed": states.get("FAIL", 0),
-        "pareto_front": [_row(study, t, names, created) for t in pareto_front(study)],
+        "pareto_front": [_row(t, names, created, trained) for t in pareto_front(study)],
     }
 
 

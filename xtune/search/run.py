@@ -163,7 +163,7 @@ def _run_processes(
             p.start()
             started.append(p)
         while any(p.is_alive() for p in started):
-            time.sleep(0.5)
+            time.sleep(1.0)
             if not stopping:
                 report(study, None)
         for p in started:

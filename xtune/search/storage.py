@@ -19,7 +19,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from xtune.errors import XtuneError
 from xtune.search.config import StudyConfig
-from xtune.search.sweep import requeue_stale
+from xtune.search.sweep import requeue
 from xtune.settings import Settings
 
 
@@ -152,7 +152,7 @@ def open_storage(
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=settings.heartbeat_s,
                 grace_period=settings.grace_s,
-                heartbeat_stale_trial_callback=requeue_stale,  # capped like the sweep
+                heartbeat_stale_trial_callback=requeue,  # capped like the sweep
             )
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             # Several processes creating the schema of a fresh database at once: one wins,

@@ -72,8 +72,7 @@ def _fail_and_requeue(
     study: optuna.Study, storage: optuna.storages.BaseStorage, trial: FrozenTrial
 ) -> bool:
     attempt = read(trial).attempt or 0
-    again = attempt < MAX_RETRIES
-    reason = ORPHANED if again else (
+    reason = ORPHANED if attempt < MAX_RETRIES else (
         f"its worker died on each of {attempt + 1} tries of this configuration (out of memory?); "
         "not retried again")  # fmt: skip
     try:  # its own key, first: a finished trial cannot be updated, and if the owner finishes
@@ -83,22 +82,18 @@ def _fail_and_requeue(
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # its owner finished it meanwhile: not an orphan after all
-    if again and trial.params:
-        requeue(study, trial, attempt + 1)
+    requeue(study, trial)
     return True
 
 
-def requeue(study: optuna.Study, trial: FrozenTrial, attempt: int) -> None:
-    retry = TrialRecord(retry_of=trial.number, attempt=attempt)
-    study.enqueue_trial(trial.params, user_attrs=retry.to_attrs())
-
-
-def requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Optuna's own stale-heartbeat failure (at a worker's next trial): requeue under the same
-    cap as the sweep, in place of Optuna's RetryFailedTrialCallback, which keeps no count."""
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a failed trial's parameters again, up to MAX_RETRIES times per configuration.
+    The sweep calls it, and Optuna does for a stale heartbeat (in place of its own
+    RetryFailedTrialCallback, which keeps no count), so one cap holds for both."""
     attempt = read(trial).attempt or 0
     if attempt < MAX_RETRIES and trial.params:
-        requeue(study, trial, attempt + 1)
+        retry = TrialRecord(retry_of=trial.number, attempt=attempt + 1)
+        study.enqueue_trial(trial.params, user_attrs=retry.to_attrs())
 
 
 def sweep(
