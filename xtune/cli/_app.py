@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from xtune import __version__
 from xtune.settings import Settings, configure_logging
+
+if TYPE_CHECKING:  # the CLI imports the research side lazily, so --help stays fast
+    import optuna
+
+    from xtune.search.config import StudyConfig
 
 app = typer.Typer(
     help="Find the best small LSTM/xLSTM for a trading bot: leak-free features, "
@@ -54,6 +61,28 @@ def settings() -> Settings:
     if "settings" not in _state:
         _state["settings"] = Settings.from_env()
     return _state["settings"]
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A study file's config, its existing study, that study's storage, and the settings."""
+
+    config: StudyConfig
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+    settings: Settings
+
+
+def open_study_file(study_file: Path, storage: str | None) -> Opened:
+    """Read the study file once and open its existing study, or fail in one clear line."""
+    from xtune.search import load_study_config, open_storage, open_study, resolve_storage
+
+    env = research()
+    config = load_study_config(study_file)
+    url = resolve_storage(config, storage, env)
+    store = open_storage(url, env)
+    study = open_study(config.study.name, url, env, study_file=study_file, storage=store)
+    return Opened(config, study, store, env)
 
 
 def research() -> Settings:

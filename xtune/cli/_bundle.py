@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from xtune.cli._app import app, err, out, research
+from xtune.cli._app import app, err, open_study_file, out
 from xtune.errors import XtuneError
 
 if TYPE_CHECKING:
@@ -49,13 +49,10 @@ def export(
     writes manifest.json (features, scaler, window, labels, metrics, versions) with checksums.
     """
     from xtune.export import export_bundle, pick_trial
-    from xtune.search import load_study_config, open_study, resolve_storage
     from xtune.search.report import luck
 
-    env = research()
-    config = load_study_config(study_file)
-    url = resolve_storage(config, storage, env)
-    study = open_study(config.study.name, url, env, study_file=study_file)
+    opened = open_study_file(study_file, storage)
+    config, study, env = opened.config, opened.study, opened.settings
     chosen = pick_trial(study, rule=pick, number=trial, force=force)
     out.print(
         f"exporting trial {chosen.number} of '{config.study.name}' (refit on train + validation, then test once)"

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from xtune.cli._app import app, err, out, research
+from xtune.cli._app import app, err, open_study_file, out, research
 
 StudyArg = Annotated[
     Path,
@@ -32,18 +32,6 @@ ArtifactsOpt = Annotated[
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def _open(study_file: Path, storage: str | None) -> tuple[Any, Any, Any]:
-    """The study file's existing study, its storage and the settings, or one clear error."""
-    from xtune.search import load_study_config, open_storage, open_study, resolve_storage
-
-    env = research()
-    config = load_study_config(study_file)
-    url = resolve_storage(config, storage, env)
-    store = open_storage(url, env)
-    study = open_study(config.study.name, url, env, study_file=study_file, storage=store)
-    return study, store, env
 
 
 @app.command()
@@ -143,8 +131,9 @@ def sweep_command(
     too; run this when no worker is left."""
     from xtune.search.sweep import sweep
 
-    study, store, env = _open(study_file, storage)
-    swept = sweep(study, store, grace_s=env.grace_s if grace is None else grace)
+    opened = open_study_file(study_file, storage)
+    grace_s = opened.settings.grace_s if grace is None else grace
+    swept = sweep(opened.study, opened.storage, grace_s=grace_s)
     out.print(f"swept {len(swept)} orphaned trial(s): {swept}" if swept else "no orphaned trials")
 
 
@@ -162,10 +151,10 @@ def status(
     """Trial counts by state and the feasible Pareto front, each trial's accuracy beside its
     majority-class baseline; writes plots (Pareto front with infeasible trials marked, signed
     parameter importances per objective, history, feature usage) as PNG and HTML."""
-    from xtune.search import load_study_config, summary, write_plots
+    from xtune.search import summary, write_plots
 
-    config = load_study_config(study_file)
-    study = _open(study_file, storage)[0]
+    opened = open_study_file(study_file, storage)
+    config, study = opened.config, opened.study
     info = summary(study)
     written: list[Path] = []
     if not no_plots:
@@ -242,14 +231,14 @@ def replay(
     tolerance: Annotated[float, typer.Option(help="Largest allowed metric difference.")] = 1e-6,
 ) -> None:
     """Retrain one trial on CPU from its stored record alone and compare its metrics."""
-    from xtune.search import load_study_config
     from xtune.search import replay as run_replay
     from xtune.search.replay import COMPARED
 
-    config = load_study_config(study_file)
-    study, _, env = _open(study_file, storage)
-    result = run_replay(study, trial, data=data, fee=config.trading.fee,
-                        confident_share=config.trading.confident_share, cache_dir=env.cache_dir)  # fmt: skip
+    opened = open_study_file(study_file, storage)
+    trading = opened.config.trading
+    result = run_replay(opened.study, trial, data=data, fee=trading.fee,
+                        confident_share=trading.confident_share,
+                        cache_dir=opened.settings.cache_dir)  # fmt: skip
     table = Table(title=f"trial {trial}: stored vs replayed (validation)")
     for col in ("metric", "stored", "replayed"):
         table.add_column(col)

@@ -123,16 +123,14 @@ class Objective:
         artifact_store: Any = None,
     ) -> None:
         self.config, self.bars, self.candidates = config, bars, candidates
-        self.device, self.seed, self.artifact_store = device, seed, artifact_store
-        self.data = DataRecord.of(bars)
+        self.device, self.artifact_store = device, artifact_store
+        self.data, self.worker = DataRecord.of(bars), Worker.here(seed)  # built in the worker
         # Every trial starts at the widest candidate's warm-up, so all split the same rows.
         self.first_row = len(bars) - len(candidates)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         config = self.config
-        write(
-            trial, TrialRecord(status="running", worker=Worker.here(self.seed), device=self.device)
-        )
+        write(trial, TrialRecord(status="running", worker=self.worker, device=self.device))
         plan = suggest(
             trial, config, first_row=self.first_row, bf16=self.device.precision == "bf16"
         )
