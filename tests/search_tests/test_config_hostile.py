@@ -82,6 +82,11 @@ HOSTILE = [
     # accepted before, but should not be
     ("trading", "fee = -5", ["[trading] fee = -5", "outside [0, 0.1)"]),
     ("trading", "fee = 0.5", ["[trading] fee = 0.5", "outside [0, 0.1)"]),
+    # keys added later: the same rules
+    ("train", 'max_seconds = "x"', ['[train] max_seconds = "x"', "not a number"]),
+    ("train", "max_seconds = -1", ["[train] max_seconds = -1", "outside [0, 10000000]"]),
+    ("trading", "confident_share = 0", ["[trading] confident_share = 0", "outside (0, 1]"]),
+    ("trading", "confident_share = true", ["[trading] confident_share = true", "not a number"]),
     ("study", 'name = ""', ['[study] name = ""', "empty"]),
     ("study", 'name = "../../x"', ['[study] name = "../../x"', "cannot be used as a file name"]),
     ("study", 'name = "a/b"', ['[study] name = "a/b"', "cannot be used as a file name"]),
