@@ -97,3 +97,23 @@ def test_a_failed_build_writes_nothing(tmp_path: Path) -> None:
 def test_unknown_feature_names_the_fix() -> None:
     result = xtune("features", "build", "sample:synthetic", "-f", "rsi_999")
     assert result.returncode == 2 and "xtune features list" in result.stderr
+
+
+def test_features_audit_passes_on_the_quickstart_study() -> None:
+    from xtune.search import load_study_config
+
+    study = Path(__file__).resolve().parents[1] / "studies" / "quickstart.toml"
+    candidates = load_study_config(study).features.candidates
+    result = xtune("features", "audit", str(study))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(candidates)} features on sample:synthetic" in result.stdout
+    assert f"all {len(candidates)} features pass" in result.stdout
+    assert "rsi_14" in result.stdout and "cdl_doji" not in result.stdout  # its groups only
+
+
+def test_features_audit_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:
+    missing = xtune("features", "audit", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "study file not found" in " ".join(missing.stderr.split())
+    unknown = xtune("features", "audit", "-f", "rsi_999")
+    assert unknown.returncode == 2 and "xtune features list" in unknown.stderr
+    assert "Traceback" not in missing.stderr + unknown.stderr

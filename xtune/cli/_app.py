@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect and validate OHLCV bars.", no_args_is_help=True)
 features_app = typer.Typer(
-    help="The feature catalog: list it, build it on bars.", no_args_is_help=True
+    help="The feature catalog: list it, build it on bars, audit it.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")

@@ -2,11 +2,12 @@
 
 Follow one data set forward: :func:`load_bars` -> :func:`build_features` (catalog) ->
 labels -> :func:`chronological_split` -> :func:`fit_robust` -> :func:`windows`; or all at once
-with :func:`prepare`.
+with :func:`prepare`. :func:`audit` checks features for look-ahead, warm-up and scale.
 """
 
 from __future__ import annotations
 
+from xtune.features.audit import AuditReport, FeatureAudit, audit
 from xtune.features.bars import Bars, BarsSummary, load_bars, summarize
 from xtune.features.build import build_features, compute_features, default_cache_dir
 from xtune.features.catalog import CATALOG, GROUPS, Feature, resolve, warmup_of
@@ -19,11 +20,13 @@ from xtune.features.windows import windows, windows_ending_at
 __all__ = [
     "CATALOG",
     "GROUPS",
+    "AuditReport",
     "Bars",
     "BarsSummary",
     "DataSpec",
     "Dataset",
     "Feature",
+    "FeatureAudit",
     "Fold",
     "LabelSpec",
     "Part",
@@ -31,6 +34,7 @@ __all__ = [
     "ScaledFold",
     "Split",
     "SplitSpec",
+    "audit",
     "build_features",
     "chronological_split",
     "compute_features",

@@ -1,8 +1,16 @@
-"""Candlestick patterns (TA-Lib) and calendar features, registered after the indicators."""
+"""Candlestick patterns (TA-Lib) and calendar features, registered after the indicators.
+
+Every one of TA-Lib's 61 pattern functions is here, with TA-Lib's default parameters. TA-Lib
+answers +-100 (pattern), +-80 (a weaker form of engulfing and harami) or 0; we divide by 100, so a
+pattern reads +1 bullish, -1 bearish, 0 none. The two Hikkake patterns also answer +-200 on the
+bar that confirms an earlier pattern; they are divided by 200 instead (``full_scale`` in their
+params), so every pattern stays in [-1, 1]: +-0.5 the pattern, +-1 its confirmation.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,8 +40,61 @@ _PATTERNS = {
 }
 
 
-def _pattern(func_name: str) -> FeatureFn:
+# The other 44, in TA-Lib's order, registered after the first 17 (bundles and studies name those).
+_MORE_PATTERNS = {
+    "two_crows": "CDL2CROWS",
+    "three_inside": "CDL3INSIDE",
+    "three_line_strike": "CDL3LINESTRIKE",
+    "three_outside": "CDL3OUTSIDE",
+    "three_stars_in_south": "CDL3STARSINSOUTH",
+    "abandoned_baby": "CDLABANDONEDBABY",
+    "advance_block": "CDLADVANCEBLOCK",
+    "belt_hold": "CDLBELTHOLD",
+    "breakaway": "CDLBREAKAWAY",
+    "closing_marubozu": "CDLCLOSINGMARUBOZU",
+    "concealing_baby_swallow": "CDLCONCEALBABYSWALL",
+    "counterattack": "CDLCOUNTERATTACK",
+    "doji_star": "CDLDOJISTAR",
+    "evening_doji_star": "CDLEVENINGDOJISTAR",
+    "gap_side_by_side_white": "CDLGAPSIDESIDEWHITE",
+    "harami_cross": "CDLHARAMICROSS",
+    "high_wave": "CDLHIGHWAVE",
+    "hikkake": "CDLHIKKAKE",
+    "hikkake_mod": "CDLHIKKAKEMOD",
+    "homing_pigeon": "CDLHOMINGPIGEON",
+    "identical_three_crows": "CDLIDENTICAL3CROWS",
+    "in_neck": "CDLINNECK",
+    "kicking": "CDLKICKING",
+    "kicking_by_length": "CDLKICKINGBYLENGTH",
+    "ladder_bottom": "CDLLADDERBOTTOM",
+    "long_legged_doji": "CDLLONGLEGGEDDOJI",
+    "long_line": "CDLLONGLINE",
+    "matching_low": "CDLMATCHINGLOW",
+    "mat_hold": "CDLMATHOLD",
+    "morning_doji_star": "CDLMORNINGDOJISTAR",
+    "on_neck": "CDLONNECK",
+    "rickshaw_man": "CDLRICKSHAWMAN",
+    "rise_fall_three_methods": "CDLRISEFALL3METHODS",
+    "separating_lines": "CDLSEPARATINGLINES",
+    "short_line": "CDLSHORTLINE",
+    "stalled_pattern": "CDLSTALLEDPATTERN",
+    "stick_sandwich": "CDLSTICKSANDWICH",
+    "takuri": "CDLTAKURI",
+    "tasuki_gap": "CDLTASUKIGAP",
+    "thrusting": "CDLTHRUSTING",
+    "tristar": "CDLTRISTAR",
+    "unique_three_river": "CDLUNIQUE3RIVER",
+    "upside_gap_two_crows": "CDLUPSIDEGAP2CROWS",
+    "gap_three_methods": "CDLXSIDEGAP3METHODS",
+}
+
+# TA-Lib's value for a full-strength signal where it is not 100: +-200 marks the confirmation.
+_FULL_SCALE = {"CDLHIKKAKE": 200, "CDLHIKKAKEMOD": 200}
+
+
+def _pattern(func_name: str, settings: dict[str, float], full_scale: int) -> FeatureFn:
     func = getattr(talib, func_name)
+    lookback = _info(func_name)[0]
 
     def compute(b: pd.DataFrame) -> pd.Series:
         out = func(
@@ -41,29 +102,47 @@ def _pattern(func_name: str) -> FeatureFn:
             b["high"].to_numpy(np.float64),
             b["low"].to_numpy(np.float64),
             b["close"].to_numpy(np.float64),
+            **settings,
         )
         # TA-Lib writes 0 during its lookback: mark those rows as warm-up, not "no pattern".
-        values = out.astype(np.float64) / 100.0
-        values[: _lookback(func_name)] = np.nan
+        values = out.astype(np.float64) / full_scale
+        values[:lookback] = np.nan
         return pd.Series(values, index=b.index)
 
     return compute
 
 
-def _lookback(func_name: str) -> int:
+def _info(func_name: str) -> tuple[int, str, dict[str, float]]:
+    """TA-Lib's lookback, display name and default parameters (e.g. ``penetration``)."""
     from talib import abstract
 
-    return int(abstract.Function(func_name).lookback)  # type: ignore[attr-defined]
+    func = abstract.Function(func_name)  # type: ignore[attr-defined]
+    return int(func.lookback), str(func.info["display_name"]), dict(func.parameters)
 
 
+def _register_pattern(name: str, func_name: str, *, record_settings: bool) -> None:
+    lookback, title, settings = _info(func_name)
+    full_scale = _FULL_SCALE.get(func_name, 100)
+    params: dict[str, Any] = {"talib": func_name}  # Any: mypy reads ** as maybe `neutral`
+    if record_settings:
+        params |= settings
+    if full_scale != 100:
+        params["full_scale"] = full_scale
+    sign = "+1 bullish, -1 bearish, 0 none"
+    if full_scale != 100:
+        sign = "+0.5 bullish, -0.5 bearish, +-1 confirmed, 0 none"
+    register(f"cdl_{name}", "pattern", lookback, f"TA-Lib {func_name} ({title}): {sign}", **params)(
+        _pattern(func_name, settings, full_scale)
+    )
+
+
+# The first 17 keep the params they were exported with ({"talib": ...}), so existing bundles
+# still load: three of them (dark cloud cover, morning/evening star) take TA-Lib's default
+# penetration, as they always did, without recording it. The other 44 record theirs.
 for _name, _func in _PATTERNS.items():
-    register(
-        f"cdl_{_name}",
-        "pattern",
-        _lookback(_func),
-        f"TA-Lib {_func}: +1 bullish, -1 bearish, 0 none",
-        talib=_func,
-    )(_pattern(_func))
+    _register_pattern(_name, _func, record_settings=False)
+for _name, _func in _MORE_PATTERNS.items():
+    _register_pattern(_name, _func, record_settings=True)
 
 # ---------------------------------------------------------------- calendar (known in advance)
 _CYCLES = {"hour": 24, "dow": 7, "month": 12}

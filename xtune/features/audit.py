@@ -1,0 +1,208 @@
+"""Check features against the catalog's promises on given bars, one feature at a time.
+
+The checks (the catalog's tests, ``xtune features audit`` and the search's pre-flight all run
+this one implementation):
+
+- **look-ahead**: values on rows < t are the same whether computed on ``bars[:t]`` or on all
+  bars, for several cut points t; a failure names the first row that differs.
+- **warm-up**: every value after the declared warm-up is finite, and a TA-Lib feature's rows
+  before it are NaN (TA-Lib writes 0 during its lookback, which must not read as "no pattern").
+- **scale**: values stay below ``MAX_ABS`` after warm-up; prices x1024 and volume x8 (exact in
+  binary floating point) change no value; and on a random walk whose price triples, the typical
+  size in the last quarter stays within ``MAX_DRIFT`` x of the first quarter (skipped for the
+  pattern and calendar groups, whose values are codes, not magnitudes).
+
+Example:
+    >>> from xtune.features import load_bars
+    >>> from xtune.features.audit import audit
+    >>> report = audit(["ret_1", "rsi_14"], load_bars("sample:synthetic"))
+    >>> report.failures
+    ()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pandas as pd
+from rich.progress import track
+
+from xtune.errors import FeatureError
+from xtune.features.bars import Bars
+from xtune.features.catalog import CATALOG, Feature, resolve, warmup_of
+
+CUT_FRACTIONS = (0.1, 0.41, 0.82)  # of the rows, where the look-ahead check truncates the bars
+PRICE_SCALE, VOLUME_SCALE = 1024.0, 8.0
+MAX_ABS = 1e3  # features are ratios and oscillators; a level or running total is far larger
+MAX_DRIFT = 4.0
+UNSCALED_GROUPS = ("pattern", "calendar")  # exempt from the drift check
+_RTOL, _ATOL = 1e-9, 1e-12  # look-ahead: the same code on the same rows agrees to rounding
+_SCALE_RTOL, _SCALE_ATOL = 1e-6, 1e-9
+
+
+@dataclass(frozen=True)
+class FeatureAudit:
+    """One feature's results; each check is None when it passed, else what failed."""
+
+    name: str
+    group: str
+    warmup: int
+    lookahead: str | None
+    warmup_check: str | None
+    scale: str | None
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """The failed checks, each as ``"<name>: <check>: <what>"``."""
+        checks = (("look-ahead", self.lookahead), ("warm-up", self.warmup_check),
+                  ("scale", self.scale))  # fmt: skip
+        return tuple(f"{self.name}: {check}: {what}" for check, what in checks if what)
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """The audit of some features on one set of bars."""
+
+    source: str
+    rows: int
+    cuts: tuple[int, ...]
+    features: tuple[FeatureAudit, ...]
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """Every failed check of every feature, in catalog order; empty when all passed."""
+        return tuple(p for f in self.features for p in f.problems)
+
+
+def default_cuts(rows: int, warmup: int) -> tuple[int, ...]:
+    """Cut points spread over the bars, each leaving rows after the warm-up to compare."""
+    if rows < warmup + 3:
+        raise FeatureError(
+            f"{rows} bars: the audited features need {warmup} bars of warm-up and a few more "
+            "to check. Use more bars."
+        )
+    cuts = {min(rows - 1, max(warmup + 2, round(rows * f))) for f in CUT_FRACTIONS}
+    return tuple(sorted(cuts))
+
+
+def audit(
+    names: Iterable[str], bars: Bars, *, cuts: Sequence[int] | None = None, progress: bool = False
+) -> AuditReport:
+    """Run every check on each listed feature (catalog names) over ``bars``.
+
+    Args:
+        names: features to audit (output in catalog order).
+        bars: the bars to check them on, e.g. a study's data.
+        cuts: where the look-ahead check truncates the bars (default :func:`default_cuts`).
+        progress: show a progress bar, one step per feature.
+
+    Raises:
+        FeatureError: an unknown feature name, too few bars for the warm-up, or cut points
+            outside the bars.
+    """
+    listed = resolve(list(names))
+    cuts = tuple(cuts) if cuts is not None else default_cuts(len(bars), warmup_of(listed))
+    if not all(0 < t <= len(bars) for t in cuts):
+        raise FeatureError(f"cut points {cuts} must lie within the {len(bars)} bars.")
+    frame = bars.frame
+    scaled = frame.copy()
+    scaled[["open", "high", "low", "close"]] *= PRICE_SCALE
+    scaled["volume"] *= VOLUME_SCALE
+    results = []
+    for name in track(listed, description="audit", disable=not progress, transient=True):
+        feature = CATALOG[name]
+        full = _values(feature, frame)
+        results.append(
+            FeatureAudit(
+                name,
+                feature.group,
+                feature.warmup,
+                _lookahead(feature, full, frame, cuts),
+                _warmup(feature, full),
+                _scale(feature, full, _values(feature, scaled)),
+            )
+        )
+    return AuditReport(bars.source, len(bars), cuts, tuple(results))
+
+
+def _values(feature: Feature, frame: pd.DataFrame) -> np.ndarray:
+    return feature.compute(frame).to_numpy(np.float64)
+
+
+def _lookahead(
+    feature: Feature, full: np.ndarray, frame: pd.DataFrame, cuts: Sequence[int]
+) -> str | None:
+    """The first row (over all cuts) whose value changes when later bars are added."""
+    w = feature.warmup
+    first: tuple[int, int, float, float] | None = None
+    for t in cuts:
+        part = _values(feature, frame.iloc[:t])
+        a, b = part[w:t], full[w:t]
+        differ = np.flatnonzero(~np.isclose(a, b, rtol=_RTOL, atol=_ATOL, equal_nan=True))
+        if differ.size and (first is None or w + differ[0] < first[0]):
+            row = w + int(differ[0])
+            first = (row, t, float(part[row]), float(full[row]))
+    if first is None:
+        return None
+    row, t, a_row, b_row = first
+    return f"row {row} ({frame.index[row]}) is {a_row:.6g} on bars[:{t}], {b_row:.6g} on all bars"
+
+
+def _warmup(feature: Feature, full: np.ndarray) -> str | None:
+    """Non-finite values after the warm-up, or a library's fill values left before it."""
+    w = feature.warmup
+    bad = np.flatnonzero(~np.isfinite(full[w:]))
+    if bad.size:
+        return f"row {w + int(bad[0])} is {full[w + int(bad[0])]} after warm-up {w}"
+    if "talib" in feature.params:
+        filled = np.flatnonzero(~np.isnan(full[:w]))
+        if filled.size:
+            return f"row {int(filled[0])} is {full[filled[0]]:.6g} inside warm-up {w}, not NaN"
+    return None
+
+
+def _scale(feature: Feature, full: np.ndarray, scaled: np.ndarray) -> str | None:
+    """Too large, changed by the price/volume unit, or drifting with the price level."""
+    w = feature.warmup
+    values, other = full[w:], scaled[w:]
+    finite = np.isfinite(values)
+    if finite.any() and np.abs(values[finite]).max() >= MAX_ABS:
+        return f"|value| reaches {np.abs(values[finite]).max():.4g} (limit {MAX_ABS:g})"
+    close = np.isclose(other, values, rtol=_SCALE_RTOL, atol=_SCALE_ATOL, equal_nan=True)
+    differ = np.flatnonzero(~close)
+    if differ.size:
+        row = w + int(differ[0])
+        return (
+            f"prices x{PRICE_SCALE:g} and volume x{VOLUME_SCALE:g} change row {row} from "
+            f"{full[row]:.6g} to {scaled[row]:.6g}"
+        )
+    if feature.group in UNSCALED_GROUPS:
+        return None
+    return _drift(feature)
+
+
+def _drift(feature: Feature) -> str | None:
+    values = _values(feature, drifting_walk())[warmup_of(tuple(CATALOG)) :]
+    q = len(values) // 4
+    first = float(np.nanmedian(np.abs(values[:q])))
+    last = float(np.nanmedian(np.abs(values[-q:])))
+    if max(first, last) < 1e-9:
+        return None
+    ratio = (last + 1e-12) / (first + 1e-12)
+    if 1 / MAX_DRIFT < ratio < MAX_DRIFT:
+        return None
+    return f"typical size {first:.4g} -> {last:.4g} ({ratio:.3g}x) as the price triples"
+
+
+@cache
+def drifting_walk() -> pd.DataFrame:
+    """8,000 seeded random-walk bars whose price level triples (read-only: shared by features)."""
+    from xtune.features.bars import load_bars
+    from xtune.features.sample import synthetic_bars
+
+    frame = synthetic_bars(8000, seed=5, momentum=0.0)
+    frame[["open", "high", "low", "close"]] *= np.exp(np.linspace(0, 1.1, len(frame)))[:, None]
+    return load_bars(frame, name="drifting random walk").frame
