@@ -41,7 +41,7 @@ heads = {{choices = [2]}}
 blocks = [1, 1]
 
 [train]
-epochs = 2
+epochs = {epochs}
 patience = 1
 batch_size = {{choices = [256]}}
 lr = [1e-3, 1e-2]
@@ -54,6 +54,9 @@ max_hidden = 32
 max_layers = 2
 max_params = {max_params}
 max_latency_ms = 50.0
+
+[search]
+early_stop = {early_stop}
 """
 
 
@@ -69,6 +72,8 @@ def write_study(
     window: str = "16",
     families: str = '["lstm"]',
     max_params: int = 100_000,
+    epochs: int = 2,
+    early_stop: bool = True,
 ) -> Path:
     """A tiny study on 1,500 synthetic bars: each trial trains in about a second."""
     bars = folder / "bars.csv"
@@ -78,6 +83,7 @@ def write_study(
     path.write_text(TINY.format(
         name=name or f"t_{uuid.uuid4().hex[:8]}", trials=trials, sampler=sampler, objectives=objectives,
         storage=f'storage = "{storage}"' if storage else "", source=source, window=window,
-        families=families, max_params=max_params,
+        families=families, max_params=max_params, epochs=epochs,
+        early_stop=str(early_stop).lower(),
     ))  # fmt: skip
     return path

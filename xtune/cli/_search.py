@@ -79,7 +79,7 @@ def search(
     )  # fmt: skip
     task = progress.add_task("search", total=None, front="")
 
-    def on_progress(done: int, target: int, front: int) -> None:
+    def on_progress(done: float, target: int, front: int) -> None:
         progress.update(task, completed=done, total=target, front=f"feasible Pareto front: {front}")
 
     try:
@@ -172,7 +172,8 @@ def _print_summary(info: dict[str, Any]) -> None:
     states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(info["states"].items()))
     out.print(
         f"[bold]{info['study']}[/]: {states} | trained {info['trained']} (the budget counts "
-        f"these), over a cap {info['infeasible']} (not trained), failed {info['failed']}"
+        f"these), stopped early {info['stopped']}, over a cap {info['infeasible']} (not "
+        f"trained), failed {info['failed']}"
     )
     front = info["pareto_front"]
     if not front:

@@ -131,15 +131,25 @@ def baseline(direction: np.ndarray) -> float:
     return float(np.mean([np.bincount(col).max() / len(col) for col in direction.T]))
 
 
+Outputs = tuple[float, np.ndarray, np.ndarray, np.ndarray]  # what loss_and_predictions returns
+
+
 def evaluate(
     model: nn.Module, data: Dataset, fold: ScaledFold, ends: range, *, fee: float = 0.0,
     confident_share: float = 0.3,
 ) -> Scores:  # fmt: skip
     """Score ``model`` (on CPU) on the windows ending at ``ends`` of ``fold``'s scaled array."""
     arrays = FoldArrays(data, fold, torch.device("cpu"))
-    loss, predicted, truth, confidence = loss_and_predictions(
-        model, arrays, torch.arange(ends.start, ends.stop)
-    )
+    outputs = loss_and_predictions(model, arrays, torch.arange(ends.start, ends.stop))
+    return score(data, ends, outputs, fee=fee, confident_share=confident_share)
+
+
+def score(
+    data: Dataset, ends: range, outputs: Outputs, *, fee: float, confident_share: float
+) -> Scores:
+    """Scores from a model's outputs on the windows ending at ``ends`` (no second forward
+    pass: the training loop scores its rungs from the outputs it already has)."""
+    loss, predicted, truth, confidence = outputs
     accuracy = (predicted == truth).mean(axis=0)  # [H]
     h, per_year = data.spec.labels.horizons[0], periods_per_year(data.times)
     returns = data.returns[ends.start : ends.stop, 0].astype(np.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,3 +72,23 @@ class FinalFit:
     log: TrainLog
     ret_scale: np.ndarray
     fold: ScaledFold
+
+
+class Stopped(Exception):
+    """Raised by a rung's judge to end a trial there: ``scores`` are the trial's validation
+    scores at ``rung`` (what it reports), ``reason`` says why it was stopped."""
+
+    def __init__(self, rung: str, scores: Scores, reason: str) -> None:
+        super().__init__(reason)
+        self.rung, self.scores, self.reason = rung, scores, reason
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """Where a trial reports its validation scores while it trains, to be judged: after the
+    listed ``epochs`` of its first walk-forward fold (scored on that fold's validation part
+    with the weights of that epoch), and after every fold but the last (the mean over the
+    folds so far). ``judge(rung, scores)`` returns to go on or raises :class:`Stopped`."""
+
+    epochs: frozenset[int]
+    judge: Callable[[str, Scores], None]

@@ -23,16 +23,24 @@ from torch import nn
 from xtune.errors import SpecError
 from xtune.features.dataset import Dataset, ScaledFold
 from xtune.features.labels import MISSING
-from xtune.models.evaluate import FoldArrays, Scores, baseline, evaluate, loss_and_predictions
+from xtune.models.evaluate import (
+    FoldArrays,
+    Outputs,
+    Scores,
+    baseline,
+    evaluate,
+    loss_and_predictions,
+    score,
+)
 from xtune.models.factory import build_model
 from xtune.models.loss import total_loss
 from xtune.models.params import Params, TrainConfig
 from xtune.models.probe import torch_threads
-from xtune.models.results import EpochRecord, FinalFit, Fit, Metrics, TrainLog
+from xtune.models.results import EpochRecord, FinalFit, Fit, Metrics, Rungs, Stopped, TrainLog
 
 __all__ = [
-    "EpochRecord", "FinalFit", "Fit", "Initial", "Metrics", "Params", "TrainConfig", "TrainLog",
-    "default_threads", "fit_final", "initialize", "train", "train_and_evaluate",
+    "EpochRecord", "FinalFit", "Fit", "Initial", "Metrics", "Params", "Rungs", "Stopped",
+    "TrainConfig", "TrainLog", "default_threads", "fit_final", "initialize", "train", "train_and_evaluate",
 ]  # fmt: skip
 
 
@@ -148,9 +156,11 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
 def _fit_early_stopping(
     params: Params, data: Dataset, fold: ScaledFold, device: str | torch.device, init: Initial,
     on_epoch: Callable[[EpochRecord], None] | None,
+    at_epoch: Callable[[int, Outputs], None] | None = None,
 ) -> tuple[nn.Module, TrainLog, float, np.ndarray]:  # fmt: skip
     """Train on ``fold.train``, judge every epoch on ``fold.val``, keep the best weights.
-    Returns the model (on CPU), the log, the best validation loss and the return scale."""
+    Returns the model (on CPU), the log, the best validation loss and the return scale.
+    ``at_epoch`` sees each epoch's validation outputs (a rung's judge may stop the trial)."""
     cfg = params.train
     run = _Run(params, data, fold, device, cfg.epochs, init)
     best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
@@ -161,9 +171,8 @@ def _fit_early_stopping(
             train_loss, reason = _train_epoch(run, epoch)
             if reason:
                 break
-            val_loss, predicted, truth, _ = loss_and_predictions(
-                run.model, run.arrays, run.arrays.val_ends
-            )
+            outputs = loss_and_predictions(run.model, run.arrays, run.arrays.val_ends)
+            val_loss, predicted, truth, _ = outputs
             if not math.isfinite(val_loss):
                 reason = f"non-finite validation loss at epoch {epoch}"
                 break
@@ -173,6 +182,8 @@ def _fit_early_stopping(
             curve.append(record)
             if on_epoch is not None:
                 on_epoch(record)
+            if at_epoch is not None:
+                at_epoch(epoch, outputs)
             if val_loss < best_loss - 1e-6:
                 best_loss, best_epoch, stale = val_loss, epoch, 0
                 best_state = copy.deepcopy(run.model.state_dict())
@@ -245,11 +256,22 @@ def train(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     init: Initial | None = None,
     confident_share: float = 0.3,
+    rungs: Rungs | None = None,
 ) -> Fit:
-    """Train on one fold with early stopping; the best model comes back on CPU."""
+    """Train on one fold with early stopping; the best model comes back on CPU. With
+    ``rungs``, the first fold's rung epochs are judged (see :class:`Rungs`)."""
     sfold = data.folds[fold]
+    at_epoch = None
+    if rungs is not None and fold == 0:
+        judge, epochs = rungs.judge, rungs.epochs
+
+        def at_epoch(epoch: int, outputs: Outputs) -> None:
+            if epoch in epochs:
+                scores = score(data, sfold.val, outputs, fee=fee, confident_share=confident_share)
+                judge(f"fold0/epoch{epoch}", scores)
+
     model, log, best_loss, ret_scale = _fit_early_stopping(
-        params, data, sfold, device, init or initialize(params), on_epoch
+        params, data, sfold, device, init or initialize(params), on_epoch, at_epoch
     )
     if log.reason:
         return Fit(model, _diverged(data, sfold, log), ret_scale)
@@ -268,30 +290,27 @@ def train_and_evaluate(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     init: Initial | None = None,
     confident_share: float = 0.3,
+    rungs: Rungs | None = None,
 ) -> Metrics:
     """Train on every fold of ``data`` from the same initial weights and average the
     validation scores over folds.
 
     Never raises for a diverging configuration: NaN/inf loss ends training and comes back as
-    ``status == "diverged"`` with the reason, so a search worker keeps going.
+    ``status == "diverged"`` with the reason, so a search worker keeps going. Raises
+    :class:`Stopped` when a judge of ``rungs`` stops the trial.
     """
     init = init or initialize(params)
-    results = [
-        train(
-            params,
-            data,
-            fold=k,
-            device=device,
-            fee=fee,
-            on_epoch=on_epoch,
-            init=init,
-            confident_share=confident_share,
-        ).metrics
-        for k in range(len(data.folds))
-    ]
-    bad = [m for m in results if m.status != "ok"]
-    if len(results) == 1 or bad:
-        return (bad or results)[0]
+    results: list[Metrics] = []
+    for k in range(len(data.folds)):
+        if results and rungs is not None:  # the mean over the folds so far is a rung too
+            rungs.judge(f"fold{k - 1}", Scores.mean([m.val for m in results]))
+        fit = train(params, data, fold=k, device=device, fee=fee, on_epoch=on_epoch, init=init,
+                    confident_share=confident_share, rungs=rungs)  # fmt: skip
+        results.append(fit.metrics)
+        if fit.metrics.status != "ok":
+            return fit.metrics
+    if len(results) == 1:
+        return results[0]
     logs = [m.log for m in results]
     log = TrainLog(
         curve=logs[-1].curve,

@@ -1,6 +1,9 @@
 """The budget counts trained trials. A draw over a cap that is known before training
 (parameters, latency) is stored as infeasible, so the sampler learns the boundary, but costs
-no training and no budget. A space that almost never fits its caps stops with the cap named."""
+no training and no budget. A trial that early stopping ended counts the share of its training
+it did (stopped after 2 of 12 epochs: 1/6), so a budget of N trials is about N trainings of
+compute with early stopping on or off. A space that almost never fits its caps stops with the
+cap named."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from xtune.errors import XtuneError
-from xtune.search.record import status_of
+from xtune.search.record import share_of, status_of
 
 STREAK_PER_BUDGET = 20  # infeasible draws in a row, per trial of budget, before giving up
 
@@ -20,8 +23,13 @@ class InfeasibleSpace(XtuneError):
 
 
 def is_trained(trial: FrozenTrial) -> bool:
-    """A COMPLETE trial that trained (successfully or not): what the budget counts."""
-    return trial.state == TrialState.COMPLETE and status_of(trial) != "infeasible"
+    """A COMPLETE trial that trained to its end (successfully or not): what the budget counts.
+    An infeasible trial did not train; a stopped one (early stopping) trained only in part."""
+    return trial.state == TrialState.COMPLETE and status_of(trial) not in ("infeasible", "stopped")
+
+
+def is_stopped(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.COMPLETE and status_of(trial) == "stopped"
 
 
 def count_trained(study: optuna.Study) -> int:
@@ -30,8 +38,17 @@ def count_trained(study: optuna.Study) -> int:
     )
 
 
+def spent(study: optuna.Study) -> float:
+    """The budget used: 1 per trained trial plus each stopped trial's share of its training."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sum(
+        1.0 if is_trained(t) else share_of(t) for t in complete if status_of(t) != "infeasible"
+    )
+
+
 class Budget:
-    """An ``optimize`` callback: stop at ``target`` trained trials, or after ``limit``
+    """An ``optimize`` callback: stop once ``target`` trials' worth of training is spent (see
+    :func:`spent`), or after ``limit``
     infeasible draws in a row (then :meth:`check` raises, naming the caps broken)."""
 
     def __init__(self, target: int, budget: int) -> None:
@@ -39,12 +56,12 @@ class Budget:
         self.streak, self.broken = 0, Counter[str]()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.COMPLETE and not is_trained(trial):
+        if trial.state == TrialState.COMPLETE and status_of(trial) == "infeasible":
             self.streak += 1
             self.broken.update(k for k, v in trial.constraints.items() if v > 0)
-        elif trial.state == TrialState.COMPLETE:
+        elif trial.state == TrialState.COMPLETE:  # trained, in full or until stopped early
             self.streak, self.broken = 0, Counter()
-        if self.streak >= self.limit or count_trained(study) >= self.target:
+        if self.streak >= self.limit or spent(study) >= self.target - 1e-9:
             study.stop()
 
     def check(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,151 +26,41 @@ from xtune.features.labels import LabelSpec
 from xtune.features.split import SplitSpec
 from xtune.search import _validate as v
 from xtune.search.ranges import (
-    Choice,
-    Fixed,
-    FloatRange,
     IntRange,
-    Space,
     first_not_multiple,
     lowest,
     values,
 )
+from xtune.search.sections import (
+    FAMILIES,
+    LOG_SCALE,
+    MINIMIZED,
+    OBJECTIVES,
+    SAMPLERS,
+    CapsSection,
+    DataSection,
+    FeatureSection,
+    LSTMSpace,
+    ModelSection,
+    SearchSection,
+    StudyConfig,
+    StudySection,
+    TradingSection,
+    TrainSection,
+    XLSTMSpace,
+)
 
-SAMPLERS = ("tpe", "nsga2", "random", "gp")
-# What a study may optimize, on validation; the second tuple is minimized, the rest maximized.
-OBJECTIVES = ("accuracy", "loss", "sharpe", "edge", "balanced_accuracy", "confident_accuracy",
-              "max_drawdown", "calmar")  # fmt: skip
-MINIMIZED = ("loss", "max_drawdown")
-FAMILIES = ("lstm", "xlstm")
-LOG_SCALE = ("lr", "weight_decay")
-
+__all__ = [
+    "FAMILIES", "LOG_SCALE", "MINIMIZED", "OBJECTIVES", "SAMPLERS", "CapsSection", "DataSection",
+    "FeatureSection", "LSTMSpace", "ModelSection", "SearchSection", "StudyConfig", "StudyError",
+    "StudySection", "TradingSection", "TrainSection", "XLSTMSpace", "load_study_config",
+]  # fmt: skip
 
 _S = TypeVar("_S", "LSTMSpace", "XLSTMSpace")
 
 
 class StudyError(XtuneError, ValueError):
     """A study file is invalid; the message names the file and key."""
-
-
-@dataclass(frozen=True)
-class StudySection:
-    name: str
-    trials: int = 20
-    seed: int = 0
-    sampler: str = "tpe"
-    objectives: tuple[str, ...] = ("accuracy", "loss")
-    storage: str = ""  # empty: a journal file beside the study file
-
-
-@dataclass(frozen=True)
-class DataSection:
-    source: str
-    window: Space = field(default_factory=lambda: Fixed(60))
-    window_step: int = 8
-
-
-@dataclass(frozen=True)
-class FeatureSection:
-    groups: tuple[str, ...] = GROUPS
-    names: tuple[str, ...] = ()
-    unit: str = "group"  # "group": one switch per group; "feature": one per feature
-    min: int = 1
-    max: int = 1000
-
-    @property
-    def units(self) -> tuple[str, ...]:
-        """The switches the search flips: group names, or feature names."""
-        if self.unit == "group":
-            return self.groups + self.names
-        grouped = tuple(n for n, f in CATALOG.items() if f.group in self.groups)
-        return grouped + tuple(n for n in self.names if n not in grouped)
-
-    def features_of(self, unit: str) -> tuple[str, ...]:
-        if unit in GROUPS:
-            return tuple(n for n, f in CATALOG.items() if f.group == unit)
-        return (unit,)
-
-    @property
-    def candidates(self) -> tuple[str, ...]:
-        """Every feature any trial may use, in catalog order (built once per study)."""
-        wanted = {n for u in self.units for n in self.features_of(u)}
-        return tuple(n for n in CATALOG if n in wanted)
-
-
-@dataclass(frozen=True)
-class LSTMSpace:
-    hidden: Space = field(default_factory=lambda: IntRange(16, 128, 8))
-    hidden_step: int = 8
-    layers: Space = field(default_factory=lambda: IntRange(1, 2))
-
-
-@dataclass(frozen=True)
-class XLSTMSpace:
-    embed: Space = field(default_factory=lambda: IntRange(16, 64, 16))
-    embed_step: int = 16
-    heads: Space = field(default_factory=lambda: Choice((2, 4)))
-    blocks: Space = field(default_factory=lambda: IntRange(1, 3))
-
-
-@dataclass(frozen=True)
-class ModelSection:
-    families: tuple[str, ...] = FAMILIES
-    lstm: LSTMSpace = field(default_factory=LSTMSpace)
-    xlstm: XLSTMSpace = field(default_factory=XLSTMSpace)
-
-
-@dataclass(frozen=True)
-class TrainSection:
-    epochs: int = 20
-    max_seconds: float = 0.0  # per trial's training; 0: no limit
-    patience: int = 4
-    batch_size: Space = field(default_factory=lambda: Choice((128, 256)))
-    lr: Space = field(default_factory=lambda: FloatRange(3e-4, 1e-2, log=True))
-    weight_decay: Space = field(default_factory=lambda: FloatRange(1e-5, 1e-1, log=True))
-    dropout: Space = field(default_factory=lambda: FloatRange(0.0, 0.3))
-    return_weight: Space = field(default_factory=lambda: FloatRange(0.0, 1.0))
-    label_smoothing: Space = field(default_factory=lambda: Fixed(0.0))
-    focal_gamma: Space = field(default_factory=lambda: Fixed(0.0))
-    schedule: str = "cosine"
-
-
-@dataclass(frozen=True)
-class CapsSection:
-    """Hard limits for the trading PC. Hidden size and layers bound the search space itself;
-    parameters and latency are constraints checked before training."""
-
-    max_hidden: int = 256  # LSTM hidden / xLSTM embed
-    max_layers: int = 4  # LSTM layers / xLSTM blocks
-    max_params: int = 1_000_000
-    max_latency_ms: float = 10.0  # one window, batch 1, one CPU thread
-
-
-@dataclass(frozen=True)
-class TradingSection:
-    fee: float = 0.0001  # cost per unit of position change, in log-return units
-    confident_share: float = 0.3  # confident_accuracy: the most confident share of windows
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    study: StudySection
-    data: DataSection
-    labels: LabelSpec
-    split: SplitSpec
-    features: FeatureSection
-    model: ModelSection
-    train: TrainSection
-    caps: CapsSection
-    trading: TradingSection
-    path: Path
-
-    @property
-    def directions(self) -> list[str]:
-        return ["minimize" if o in MINIMIZED else "maximize" for o in self.study.objectives]
-
-    @property
-    def default_storage_path(self) -> Path:
-        return self.path.with_name(f"{self.study.name}.journal")
 
 
 # ------------------------------------------------------------------------------- parsing
@@ -244,8 +134,9 @@ class _Parser:
         caps = CapsSection(**self.numeric(raw, "caps", CapsSection))
         trading = TradingSection(**self.numeric(raw, "trading", TradingSection))
         config = StudyConfig(
-            study, data, labels, split, features, model, train, caps, trading, self.path
-        )
+            study, data, labels, split, features, model, train, caps, trading, self.path,
+            self.search(raw),
+        )  # fmt: skip
         self.check_caps(config)
         return config
 
@@ -381,6 +272,13 @@ class _Parser:
         for name in set(d) - {*fixed, "schedule"}:
             d[name] = v.space("train", name, d[name], log=name in LOG_SCALE)
         return TrainSection(**d)
+
+    def search(self, raw: dict[str, Any]) -> SearchSection:
+        d = self.table(raw, "search", SearchSection)
+        for name, value in d.items():
+            if not isinstance(value, bool):
+                raise self.fail("search", f"{name} must be true or false, got {v.show(value)}.")
+        return SearchSection(**d)
 
     def check_caps(self, c: StudyConfig) -> None:
         caps, m = c.caps, c.model

@@ -18,10 +18,11 @@ import pandas as pd
 from xtune.errors import XtuneError
 from xtune.features.bars import Bars
 from xtune.features.dataset import prepare
-from xtune.models import Metrics, Resources, initialize, probe, train_and_evaluate
-from xtune.models.train import default_threads
+from xtune.models import Initial, Metrics, Resources, Stopped, initialize, probe, train_and_evaluate
+from xtune.models.train import TrainLog, default_threads
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord
+from xtune.search.pruning import Pruner, share_done
 from xtune.search.record import DataRecord, Plan, TrialRecord, Worker, write
 from xtune.search.space import suggest
 
@@ -157,24 +158,46 @@ class Objective:
         threads = plan.params.train.threads or default_threads()
         write(trial, replace(record, threads=threads))
         try:
+            metrics = self.train(trial, plan, init)
+        except Stopped as stop:  # early stopping: the values at its rung, never on the front
+            log = TrainLog((), 0, 0, 0.0, stop.reason)
+            share = share_done(stop.rung, plan.params.train.epochs, plan.data.split.folds)
+            write(trial, TrialRecord(status="stopped", reason=stop.reason, share=share,
+                                     metrics=Metrics(stop.scores, log)))  # fmt: skip
+            return tuple(float(getattr(stop.scores, o)) for o in config.study.objectives)
+        write(trial, TrialRecord(status=metrics.status, reason=metrics.log.reason, metrics=metrics))
+        if metrics.status != "ok":
+            return self.worst()
+        self.upload_curve(trial, metrics)
+        return tuple(float(getattr(metrics.val, o)) for o in config.study.objectives)
+
+    def train(self, trial: optuna.Trial, plan: Plan, init: Initial) -> Metrics:
+        """Train and score on every fold, judged at rungs when early stopping is on.
+
+        Raises:
+            Stopped: early stopping ended the trial at a rung.
+            TrialFault: training raised (out of memory, ...); recorded on the trial.
+        """
+        config = self.config
+        pruner = Pruner(trial, config.study.objectives, config.signs)
+        rungs = pruner.rungs(plan.params.train.epochs) if config.search.early_stop else None
+        try:
             data = prepare(self.bars, plan.data, features=self.candidates)
-            metrics = train_and_evaluate(
+            return train_and_evaluate(
                 plan.params,
                 data,
                 device=self.device.device,
                 fee=config.trading.fee,
                 init=init,
                 confident_share=config.trading.confident_share,
+                rungs=rungs,
             )
+        except Stopped:
+            raise
         except Exception as exc:  # never KeyboardInterrupt: Ctrl-C still stops the worker
             fault = _fault(exc, self.device.device)
             write(trial, TrialRecord(status="failed", reason=str(fault)))
             raise fault from exc
-        write(trial, TrialRecord(status=metrics.status, reason=metrics.log.reason, metrics=metrics))
-        if metrics.status != "ok":
-            return self.worst()
-        self.upload_curve(trial, metrics)
-        return tuple(float(getattr(metrics.val, o)) for o in config.study.objectives)
 
     def worst(self) -> tuple[float, ...]:
         return tuple(WORST[o] for o in self.config.study.objectives)

@@ -35,7 +35,9 @@ from xtune.search.device import DeviceRecord
 from xtune.settings import Settings
 
 _T = TypeVar("_T")
-Status = Literal["running", "ok", "infeasible", "diverged", "failed", "refused", "orphaned"]
+Status = Literal[
+    "running", "ok", "stopped", "infeasible", "diverged", "failed", "refused", "orphaned"
+]
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,25 @@ def _status(a: dict[str, Any]) -> tuple[Status | None, str | None]:
     return status, reason
 
 
+_RUNGS, _SHARE = "train/rungs", "train/share"
+
+
+def rungs_of_attrs(a: dict[str, Any]) -> dict[str, tuple[float, ...]]:
+    """Rung -> objective values, the rungs whose values are all finite (a diverged one not)."""
+    raw = a.get(_RUNGS) or {}
+    return {k: tuple(v) for k, v in raw.items() if all(x is not None for x in v)}
+
+
+def rungs_of(trial: FrozenTrial) -> dict[str, tuple[float, ...]]:
+    """The rungs a trial reached, read without parsing the rest of its record."""
+    return rungs_of_attrs(trial.user_attrs)
+
+
+def share_of(trial: FrozenTrial) -> float:
+    """The share of its training a stopped trial did (what it cost the budget); 0 if unset."""
+    return float(trial.user_attrs.get(_SHARE, 0.0))
+
+
 def status_of(trial: FrozenTrial) -> Status | None:
     """A trial's status alone, without parsing the rest of its record: budget counting and
     progress polling ask it of every trial, often. The status is written last, so "ok"
@@ -161,8 +182,9 @@ class TrialRecord:
     """Everything xtune stores about one trial. A field left ``None`` is not written, so the
     objective can store the record in stages (owner first, then plan, then results).
 
-    ``status``: ``running`` (not finished yet), ``ok`` (trained), ``infeasible`` (over a cap,
-    not trained), ``diverged``, ``failed`` (training raised, e.g. out of memory), ``refused``
+    ``status``: ``running`` (not finished yet), ``ok`` (trained), ``stopped`` (early stopping
+    ended it at a rung; its values are the rung's), ``infeasible`` (over a cap, not trained),
+    ``diverged``, ``failed`` (training raised, e.g. out of memory), ``refused``
     (an enqueued trial beyond the caps) or ``orphaned`` (its worker died; requeued by the sweep).
     """
 
@@ -179,6 +201,8 @@ class TrialRecord:
     retry_of: int | None = None
     attempt: int | None = None  # 0: the first try of this configuration; n: its n-th retry
     swept: str | None = None  # why the sweep failed it (its owner died); status then "orphaned"
+    rungs: dict[str, tuple[float, ...]] | None = None  # rung -> objective values there
+    share: float | None = None  # a stopped trial: the share of its training it did
 
     @property
     def trained(self) -> bool:
@@ -209,6 +233,10 @@ class TrialRecord:
             a["retry/attempt"] = self.attempt
         if self.swept is not None:
             a["sweep/reason"] = self.swept
+        if self.rungs is not None:
+            a[_RUNGS] = {k: [_finite(x) for x in v] for k, v in self.rungs.items()}
+        if self.share is not None:
+            a[_SHARE] = self.share
         # Status last: a write cut off midway never shows "ok" without the metrics before it.
         if self.reason is not None:
             a["train/reason"] = self.reason
@@ -236,6 +264,8 @@ class TrialRecord:
             retry_of=a.get("retry/of"),
             attempt=a.get("retry/attempt"),
             swept=a.get("sweep/reason"),
+            rungs=rungs_of_attrs(a) or None,
+            share=a.get(_SHARE),
         )
 
 

@@ -14,7 +14,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from xtune.models.evaluate import AVERAGED
-from xtune.search.budget import is_trained
+from xtune.search.budget import is_stopped, is_trained
 from xtune.search.luck import deflated_sharpe, edge_bar
 from xtune.search.record import StudyRecord, TrialRecord, read, read_study, status_of
 
@@ -63,14 +63,16 @@ def _periods_per_year(record: TrialRecord) -> float:
     return record.data.rows / years if years > 0 else 1.0
 
 
-def _trained(study: optuna.Study) -> list[TrialRecord]:
-    return [read(t) for t in study.get_trials(deepcopy=False) if is_trained(t)]
+def _tried(study: optuna.Study) -> list[TrialRecord]:
+    """Every configuration the study trained, to its end or until early stopping ended it:
+    the N the best was picked from."""
+    return [read(t) for t in study.get_trials(deepcopy=False) if is_trained(t) or is_stopped(t)]
 
 
 def luck(study: optuna.Study, trial: FrozenTrial) -> dict[str, float | bool]:
     """How far the trial's edge and Sharpe stand above what picking the best of this study's
-    trained trials would give by chance (see :mod:`xtune.search.luck`)."""
-    return _luck(read(trial), _trained(study))
+    trials would give by chance (see :mod:`xtune.search.luck`)."""
+    return _luck(read(trial), _tried(study))
 
 
 def _luck(r: TrialRecord, trained: list[TrialRecord]) -> dict[str, float | bool]:
@@ -113,7 +115,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     states = Counter(t.state.name for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    created, trained = read_study(study), _trained(study)
+    created, tried = read_study(study), _tried(study)
     return {
         "study": study.study_name,
         "objectives": names,
@@ -122,8 +124,9 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "feasible": sum(1 for t in complete if is_feasible(t)),
         "infeasible": sum(1 for t in complete if not is_feasible(t)),
         "trained": sum(1 for t in complete if is_trained(t)),
+        "stopped": sum(1 for t in complete if is_stopped(t)),
         "failed": states.get("FAIL", 0),
-        "pareto_front": [_row(t, names, created, trained) for t in pareto_front(study)],
+        "pareto_front": [_row(t, names, created, tried) for t in pareto_front(study)],
     }
 
 
@@ -201,13 +204,13 @@ class _Plots:
 
 
 def _pareto_plot(plots: _Plots, names: list[str], groups: dict[str, list[FrozenTrial]]) -> None:
-    """Objective 0 against objective 1: feasible, infeasible and front trials."""
+    """Objective 0 against objective 1: feasible, stopped, infeasible and front trials."""
     import matplotlib.pyplot as plt
     import plotly.graph_objects as go
 
     fig, ax = plt.subplots(figsize=(6, 4))
     g = go.Figure()
-    for (label, group), style in zip(groups.items(), "ox*", strict=True):
+    for (label, group), style in zip(groups.items(), "o.x*", strict=True):
         xs, ys = [t.values[0] for t in group], [t.values[1] for t in group]
         ax.scatter(
             xs, ys, marker=style, label=f"{label} ({len(group)})", s=60 if style == "*" else 25
@@ -258,7 +261,9 @@ def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     front = pareto_front(study)
     if len(names) >= 2:
         infeasible = [t for t in complete if not is_feasible(t)]
-        groups = {"feasible": trained, "infeasible (over a cap)": infeasible, "Pareto front": front}
+        stopped = [t for t in complete if is_stopped(t)]
+        groups = {"feasible": trained, "stopped early (values at its rung)": stopped,
+                  "infeasible (over a cap)": infeasible, "Pareto front": front}  # fmt: skip
         _pareto_plot(plots, names, groups)
     _history_plot(plots, names, trained)
     for i, name in enumerate(names):  # signed so that + means "larger helps"

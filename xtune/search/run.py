@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -18,7 +19,7 @@ from optuna.trial import FrozenTrial
 
 from xtune.errors import SpecError, XtuneError
 from xtune.features import DataSpec, build_features, load_bars
-from xtune.search.budget import count_trained
+from xtune.search.budget import spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import require_device
 from xtune.search.ranges import highest
@@ -97,7 +98,7 @@ def run_search(
     data: str | None = None,
     allow_other_data: bool = False,
     artifacts: str | None = None,
-    on_progress: Callable[[int, int, int], None] | None = None,
+    on_progress: Callable[[float, int, int], None] | None = None,
 ) -> optuna.Study:
     """Run the search; returns the study. ``on_progress(done, target, front_size)`` is called
     as trials finish. Ctrl-C or SIGTERM stops cleanly: the running trial(s) turn FAIL, finished
@@ -108,8 +109,8 @@ def run_search(
     study, created = create_study(
         config, storage_url, settings, inputs.bars, other_data=allow_other_data
     )
-    done = count_trained(study)
-    target = done + n_trials if n_trials is not None else config.study.trials
+    done = spent(study)
+    target = math.ceil(done - 1e-9) + n_trials if n_trials is not None else config.study.trials
     art = str(artifacts_dir(storage_url, artifacts, settings))
     deadline = time.time() + timeout if timeout else None
 
@@ -118,7 +119,7 @@ def run_search(
             return
         # while the database restarts the bar skips updates and catches up once it is back
         with contextlib.suppress(*TRANSIENT):
-            on_progress(count_trained(study), target, len(pareto_front(study)))
+            on_progress(spent(study), target, len(pareto_front(study)))
 
     def args(k: int) -> WorkerArgs:
         seed = config.study.seed if created and k == 0 else fresh_seed()
@@ -191,10 +192,10 @@ def _after_dead_workers(
         interrupt = GracefulInterrupt()
         with signals_to(interrupt.handler):
             run_worker(first, inputs, interrupt, callback=report)
-    if count_trained(study) < first.target:
+    if spent(study) < first.target - 1e-9:
         raise XtuneError(
             f"worker(s) {sorted(bad)} exited with code(s) {sorted(set(bad.values()))} before the "
-            f"budget was reached ({count_trained(study)} of {first.target} trained); see the "
+            f"budget was reached ({spent(study):.1f} of {first.target} trials spent); see the "
             "log above, then run the same command to resume."
         )
 

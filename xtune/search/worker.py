@@ -15,7 +15,7 @@ import sqlalchemy
 from optuna.trial import FrozenTrial
 
 from xtune.features import Bars
-from xtune.search.budget import Budget, count_trained
+from xtune.search.budget import Budget, spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord, check_device
 from xtune.search.objective import CapError, Objective, TrialFault
@@ -151,8 +151,8 @@ def _run_worker_once(
         study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.seed)
     )
     sweep(study, storage, grace_s=grace)  # trials of workers that died before this one started
-    remaining = args.target - count_trained(study)
-    if remaining <= 0 and not queued_retries(study):
+    remaining = args.target - spent(study)
+    if remaining <= 1e-9 and not queued_retries(study):
         return
     from optuna.artifacts import FileSystemArtifactStore
 
@@ -172,7 +172,7 @@ def _run_worker_once(
         callbacks.append(callback)
     timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
     # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
-    study.optimize(objective, n_trials=None if remaining > 0 else 0, timeout=timeout, callbacks=callbacks,
+    study.optimize(objective, n_trials=None if remaining > 1e-9 else 0, timeout=timeout, callbacks=callbacks,
                    gc_after_trial=True, catch=FAULTS)  # fmt: skip
     # Retries of dead workers' trials run even if live workers filled the budget meanwhile:
     # a finished study leaves no queued retry behind.

@@ -1,0 +1,97 @@
+"""Does early stopping save time? The same study with and without it, several seeds.
+
+    python bench/pruning.py [--trials 30] [--seeds 5] [--epochs 12] [--folds 2]
+
+For each seed, the bench study (bench/_common.py: synthetic momentum bars, LSTM and xLSTM,
+feature groups, window and training settings under a cap) runs twice on a fresh journal with
+the same sampler seed: once with ``[search] early_stop = false`` and once with it on. Both
+train the same number of trials to their end (a stopped trial does not count against the
+budget). From each run's feasible-front hypervolume over wall time it reports the time the
+plain run took to reach its final hypervolume, the time the early-stopping run took to reach
+that same value, and both final hypervolumes, then the means with standard errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import optuna
+from _common import bench_study, hv_at, mean_se, time_to_reach, trajectory
+
+from xtune.search import run_search
+from xtune.search.budget import is_stopped
+from xtune.settings import Settings
+
+
+def one_run(folder: Path, seed: int, early_stop: bool, args: argparse.Namespace) -> dict:
+    config = bench_study(folder, seed=seed, trials=args.trials, epochs=args.epochs,
+                         folds=args.folds, early_stop=early_stop, families=args.families)  # fmt: skip
+    journal = str(folder / f"{seed}_{early_stop}.journal")
+    study = run_search(config, journal, Settings.from_env())
+    curve = trajectory(study)
+    stopped = sum(1 for t in study.get_trials(deepcopy=False) if is_stopped(t))
+    return {"curve": curve, "trials": len(study.trials), "stopped": stopped}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--families", default='["lstm", "xlstm"]')
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            plain = one_run(Path(tmp), seed, False, args)
+            early = one_run(Path(tmp), seed, True, args)
+            target = plain["curve"][-1][1]
+            t_plain, t_early = (
+                time_to_reach(plain["curve"], target),
+                time_to_reach(early["curve"], target),
+            )
+            rows.append({"seed": seed, "target": target, "t_plain": t_plain, "t_early": t_early,
+                         "end_plain": plain["curve"][-1][0], "end_early": early["curve"][-1][0],
+                         "hv_early": early["curve"][-1][1],
+                         "hv_early_same_time": hv_at(early["curve"], plain["curve"][-1][0]),
+                         "trials_early": early["trials"], "stopped": early["stopped"]})  # fmt: skip
+            r = rows[-1]
+            print(f"seed {seed}: plain HV {target:.5f} reached at {t_plain:.0f} s (run {r['end_plain']:.0f} s); "
+                  f"early stopping reached it at {t_early:.0f} s, final HV {r['hv_early']:.5f} "
+                  f"(run {r['end_early']:.0f} s, {r['trials_early']} trials, {r['stopped']} stopped)",
+                  flush=True)  # fmt: skip
+    report(rows, args)
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> None:
+    ratios = [r["t_plain"] / r["t_early"] for r in rows]
+    reached = sum(math.isfinite(r["t_early"]) for r in rows)
+    print(f"\n{args.trials} trials trained to the end per run, {args.epochs} epochs, "
+          f"{args.folds} fold(s), {len(rows)} seeds\n")  # fmt: skip
+    print("| | no early stopping | early stopping |")
+    print("|---|---|---|")
+    for label, key_a, key_b in (("final hypervolume", "target", "hv_early"),
+                                ("wall time of the run (s)", "end_plain", "end_early"),
+                                ("time to reach the plain run's final HV (s)", "t_plain", "t_early")):  # fmt: skip
+        a, b = mean_se([r[key_a] for r in rows]), mean_se([r[key_b] for r in rows])
+        print(f"| {label} | {a[0]:.5f} ± {a[1]:.5f} | {b[0]:.5f} ± {b[1]:.5f} |"
+              if "hyper" in label else f"| {label} | {a[0]:.0f} ± {a[1]:.0f} | {b[0]:.0f} ± {b[1]:.0f} |")  # fmt: skip
+    same = mean_se([r["hv_early_same_time"] for r in rows])
+    print(f"| hypervolume at the plain run's end time | — | {same[0]:.5f} ± {same[1]:.5f} |")
+    stopped = mean_se([r["stopped"] / r["trials_early"] for r in rows])
+    print(f"| share of trials stopped early | — | {stopped[0]:.0%} |")
+    print(f"\nearly stopping reached the plain run's final hypervolume in {reached} of "
+          f"{len(rows)} seeds; speed-up to reach it: median "
+          f"{float(np.median(ratios)):.2f}x (per seed: {', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The study file's sections as frozen dataclasses, with their defaults: what
+``load_study_config`` returns and the rest of the code reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xtune.features.catalog import CATALOG, GROUPS
+from xtune.features.labels import LabelSpec
+from xtune.features.split import SplitSpec
+from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space
+
+SAMPLERS = ("tpe", "nsga2", "random", "gp")
+# What a study may optimize, on validation; the second tuple is minimized, the rest maximized.
+OBJECTIVES = ("accuracy", "loss", "sharpe", "edge", "balanced_accuracy", "confident_accuracy",
+              "max_drawdown", "calmar")  # fmt: skip
+MINIMIZED = ("loss", "max_drawdown")
+FAMILIES = ("lstm", "xlstm")
+LOG_SCALE = ("lr", "weight_decay")
+
+
+@dataclass(frozen=True)
+class StudySection:
+    name: str
+    trials: int = 20
+    seed: int = 0
+    sampler: str = "tpe"
+    objectives: tuple[str, ...] = ("accuracy", "loss")
+    storage: str = ""  # empty: a journal file beside the study file
+
+
+@dataclass(frozen=True)
+class DataSection:
+    source: str
+    window: Space = field(default_factory=lambda: Fixed(60))
+    window_step: int = 8
+
+
+@dataclass(frozen=True)
+class FeatureSection:
+    groups: tuple[str, ...] = GROUPS
+    names: tuple[str, ...] = ()
+    unit: str = "group"  # "group": one switch per group; "feature": one per feature
+    min: int = 1
+    max: int = 1000
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The switches the search flips: group names, or feature names."""
+        if self.unit == "group":
+            return self.groups + self.names
+        grouped = tuple(n for n, f in CATALOG.items() if f.group in self.groups)
+        return grouped + tuple(n for n in self.names if n not in grouped)
+
+    def features_of(self, unit: str) -> tuple[str, ...]:
+        if unit in GROUPS:
+            return tuple(n for n, f in CATALOG.items() if f.group == unit)
+        return (unit,)
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """Every feature any trial may use, in catalog order (built once per study)."""
+        wanted = {n for u in self.units for n in self.features_of(u)}
+        return tuple(n for n in CATALOG if n in wanted)
+
+
+@dataclass(frozen=True)
+class LSTMSpace:
+    hidden: Space = field(default_factory=lambda: IntRange(16, 128, 8))
+    hidden_step: int = 8
+    layers: Space = field(default_factory=lambda: IntRange(1, 2))
+
+
+@dataclass(frozen=True)
+class XLSTMSpace:
+    embed: Space = field(default_factory=lambda: IntRange(16, 64, 16))
+    embed_step: int = 16
+    heads: Space = field(default_factory=lambda: Choice((2, 4)))
+    blocks: Space = field(default_factory=lambda: IntRange(1, 3))
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    families: tuple[str, ...] = FAMILIES
+    lstm: LSTMSpace = field(default_factory=LSTMSpace)
+    xlstm: XLSTMSpace = field(default_factory=XLSTMSpace)
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    epochs: int = 20
+    max_seconds: float = 0.0  # per trial's training; 0: no limit
+    patience: int = 4
+    batch_size: Space = field(default_factory=lambda: Choice((128, 256)))
+    lr: Space = field(default_factory=lambda: FloatRange(3e-4, 1e-2, log=True))
+    weight_decay: Space = field(default_factory=lambda: FloatRange(1e-5, 1e-1, log=True))
+    dropout: Space = field(default_factory=lambda: FloatRange(0.0, 0.3))
+    return_weight: Space = field(default_factory=lambda: FloatRange(0.0, 1.0))
+    label_smoothing: Space = field(default_factory=lambda: Fixed(0.0))
+    focal_gamma: Space = field(default_factory=lambda: Fixed(0.0))
+    schedule: str = "cosine"
+
+
+@dataclass(frozen=True)
+class CapsSection:
+    """Hard limits for the trading PC. Hidden size and layers bound the search space itself;
+    parameters and latency are constraints checked before training."""
+
+    max_hidden: int = 256  # LSTM hidden / xLSTM embed
+    max_layers: int = 4  # LSTM layers / xLSTM blocks
+    max_params: int = 1_000_000
+    max_latency_ms: float = 10.0  # one window, batch 1, one CPU thread
+
+
+@dataclass(frozen=True)
+class TradingSection:
+    fee: float = 0.0001  # cost per unit of position change, in log-return units
+    confident_share: float = 0.3  # confident_accuracy: the most confident share of windows
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    """How the search spends its trials. ``early_stop``: stop a trial at a rung (an epoch of
+    its first fold, or the end of a walk-forward fold) when most trials that reached that rung
+    rank in better non-dominated fronts; see :mod:`xtune.search.pruning`."""
+
+    early_stop: bool = True
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    study: StudySection
+    data: DataSection
+    labels: LabelSpec
+    split: SplitSpec
+    features: FeatureSection
+    model: ModelSection
+    train: TrainSection
+    caps: CapsSection
+    trading: TradingSection
+    path: Path
+    search: SearchSection = field(default_factory=SearchSection)
+
+    @property
+    def directions(self) -> list[str]:
+        return ["minimize" if o in MINIMIZED else "maximize" for o in self.study.objectives]
+
+    @property
+    def signs(self) -> tuple[float, ...]:
+        """+1 for a maximized objective, -1 for a minimized one, in objective order."""
+        return tuple(-1.0 if o in MINIMIZED else 1.0 for o in self.study.objectives)
+
+    @property
+    def default_storage_path(self) -> Path:
+        return self.path.with_name(f"{self.study.name}.journal")
