@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from xtune.features import CATALOG, Bars, history_of, load_bars, resolve
+from xtune.errors import FeatureError
+from xtune.features import CATALOG, Bars, build_features, fit_robust, history_of, load_bars, resolve
+from xtune.features.build import latest_features
 from xtune.features.history import memory_violations
 from xtune.features.registry import smoothing_memory
 
@@ -72,3 +75,15 @@ def test_smoothing_memory_matches_the_closed_form() -> None:
         assert m == math.ceil(math.log(1e-8) / math.log(1 - alpha)), alpha
         assert (1 - alpha) ** m < 1e-8 <= (1 - alpha) ** (m - 1)
     assert smoothing_memory(1 / 14, stages=2) > smoothing_memory(1 / 14)
+
+
+def test_latest_features_equal_the_full_build_on_their_rows(eurusd: Bars) -> None:
+    """The live bot's path: each feature over only its memory + the newest rows."""
+    names, rows = tuple(CATALOG), 64
+    full = build_features(eurusd, names, use_cache=False)
+    latest = latest_features(eurusd, names, rows)
+    assert latest.index.equals(full.index[-rows:]) and list(latest.columns) == list(names)
+    scale = fit_robust(full.to_numpy(), names).scale
+    assert (np.abs(latest.to_numpy() - full.to_numpy()[-rows:]) / scale).max() <= 1e-6
+    with pytest.raises(FeatureError, match=f"need {history_of(names) + rows}"):
+        latest_features(eurusd.head(history_of(names) + rows - 1), names, rows)
