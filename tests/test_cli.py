@@ -67,6 +67,7 @@ def test_features_list_shows_group_and_warmup() -> None:
     rows = json.loads(result.stdout)
     by_name = {r["name"]: r for r in rows}
     assert by_name["rsi_14"]["group"] == "momentum" and by_name["rsi_14"]["warmup"] == 14
+    assert by_name["rsi_14"]["memory"] == 250 and by_name["ret_1"]["memory"] == 1
     assert by_name["cdl_morning_star"]["group"] == "pattern"
     table = xtune("features", "list", "--group", "pattern")
     assert "cdl_doji" in table.stdout and "rsi_14" not in table.stdout

@@ -17,8 +17,8 @@ import pytest
 from tests.search_tests.test_report import _trial
 from xtune.errors import XtuneError
 from xtune.export import ExportError, export_bundle, pick_trial
-from xtune.features import load_bars
-from xtune.runtime import BundleError, feature_matrix, load_bundle, predict
+from xtune.features import history_of, load_bars
+from xtune.runtime import FORMAT_VERSION, BundleError, feature_matrix, load_bundle, predict
 from xtune.runtime.bundle import SUMS, write_sums
 from xtune.search import (
     load_study_config,
@@ -40,7 +40,8 @@ def test_export_writes_a_complete_verified_bundle(exports: dict, family: str) ->
     bundle_dir, _, study = exports[family]
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest
-    assert m.model.family == family and m.format_version == 2
+    assert m.model.family == family and m.format_version == FORMAT_VERSION == 3
+    assert m.history == history_of(m.feature_names) + m.window >= m.warmup + m.window
     assert (m.model.input, m.model.logits, m.model.returns) == ("x", "logits", "returns")
     assert m.parity_max_abs_diff <= 1e-4
     assert m.study.trial in [t.number for t in pareto_front(study)]

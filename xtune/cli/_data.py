@@ -70,24 +70,24 @@ def features_list(
     group: Annotated[list[str] | None, typer.Option(help="Only these groups (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Print the catalog: name, group, warm-up bars and what each feature is."""
+    """Print the catalog: name, group, warm-up and memory in bars, and what each feature is."""
     from xtune.features import CATALOG, resolve
 
     names = resolve(groups=group) if group else tuple(CATALOG)
     if as_json:
         rows = [
             {"name": n, "group": CATALOG[n].group, "warmup": CATALOG[n].warmup,
-             "doc": CATALOG[n].doc, "params": dict(CATALOG[n].params)}
+             "memory": CATALOG[n].memory, "doc": CATALOG[n].doc, "params": dict(CATALOG[n].params)}
             for n in names
         ]  # fmt: skip
         out.print_json(json.dumps(rows))
         return
     table = Table(title=f"{len(names)} features")
-    for col in ("name", "group", "warm-up", "description"):
+    for col in ("name", "group", "warm-up", "memory", "description"):
         table.add_column(col)
     for n in names:
         f = CATALOG[n]
-        table.add_row(n, f.group, str(f.warmup), f.doc)
+        table.add_row(n, f.group, str(f.warmup), str(f.memory), f.doc)
     out.print(table)
 
 

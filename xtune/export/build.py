@@ -18,7 +18,7 @@ from xtune.export.quantize import ort_latency_ms, try_int8
 from xtune.export.replace import check_target, install
 from xtune.features import Bars, load_bars, summarize
 from xtune.features.build import feature_specs
-from xtune.features.catalog import warmup_of
+from xtune.features.catalog import history_of, warmup_of
 from xtune.models import FinalFit, Scores, cpu_latency_ms, export_onnx, fit_final, onnx_parity
 from xtune.models.onnx_export import INPUT, OUTPUTS
 from xtune.runtime.bundle import MANIFEST, sha256_file, write_sums
@@ -119,6 +119,7 @@ def _manifest(
         versions=_versions(),
         files=files,
         created=datetime.now(UTC).isoformat(),
+        history=history_of(spec.features) + spec.window,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from xtune.features.audit import AuditReport, FeatureAudit, audit
 from xtune.features.bars import Bars, BarsSummary, load_bars, summarize
 from xtune.features.build import build_features, compute_features, default_cache_dir
-from xtune.features.catalog import CATALOG, GROUPS, Feature, resolve, warmup_of
+from xtune.features.catalog import CATALOG, GROUPS, Feature, history_of, resolve, warmup_of
 from xtune.features.dataset import Dataset, DataSpec, Part, ScaledFold, prepare
 from xtune.features.labels import LabelSpec, directions, forward_returns
 from xtune.features.scaler import RobustScaler, fit_robust, inverse, transform
@@ -42,6 +42,7 @@ __all__ = [
     "directions",
     "fit_robust",
     "forward_returns",
+    "history_of",
     "inverse",
     "load_bars",
     "min_rows",

@@ -21,7 +21,7 @@ from rich.progress import track
 
 from xtune.errors import FeatureError
 from xtune.features.bars import Bars
-from xtune.features.catalog import CATALOG, resolve, warmup_of
+from xtune.features.catalog import CATALOG, history_of, resolve, warmup_of
 
 # A feature this large is broken, not informative (features are ratios and oscillators).
 MAX_FEATURE_ABS = 1e9
@@ -116,6 +116,33 @@ def build_features(
     _check_values(frame, bars.source)
     if path is not None:
         _write_cache(path, frame)
+    return frame
+
+
+def latest_features(bars: Bars, names: Sequence[str], rows: int) -> pd.DataFrame:
+    """The newest ``rows`` rows of the listed features, each computed over only its memory +
+    ``rows`` newest bars: what :func:`build_features` gives for those rows on any history of at
+    least ``history_of(names) + rows`` bars, to 1e-6 of each feature's scale (the memory
+    declarations, see :mod:`xtune.features.history`). For the live bot, whose library
+    indicators cost per bar computed.
+
+    Raises:
+        FeatureError: fewer bars than that, or a value that is NaN/inf or absurdly large.
+    """
+    names = resolve(names)
+    need = history_of(names) + rows
+    if len(bars) < need:
+        raise FeatureError(
+            f"{bars.source}: {len(bars)} bars, but the newest {rows} rows of these features "
+            f"need {need}. Pass a longer history."
+        )
+    columns = {}
+    for name in names:
+        feature = CATALOG[name]
+        span = max(feature.memory, feature.warmup) + rows
+        columns[name] = feature.compute(bars.frame.iloc[-span:]).to_numpy(np.float64)[-rows:]
+    frame = pd.DataFrame(columns, index=bars.index[-rows:])
+    _check_values(frame, bars.source)
     return frame
 
 

@@ -8,6 +8,9 @@ Rules every entry follows (tests enforce them over the whole catalog):
   same values as computing on all bars.
 - **Declared warm-up**: ``warmup`` is the number of leading rows that are invalid (NaN or filled
   by the library); the pipeline drops them, it never fills them.
+- **Declared memory**: recursive smoothers (EMA, Wilder) declare ``memory``, the bars after which
+  their start no longer matters (``_decay``: the seeds' weight under 1e-8); the rest forget
+  their start at their warm-up.
 
 Left out on purpose: ``ta`` 0.11's KST and visual Ichimoku (they fill shifted values with the
 full-series mean: look-ahead), PSAR (seconds per 5k bars, NaN on half its rows), OBV / A/D / NVI
@@ -18,55 +21,30 @@ the newest bar at 0, which is exactly the bar a live bot trades on; ours is comp
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
 
 import numpy as np
 import pandas as pd
 import ta
 
+from xtune.features._math import dmi, log, logret, safe_div, true_range, wilder
 from xtune.features.registry import (
     CATALOG,
     GROUPS,
     Feature,
     FeatureFn,
+    history_of,
     resolve,
     warmup_of,
 )
 from xtune.features.registry import register as _register
+from xtune.features.registry import smoothing_memory as _decay
 
-__all__ = ["CATALOG", "GROUPS", "Feature", "FeatureFn", "resolve", "warmup_of"]
-
-
-def _safe_div(num: pd.Series, den: pd.Series) -> pd.Series:
-    """num / den with 0/0 -> 0 (flat bars, zero volume) instead of NaN mid-series."""
-    out = num / den.where(den != 0)
-    return out.where(den != 0, 0.0)
-
-
-def _wilder(x: pd.Series, n: int) -> pd.Series:
-    """Wilder's smoothing (RMA) seeded by the first value; recursive, so causal."""
-    return x.ewm(alpha=1.0 / n, adjust=False).mean()
-
-
-def _true_range(b: pd.DataFrame) -> pd.Series:
-    prev = b["close"].shift(1)
-    tr = pd.concat(
-        [b["high"] - b["low"], (b["high"] - prev).abs(), (b["low"] - prev).abs()], axis=1
-    )
-    return tr.max(axis=1)  # row 0: high - low (prev is NaN and max skips it)
-
-
-def _log(x: pd.Series) -> pd.Series:
-    return cast(pd.Series, np.log(x))
-
-
-def _logret(close: pd.Series, k: int) -> pd.Series:
-    return _log(close / close.shift(k))
+__all__ = ["CATALOG", "GROUPS", "Feature", "FeatureFn", "history_of", "resolve", "warmup_of"]
 
 
 # ---------------------------------------------------------------- returns and bar shape (own)
 def _ret(k: int) -> FeatureFn:
-    return lambda b: _logret(b["close"], k)
+    return lambda b: logret(b["close"], k)
 
 
 for _k in (1, 3, 6, 12, 24):
@@ -75,31 +53,31 @@ for _k in (1, 3, 6, 12, 24):
 
 @_register("bar_range", "returns", 0, "log(high / low) of the bar")
 def _bar_range(b: pd.DataFrame) -> pd.Series:
-    return _log(b["high"] / b["low"])
+    return log(b["high"] / b["low"])
 
 
 @_register("bar_body", "returns", 0, "log(close / open) of the bar")
 def _bar_body(b: pd.DataFrame) -> pd.Series:
-    return _log(b["close"] / b["open"])
+    return log(b["close"] / b["open"])
 
 
 @_register("upper_wick", "returns", 0, "(high - max(open, close)) / close")
 def _upper_wick(b: pd.DataFrame) -> pd.Series:
-    return (b["high"] - b[["open", "close"]].max(axis=1)) / b["close"]
+    return (b["high"] - np.maximum(b["open"], b["close"])) / b["close"]
 
 
 @_register("lower_wick", "returns", 0, "(min(open, close) - low) / close")
 def _lower_wick(b: pd.DataFrame) -> pd.Series:
-    return (b[["open", "close"]].min(axis=1) - b["low"]) / b["close"]
+    return -(b["low"] - np.minimum(b["open"], b["close"])) / b["close"]  # -(...): typed
 
 
 @_register("gap", "returns", 1, "log(open / previous close)")
 def _gap(b: pd.DataFrame) -> pd.Series:
-    return _log(b["open"] / b["close"].shift(1))
+    return log(b["open"] / b["close"].shift(1))
 
 
 def _zscore(n: int) -> FeatureFn:
-    return lambda b: _safe_div(
+    return lambda b: safe_div(
         b["close"] - b["close"].rolling(n).mean(), b["close"].rolling(n).std(ddof=0)
     )
 
@@ -120,9 +98,8 @@ for _n in (10, 20, 50, 100):
         _ma_ratio(ta.trend.sma_indicator, _n)
     )
 for _n in (12, 26):
-    _register(f"ema_ratio_{_n}", "trend", _n - 1, f"close / EMA{_n} - 1", window=_n)(
-        _ma_ratio(ta.trend.ema_indicator, _n)
-    )
+    _register(f"ema_ratio_{_n}", "trend", _n - 1, f"close / EMA{_n} - 1",
+              memory=_decay(2 / (_n + 1)), window=_n)(_ma_ratio(ta.trend.ema_indicator, _n))  # fmt: skip
 
 
 def _macd(b: pd.DataFrame) -> ta.trend.MACD:
@@ -130,33 +107,30 @@ def _macd(b: pd.DataFrame) -> ta.trend.MACD:
 
 
 _MACD = {"window_slow": 26, "window_fast": 12, "window_sign": 9}
-_register("macd", "trend", 25, "MACD line / close", **_MACD)(lambda b: _macd(b).macd() / b["close"])
-_register("macd_signal", "trend", 33, "MACD signal / close", **_MACD)(
+_EMA26, _EMA26x2 = _decay(2 / 27), _decay(2 / 27, stages=2)  # the line; the signal on it
+_register("macd", "trend", 25, "MACD line / close", memory=_EMA26, **_MACD)(
+    lambda b: _macd(b).macd() / b["close"]
+)
+_register("macd_signal", "trend", 33, "MACD signal / close", memory=_EMA26x2, **_MACD)(
     lambda b: _macd(b).macd_signal() / b["close"]
 )
-_register("macd_hist", "trend", 33, "MACD histogram / close", **_MACD)(
+_register("macd_hist", "trend", 33, "MACD histogram / close", memory=_EMA26x2, **_MACD)(
     lambda b: _macd(b).macd_diff() / b["close"]
 )
 
 
-def _dmi(b: pd.DataFrame, n: int) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """+DI, -DI and ADX in [0, 1] with Wilder smoothing, computed on every bar incl. the newest."""
-    up = b["high"].diff()
-    down = -b["low"].diff()
-    plus_dm = up.where((up > down) & (up > 0), 0.0)
-    minus_dm = down.where((down > up) & (down > 0), 0.0)
-    atr = _wilder(_true_range(b).iloc[1:], n)
-    plus = _safe_div(_wilder(plus_dm.iloc[1:], n), atr)
-    minus = _safe_div(_wilder(minus_dm.iloc[1:], n), atr)
-    dx = _safe_div((plus - minus).abs(), plus + minus)
-    adx = _wilder(dx, n)
-    return (plus.reindex(b.index), minus.reindex(b.index), adx.reindex(b.index))
-
-
-# Wilder smoothing has infinite memory; 3n bars let the seed's weight decay to (1-1/n)^3n ~ 5%.
-_register("adx_14", "trend", 42, "ADX(14) in [0, 1] (Wilder)", window=14)(lambda b: _dmi(b, 14)[2])
-_register("di_plus_14", "trend", 42, "+DI(14) in [0, 1]", window=14)(lambda b: _dmi(b, 14)[0])
-_register("di_minus_14", "trend", 42, "-DI(14) in [0, 1]", window=14)(lambda b: _dmi(b, 14)[1])
+# Wilder smoothing never forgets: warm-up 3n lets the seed's weight decay to (1-1/n)^3n ~ 5%,
+# memory to 1e-8.
+_W14, _W14x2 = _decay(1 / 14), _decay(1 / 14, stages=2)  # +1: the first bar has no change
+_register("adx_14", "trend", 42, "ADX(14) in [0, 1] (Wilder)", memory=_W14x2 + 1, window=14)(
+    lambda b: dmi(b, 14)[2]
+)
+_register("di_plus_14", "trend", 42, "+DI(14) in [0, 1]", memory=_W14 + 1, window=14)(
+    lambda b: dmi(b, 14)[0]
+)
+_register("di_minus_14", "trend", 42, "-DI(14) in [0, 1]", memory=_W14 + 1, window=14)(
+    lambda b: dmi(b, 14)[1]
+)
 
 
 def _aroon(b: pd.DataFrame) -> ta.trend.AroonIndicator:
@@ -181,12 +155,13 @@ def _vortex(b: pd.DataFrame) -> ta.trend.VortexIndicator:
 _register("vortex_diff_14", "trend", 14, "Vortex VI+ minus VI- (14)", window=14)(
     lambda b: _vortex(b).vortex_indicator_diff()
 )
-_register("trix_15", "trend", 43, "TRIX(15), percent", window=15)(
+_register("trix_15", "trend", 43, "TRIX(15), percent", memory=_decay(2 / 16, 3) + 1, window=15)(
     lambda b: ta.trend.TRIXIndicator(b["close"], window=15).trix()
 )
-_register("mass_index", "trend", 40, "Mass index(9, 25)", window_fast=9, window_slow=25)(
+_register("mass_index", "trend", 40, "Mass index(9, 25)", memory=_decay(0.2, 2) + 25,
+          window_fast=9, window_slow=25)(
     lambda b: ta.trend.MassIndex(b["high"], b["low"], window_fast=9, window_slow=25).mass_index()
-)
+)  # fmt: skip
 
 
 def _ichimoku(b: pd.DataFrame) -> ta.trend.IchimokuIndicator:
@@ -208,10 +183,10 @@ _register("ichimoku_b", "trend", 51, "Ichimoku span B (unshifted) / close - 1", 
 )
 
 # ---------------------------------------------------------------- momentum (ta.momentum)
-_register("rsi_14", "momentum", 14, "RSI(14) / 100", window=14)(
+_register("rsi_14", "momentum", 14, "RSI(14) / 100", memory=_W14 + 1, window=14)(
     lambda b: ta.momentum.RSIIndicator(b["close"], window=14).rsi() / 100.0
 )
-_register("rsi_6", "momentum", 6, "RSI(6) / 100", window=6)(
+_register("rsi_6", "momentum", 6, "RSI(6) / 100", memory=_decay(1 / 6) + 1, window=6)(
     lambda b: ta.momentum.RSIIndicator(b["close"], window=6).rsi() / 100.0
 )
 
@@ -236,9 +211,10 @@ _register("williams_r", "momentum", 13, "Williams %R(14) / 100", window=14)(
 _register("roc_10", "momentum", 10, "rate of change(10), percent", window=10)(
     lambda b: ta.momentum.ROCIndicator(b["close"], window=10).roc()
 )
-_register("tsi", "momentum", 37, "TSI(25, 13) / 100", window_slow=25, window_fast=13)(
+_register("tsi", "momentum", 37, "TSI(25, 13) / 100", memory=_decay(2 / 26, 2) + 1,
+          window_slow=25, window_fast=13)(
     lambda b: ta.momentum.TSIIndicator(b["close"], window_slow=25, window_fast=13).tsi() / 100.0
-)
+)  # fmt: skip
 _register("ultimate_osc", "momentum", 28, "Ultimate oscillator(7, 14, 28) / 100")(
     lambda b: (
         ta.momentum.UltimateOscillator(b["high"], b["low"], b["close"]).ultimate_oscillator()
@@ -251,7 +227,9 @@ _register("awesome_osc", "momentum", 33, "Awesome oscillator(5, 34) / close")(
         / b["close"]
     )
 )
-_register("kama_ratio", "momentum", 60, "close / KAMA(10, 2, 30) - 1", window=10)(
+# KAMA's factor adapts in [(2/31)^2, (2/3)^2]: 245 bars covered every start on EURUSD hourly, GOOG
+# daily and synthetic bars (the slowest factor bounds it only at 4,400; a frozen market needs more).
+_register("kama_ratio", "momentum", 60, "close / KAMA(10, 2, 30) - 1", memory=400, window=10)(
     lambda b: b["close"] / ta.momentum.KAMAIndicator(b["close"], window=10).kama() - 1.0
 )
 
@@ -262,17 +240,19 @@ def _ppo(b: pd.DataFrame) -> ta.momentum.PercentagePriceOscillator:
     )
 
 
-_register("ppo", "momentum", 25, "PPO(12, 26), percent", **_MACD)(lambda b: _ppo(b).ppo())
-_register("ppo_hist", "momentum", 33, "PPO histogram, percent", **_MACD)(
+_register("ppo", "momentum", 25, "PPO(12, 26), percent", memory=_EMA26, **_MACD)(
+    lambda b: _ppo(b).ppo()
+)
+_register("ppo_hist", "momentum", 33, "PPO histogram, percent", memory=_EMA26x2, **_MACD)(
     lambda b: _ppo(b).ppo_hist()
 )
-_register("stoch_rsi", "momentum", 30, "StochRSI(14, 3, 3)", window=14, neutral=0.5)(
-    lambda b: ta.momentum.StochRSIIndicator(b["close"], window=14).stochrsi_k()
-)
+_register(
+    "stoch_rsi", "momentum", 30, "StochRSI(14, 3, 3)", memory=_W14 + 17, window=14, neutral=0.5
+)(lambda b: ta.momentum.StochRSIIndicator(b["close"], window=14).stochrsi_k())
 
 # ---------------------------------------------------------------- volatility (ta.volatility)
-_register("atr_14", "volatility", 42, "ATR(14) / close (Wilder)", window=14)(
-    lambda b: _wilder(_true_range(b), 14) / b["close"]
+_register("atr_14", "volatility", 42, "ATR(14) / close (Wilder)", memory=_W14, window=14)(
+    lambda b: wilder(true_range(b), 14) / b["close"]
 )
 
 
@@ -316,7 +296,7 @@ _register("ulcer_14", "volatility", 26, "Ulcer index(14), percent", window=14)(
 
 
 def _realized_vol(n: int) -> FeatureFn:
-    return lambda b: _logret(b["close"], 1).rolling(n).std(ddof=0)
+    return lambda b: logret(b["close"], 1).rolling(n).std(ddof=0)
 
 
 for _n in (10, 50):
@@ -325,9 +305,9 @@ for _n in (10, 50):
     )(_realized_vol(_n))
 _register("vol_ratio", "volatility", 50, "log(realized vol 10 / realized vol 50)")(
     # Volatility of log returns is already scale-free; the 1e-8 keeps a frozen stretch at 0.
-    lambda b: _log(
-        (_logret(b["close"], 1).rolling(10).std(ddof=0) + 1e-8)
-        / (_logret(b["close"], 1).rolling(50).std(ddof=0) + 1e-8)
+    lambda b: log(
+        (logret(b["close"], 1).rolling(10).std(ddof=0) + 1e-8)
+        / (logret(b["close"], 1).rolling(50).std(ddof=0) + 1e-8)
     )
 )
 
@@ -354,14 +334,15 @@ _register("vwap_ratio_14", "volume", 13, "close / rolling VWAP(14) - 1", window=
         - 1.0
     )
 )
-_register(
-    "pvo", "volume", 25, "percentage volume oscillator(12, 26)", window_slow=26, window_fast=12
-)(lambda b: ta.momentum.PercentageVolumeOscillator(b["volume"]).pvo())
+_register("pvo", "volume", 25, "percentage volume oscillator(12, 26)", memory=_EMA26,
+          window_slow=26, window_fast=12)(
+    lambda b: ta.momentum.PercentageVolumeOscillator(b["volume"]).pvo()
+)  # fmt: skip
 
 
 def _trailing_flow(flow: pd.Series, volume: pd.Series, n: int) -> pd.Series:
     """Change of a cumulative volume series over n bars / volume over those bars, in [-1, 1]."""
-    return _safe_div(flow.rolling(n).sum(), volume.rolling(n).sum())
+    return safe_div(flow.rolling(n).sum(), volume.rolling(n).sum())
 
 
 _register(
@@ -387,12 +368,12 @@ _register(
 
 
 _register("volume_z_20", "volume", 19, "z-score of volume over 20 bars", window=20)(
-    lambda b: _safe_div(
+    lambda b: safe_div(
         b["volume"] - b["volume"].rolling(20).mean(), b["volume"].rolling(20).std(ddof=0)
     )
 )
 _register("volume_ratio_20", "volume", 19, "log(1 + volume / SMA20 of volume)", window=20)(
-    lambda b: np.log1p(_safe_div(b["volume"], b["volume"].rolling(20).mean()))
+    lambda b: np.log1p(safe_div(b["volume"], b["volume"].rolling(20).mean()))
 )
 
 

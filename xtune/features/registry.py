@@ -1,5 +1,5 @@
-"""The catalog's machinery: a feature is a name, a group, a warm-up and a pure function of the
-bars; ``register`` adds one, ``CATALOG`` reads them all in registration order."""
+"""The catalog's machinery: a feature is a name, a group, a warm-up, a memory and a pure function
+of the bars; ``register`` adds one, ``CATALOG`` reads them all in registration order."""
 
 from __future__ import annotations
 
@@ -19,7 +19,15 @@ FeatureFn = Callable[[pd.DataFrame], pd.Series]
 
 @dataclass(frozen=True)
 class Feature:
-    """One catalog entry. ``params`` go into the export manifest beside the name."""
+    """One catalog entry. ``params`` go into the export manifest beside the name.
+
+    ``warmup``: leading rows that are invalid (NaN). ``memory``: bars from the first bar after
+    which the value no longer depends on where computation started, to 1e-6 of the feature's
+    training scale. A finite-window feature (a rolling mean, a candlestick pattern) forgets
+    its start once valid, so memory = warmup; a recursive one (EMA, Wilder smoothing) carries
+    its seed forever with a decaying weight and declares more (checked by
+    :func:`xtune.features.history.memory_violations` on real bars).
+    """
 
     name: str
     group: str
@@ -30,6 +38,7 @@ class Feature:
     # The value of a 0/0 after warm-up (flat or zero-volume stretches), e.g. 0.5 for an
     # oscillator in [0, 1]. None: such a NaN stays and the build reports it.
     neutral: float | None = None
+    memory: int = 0  # register() sets it, at least the warm-up
 
     def compute(self, bars: pd.DataFrame) -> pd.Series:
         out = self.fn(bars).astype(np.float64)
@@ -44,14 +53,24 @@ _REGISTRY: dict[str, Feature] = {}
 
 
 def register(
-    name: str, group: str, warmup: int, doc: str, *, neutral: float | None = None, **params: object
+    name: str,
+    group: str,
+    warmup: int,
+    doc: str,
+    *,
+    neutral: float | None = None,
+    memory: int | None = None,
+    **params: object,
 ) -> Callable[[FeatureFn], FeatureFn]:
+    """Add a feature; ``memory`` defaults to ``warmup`` (a finite window, see :class:`Feature`)."""
+
     def wrap(fn: FeatureFn) -> FeatureFn:
         if name in _REGISTRY:  # pragma: no cover - a programming error caught at import
             raise RuntimeError(f"duplicate feature {name}")
-        _REGISTRY[name] = Feature(
-            name, group, warmup, fn, MappingProxyType(dict(params)), doc, neutral
-        )
+        if memory is not None and memory < warmup:  # pragma: no cover - caught at import
+            raise RuntimeError(f"{name}: memory {memory} is shorter than its warm-up {warmup}")
+        _REGISTRY[name] = Feature(name, group, warmup, fn, MappingProxyType(dict(params)), doc,
+                                  neutral, warmup if memory is None else memory)  # fmt: skip
         return fn
 
     return wrap
@@ -87,3 +106,24 @@ def resolve(
 def warmup_of(names: Iterable[str]) -> int:
     """Rows to drop before every listed feature is valid."""
     return max((CATALOG[n].warmup for n in names), default=0)
+
+
+def history_of(names: Iterable[str]) -> int:
+    """Bars of history before the first row whose listed features no longer depend on where
+    computation started (each feature's memory, at least its warm-up)."""
+    return max((max(CATALOG[n].memory, CATALOG[n].warmup) for n in names), default=0)
+
+
+def smoothing_memory(alpha: float, stages: int = 1, weight: float = 1e-8) -> int:
+    """Bars after which a chain of ``stages`` exponential smoothers with factor ``alpha``
+    (EMA span n: 2 / (n + 1); Wilder n: 1 / n) holds under ``weight`` of its seeds.
+
+    1e-8 leaves a seed off by 100x the feature's scale within 1e-6 of it. A chain of smoothers
+    with different factors is bounded by its slowest factor at every stage.
+    """
+    d = np.ones(stages)  # [stages] each stage's remaining seed weight
+    bars = 0
+    while d.max() >= weight:
+        d = (1.0 - alpha) * d + alpha * np.concatenate([[0.0], d[:-1]])
+        bars += 1
+    return bars

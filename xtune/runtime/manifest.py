@@ -13,7 +13,8 @@ from typing import Any
 from xtune.errors import XtuneError
 
 FORMAT = "xtune-bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: records the history predict needs
+READS = (2, 3)  # version 2 bundles predate ``history``; predict derives it from the catalog
 
 
 class BundleError(XtuneError):
@@ -89,6 +90,9 @@ class Manifest:
     versions: dict[str, str]
     files: dict[str, str]  # name -> sha256 of every other file in the bundle
     created: str
+    # Bars predict needs for the newest window: the window plus the features' warm-up and
+    # memory (history_of), so that no value depends on where the bars begin. None: version 2.
+    history: int | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # room for later, ignored by readers
@@ -116,12 +120,12 @@ class Manifest:
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             got = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
             raise BundleError(f"{where}: not an xtune bundle manifest (format {got!r}).")
-        if raw.get("format_version") != FORMAT_VERSION:
+        if raw.get("format_version") not in READS:
             exporter = raw.get("versions", {}).get("xtune", "unknown")
             raise BundleError(
                 f"{where}: bundle format version {raw.get('format_version')} is not supported by "
-                f"this xtune (reads version {FORMAT_VERSION}). Install the xtune version that "
-                f"exported it ({exporter}) or export again."
+                f"this xtune (reads versions {', '.join(map(str, READS))}). Install the xtune "
+                f"version that exported it ({exporter}) or export again."
             )
         try:
             return _build(raw)
@@ -165,3 +169,7 @@ def _check_types(m: Manifest) -> None:
         raise ValueError("return_scale/horizons or class_names/classes lengths differ")
     if not isinstance(m.files, dict) or not all(isinstance(v, str) for v in m.files.values()):
         raise ValueError("files must map names to sha256 strings")
+    if m.format_version >= 3 and not (
+        isinstance(m.history, int) and not isinstance(m.history, bool) and m.history >= m.window
+    ):
+        raise ValueError(f"history must be an integer of at least the window, got {m.history!r}")

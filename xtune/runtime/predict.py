@@ -14,8 +14,8 @@ import pandas as pd
 
 from xtune.errors import DataError
 from xtune.features.bars import Bars, summarize
-from xtune.features.build import build_features, feature_specs
-from xtune.features.catalog import CATALOG, warmup_of
+from xtune.features.build import build_features, feature_specs, latest_features
+from xtune.features.catalog import CATALOG, history_of
 from xtune.features.scaler import RobustScaler, transform
 from xtune.features.windows import windows
 from xtune.runtime.bundle import Bundle
@@ -43,36 +43,69 @@ def check_features(bundle: Bundle) -> None:
             )
 
 
-def feature_matrix(bundle: Bundle, bars: Bars) -> tuple[np.ndarray, pd.DatetimeIndex]:
-    """Scaled [rows, F] float32 features and their bar times, as training computed them."""
-    check_features(bundle)
-    names = bundle.features
-    need = warmup_of(names) + bundle.window
-    if len(bars) < need:
+def history_needed(bundle: Bundle) -> int:
+    """Bars the newest window needs so that no feature depends on where the bars begin: the
+    manifest's (a version 2 bundle predates it: this catalog's, whose definitions
+    :func:`check_features` matched against the bundle's)."""
+    recorded = bundle.manifest.history
+    return recorded if recorded is not None else history_of(bundle.features) + bundle.window
+
+
+def check_history(
+    bundle: Bundle, source: str, have: int, fix: str = "Pass a longer history."
+) -> None:
+    """Refuse fewer bars than :func:`history_needed`, saying how many and why."""
+    need = history_needed(bundle)
+    if have < need:
         raise DataError(
-            f"{bars.source}: {len(bars)} bars, but this model needs at least {need} "
-            f"({warmup_of(names)} warm-up bars for its features + a window of {bundle.window}). "
-            "Pass a longer history."
+            f"{source}: {have} bars, but this model needs at least {need}: "
+            f"{need - bundle.window} for its features to warm up and forget where the bars "
+            f"begin + a window of {bundle.window}. {fix}"
         )
-    frame = build_features(bars, names, use_cache=False)  # live bars change every call
+
+
+def bundle_scaler(bundle: Bundle) -> RobustScaler:
+    """The scaler training fit, from the manifest, checked against the feature list."""
     try:
         scaler = RobustScaler.from_dict(bundle.manifest.scaler)
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(
             f"{bundle.folder}: the manifest's scaler is unusable ({exc}). Export again."
         ) from None
-    if scaler.columns != names:
+    if scaler.columns != bundle.features:
         raise BundleError(f"{bundle.folder}: the scaler's columns do not match the feature list.")
-    return transform(frame.to_numpy(), scaler), pd.DatetimeIndex(frame.index)
+    return scaler
 
 
-def open_session(bundle: Bundle, model: Path | None = None) -> Any:
-    """An onnxruntime session on one thread, checked against the manifest's tensor names and
-    input shape (a model file from another bundle is refused here, not mid-prediction)."""
+def feature_matrix(bundle: Bundle, bars: Bars) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """Scaled [rows, F] float32 features and their bar times, as training computed them.
+
+    Raises:
+        DataError: fewer bars than :func:`history_needed`, saying how many.
+    """
+    check_features(bundle)
+    check_history(bundle, bars.source, len(bars))
+    frame = build_features(bars, bundle.features, use_cache=False)  # live bars change every call
+    return transform(frame.to_numpy(), bundle_scaler(bundle)), pd.DatetimeIndex(frame.index)
+
+
+def latest_window(bundle: Bundle, bars: Bars, scaler: RobustScaler) -> np.ndarray:
+    """The live bot's newest window: scaled [L, F] float32 features, each computed over only
+    the bars its memory needs (its features and ``scaler`` checked once, by the caller). Equal
+    to the last window of :func:`feature_matrix` to 1e-6 of each feature's scale."""
+    check_history(bundle, bars.source, len(bars))
+    frame = latest_features(bars, bundle.features, bundle.window)
+    return transform(frame.to_numpy(), scaler)
+
+
+def open_session(bundle: Bundle, model: Path | None = None, threads: int = 1) -> Any:
+    """An onnxruntime session on ``threads`` threads, checked against the manifest's tensor
+    names and input shape (a model file from another bundle is refused here, not
+    mid-prediction)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     path = model or bundle.model_path
     source = str(model) if model is not None else bundle.model_bytes  # the verified bytes
     try:
@@ -98,7 +131,7 @@ def open_session(bundle: Bundle, model: Path | None = None) -> Any:
     return session
 
 
-def _show(seconds: float) -> str:
+def show_interval(seconds: float) -> str:
     return str(pd.Timedelta(seconds=seconds)).replace("0 days ", "")
 
 
@@ -109,8 +142,8 @@ def check_interval(bundle: Bundle, bars: Bars) -> None:
     live = summarize(bars).interval.total_seconds()
     if trained > 0 and live > 0 and abs(live / trained - 1.0) > 0.01:
         raise DataError(
-            f"{bars.source}: bars every {_show(live)}, but this model was trained on bars every "
-            f"{_show(trained)}. Resample the bars to {_show(trained)}, or pass "
+            f"{bars.source}: bars every {show_interval(live)}, but this model was trained on bars every "
+            f"{show_interval(trained)}. Resample the bars to {show_interval(trained)}, or pass "
             "--allow-other-interval if you mean it."
         )
 
@@ -137,11 +170,31 @@ def predict(
     else:
         times = times[bundle.window - 1 :]
     m = bundle.manifest
-    session = open_session(bundle, model)
-    logits, returns = [], []
     # int8 quantizes each batch's activations with that batch's own range: one window at a
     # time, so every bar's answer is what the live bot (batch 1) gets, whatever else is there.
     step = 1 if m.model.file != m.model.fp32 and model is None else 2048
+    probs, returns = run_model(bundle, open_session(bundle, model), w, step)
+    out: dict[str, np.ndarray] = {}
+    for j, h in enumerate(m.horizons):
+        for c, name in enumerate(m.class_names):
+            out[column(h, f"p_{name}")] = probs[:, j, c]
+        out[column(h, "direction")] = np.asarray(m.class_names)[probs[:, j].argmax(-1)]
+        out[column(h, "return")] = returns[:, j]
+    return pd.DataFrame(out, index=pd.DatetimeIndex(times, name="time"))
+
+
+def column(horizon: int, what: str) -> str:
+    """A prediction's name: ``h{h}_p_{class}``, ``h{h}_direction``, ``h{h}_return``."""
+    return f"h{horizon}_{what}"
+
+
+def run_model(
+    bundle: Bundle, session: Any, w: np.ndarray, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities [N, H, C] and predicted forward log returns [N, H] of windows
+    ``w`` [N, L, F], ``step`` windows per onnxruntime call."""
+    m = bundle.manifest
+    logits, returns = [], []
     for k in range(0, len(w), step):
         batch = {m.model.input: np.ascontiguousarray(w[k : k + step])}
         lo, ret = session.run([m.model.logits, m.model.returns], batch)
@@ -151,11 +204,4 @@ def predict(
     rt = np.concatenate(returns) * np.asarray(m.return_scale, np.float32)  # [N, H]
     probs = np.exp(lg - lg.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
-    names = m.class_names
-    out: dict[str, np.ndarray] = {}
-    for j, h in enumerate(m.horizons):
-        for c, name in enumerate(names):
-            out[f"h{h}_p_{name}"] = probs[:, j, c]
-        out[f"h{h}_direction"] = np.asarray(names)[probs[:, j].argmax(-1)]
-        out[f"h{h}_return"] = rt[:, j]
-    return pd.DataFrame(out, index=pd.DatetimeIndex(times, name="time"))
+    return probs, rt

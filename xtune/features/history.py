@@ -1,0 +1,71 @@
+"""How much history a feature needs before its value stops depending on where it started.
+
+A recursive smoother (EMA, Wilder's RSI/ATR/ADX, MACD) is seeded at the first bar it sees, so
+a bot that keeps the last 300 bars computes other values than training, which saw the whole
+file, unless the seed's weight has decayed. Each catalog feature declares that ``memory``
+(:class:`~xtune.features.registry.Feature`); :func:`memory_violations` checks the declarations
+on real bars, and :func:`~xtune.features.registry.history_of` adds them up for a feature list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from xtune.features.bars import Bars
+from xtune.features.build import compute_features
+from xtune.features.registry import CATALOG, resolve, warmup_of
+from xtune.features.scaler import fit_robust
+
+TOLERANCE = 1e-6  # of the feature's training scale
+
+
+def memory_violations(
+    bars: Bars,
+    names: Iterable[str] | None = None,
+    starts: Sequence[int] = (1, 17, 250, 900),
+    *,
+    memory: Mapping[str, int] | None = None,
+    tol: float = TOLERANCE,
+) -> list[str]:
+    """Features whose value computed from bar ``s`` on differs from the value computed from the
+    first bar, at a row at least their memory after ``s``, by more than ``tol`` of their scale.
+
+    The scale is the training scaler's (:func:`~xtune.features.scaler.fit_robust`: IQR / 1.349,
+    or the largest absolute deviation for a mostly constant column such as a candlestick
+    pattern), fit on the full series after the warm-up. A NaN where a value is due counts.
+
+    Args:
+        bars: real bars, longer than every start plus the longest memory checked.
+        names: features to check (default: the whole catalog).
+        starts: bar offsets to start the computation from (the reference starts at bar 0).
+        memory: declarations to check instead of the catalog's, by name (e.g. a shorter one,
+            to see the check fail).
+        tol: allowed difference, in units of the feature's scale.
+
+    Returns:
+        One line per feature and start that disagrees (or leaves no row to check).
+    """
+    names = resolve(names)
+    full = compute_features(bars, names).to_numpy()  # [T, F]
+    scale = fit_robust(full[warmup_of(names) :], names).scale  # [F]
+    declared = {n: max(CATALOG[n].memory, CATALOG[n].warmup) for n in names} | dict(memory or {})
+    problems = []
+    for s in starts:
+        later = Bars(bars.frame.iloc[s:], f"{bars.source}[{s}:]")
+        part = compute_features(later, names).to_numpy()  # [T - s, F]
+        for j, name in enumerate(names):
+            m = declared[name]
+            if len(part) <= m:
+                problems.append(f"{name}: no row {m} bars after start {s} in {len(bars)} bars")
+                continue
+            diff = np.abs(part[m:, j] - full[s + m :, j]) / scale[j]  # [T - s - m]
+            bad = np.flatnonzero(~(diff <= tol))  # NaN counts as bad
+            if len(bad):
+                k = int(bad[0])
+                problems.append(
+                    f"{name}: {m + k} bars after start {s}, {diff[k]:.3g} x its scale apart from "
+                    f"the value computed from bar 0 (memory {m}; {len(bad)} such rows)"
+                )
+    return problems

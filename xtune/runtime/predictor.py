@@ -1,0 +1,172 @@
+"""The live bot's predictor: one verified bundle, one onnxruntime session, a rolling buffer of
+bars; one new bar in, that bar's probabilities out. Torch-free, like :mod:`.predict`.
+
+Each answer equals what ``xtune predict`` gives for that bar on the full history (to float
+rounding): the buffer holds the bundle's ``history``, after which no feature depends on where
+the bars begin (see :func:`xtune.features.history.memory_violations`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xtune.errors import DataError
+from xtune.features.bars import OHLCV, Bars, load_bars
+from xtune.runtime.bundle import load_bundle
+from xtune.runtime.predict import (
+    bundle_scaler,
+    check_features,
+    check_history,
+    check_interval,
+    column,
+    history_needed,
+    latest_window,
+    open_session,
+    run_model,
+    show_interval,
+)
+
+# A bar may follow the last one after any whole number of intervals (weekends, holidays, a
+# missed bar), off by this share of an interval (a DST shift of a daily bar is 1/24).
+STEP_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One bar's answer, in ``xtune predict``'s words, per horizon ``h`` (bars ahead)."""
+
+    time: pd.Timestamp  # the bar the prediction is made at (the window's last bar)
+    probabilities: Mapping[int, Mapping[str, float]]  # h -> class name -> probability
+    direction: Mapping[int, str]  # h -> the likeliest class name
+    returns: Mapping[int, float]  # h -> predicted forward log return
+
+    def row(self) -> dict[str, float | str]:
+        """This bar's row as ``xtune predict`` prints it (``h1_p_up``, ``h1_direction``...)."""
+        out: dict[str, float | str] = {}
+        for h, probs in self.probabilities.items():
+            out |= {column(h, f"p_{name}"): p for name, p in probs.items()}
+            out[column(h, "direction")] = self.direction[h]
+            out[column(h, "return")] = self.returns[h]
+        return out
+
+
+class Predictor:
+    """Predict bar by bar with a bundle, keeping only the bars the model needs.
+
+    Args:
+        bundle_dir: a bundle from ``xtune export``; verified once, here.
+        threads: onnxruntime threads (1 leaves the other cores to the trading platform).
+        allow_other_interval: accept bars at another interval than training's.
+
+    Example::
+
+        bot = Predictor("bundle")
+        bot.predict_last(history)  # a frame of at least bot.history bars; their tail is kept
+        p = bot.update({"time": t, "open": o, "high": h, "low": l, "close": c, "volume": v})
+        p.probabilities[1]["up"], p.direction[1], p.returns[1]
+    """
+
+    def __init__(
+        self, bundle_dir: str | Path, threads: int = 1, *, allow_other_interval: bool = False
+    ) -> None:
+        self.bundle = load_bundle(bundle_dir)
+        check_features(self.bundle)
+        self._scaler = bundle_scaler(self.bundle)
+        self._session = open_session(self.bundle, threads=threads)
+        self.history = history_needed(self.bundle)  # bars kept, and needed to predict
+        self._interval = self.bundle.manifest.data.interval_s
+        self._allow_other_interval = allow_other_interval
+        self._source = f"Predictor({self.bundle.folder})"
+        index = pd.DatetimeIndex([], tz="UTC", name="time")
+        self._bars = pd.DataFrame({c: np.empty(0) for c in OHLCV}, index=index)
+
+    @property
+    def bars(self) -> pd.DataFrame:
+        """The buffered bars, oldest first (at most :attr:`history`)."""
+        return self._bars.copy()
+
+    def predict_last(self, frame: pd.DataFrame | Bars) -> Prediction:
+        """The newest bar's prediction from a whole history (at least :attr:`history` bars,
+        oldest first); its last :attr:`history` bars become the buffer :meth:`update` extends.
+
+        Raises:
+            DataError: bad bars, another interval than training's, or too short a history.
+        """
+        bars = frame if isinstance(frame, Bars) else load_bars(frame, name="predict_last()")
+        if not self._allow_other_interval:
+            check_interval(self.bundle, bars)
+        check_history(self.bundle, bars.source, len(bars))
+        self._bars = bars.frame.iloc[-self.history :]
+        return self._predict()
+
+    def update(self, bar: Mapping[str, Any] | pd.Series | pd.DataFrame) -> Prediction:
+        """Add one new bar (a mapping or a one-row frame with time, open, high, low, close,
+        volume) and predict at it. The bar is kept even when too few bars are held to predict
+        yet, so a bot may also warm up bar by bar.
+
+        Raises:
+            DataError: a bad bar, one not newer than the last, one at another interval, or
+                fewer than :attr:`history` bars held so far.
+        """
+        new = _one_bar(bar)
+        self._check_step(new.index[0])
+        keep = max(0, len(self._bars) + 1 - self.history)  # the oldest bar(s) leave
+        self._bars = pd.concat([self._bars.iloc[keep:], new.frame])
+        fix = "Start with predict_last(history), or keep feeding bars."
+        check_history(self.bundle, self._source, len(self._bars), fix)
+        return self._predict()
+
+    def _predict(self) -> Prediction:
+        x = latest_window(self.bundle, Bars(self._bars, self._source), self._scaler)  # [L, F]
+        probs, returns = run_model(self.bundle, self._session, x[None], 1)  # [1, H, C], [1, H]
+        m = self.bundle.manifest
+        return Prediction(
+            time=self._bars.index[-1],
+            probabilities={
+                h: {name: float(p) for name, p in zip(m.class_names, probs[0, j], strict=True)}
+                for j, h in enumerate(m.horizons)
+            },
+            direction={h: m.class_names[int(probs[0, j].argmax())] for j, h in enumerate(m.horizons)},
+            returns={h: float(returns[0, j]) for j, h in enumerate(m.horizons)},
+        )  # fmt: skip
+
+    def _check_step(self, time: pd.Timestamp) -> None:
+        if self._bars.empty:
+            return
+        last = self._bars.index[-1]
+        if time <= last:
+            raise DataError(
+                f"bar at {time}: not newer than the last bar ({last}). Pass each bar once, "
+                "oldest first, when it has closed."
+            )
+        if self._allow_other_interval or self._interval <= 0:
+            return
+        steps = (time - last).total_seconds() / self._interval
+        if steps < 1 - STEP_TOLERANCE or abs(steps - round(steps)) > STEP_TOLERANCE:
+            every = show_interval(self._interval)
+            raise DataError(
+                f"bar at {time}: {show_interval((time - last).total_seconds())} after the last "
+                f"bar ({last}), but this model's bars come every {every}. Pass whole {every} "
+                "bars (gaps of whole bars are fine), or allow_other_interval=True if you mean it."
+            )
+
+
+def _one_bar(bar: Mapping[str, Any] | pd.Series | pd.DataFrame) -> Bars:
+    """One validated bar from a mapping, a Series (named by its time) or a one-row frame."""
+    if isinstance(bar, pd.DataFrame):
+        frame = bar
+    elif isinstance(bar, pd.Series):
+        frame = bar.to_frame().T
+    else:
+        frame = pd.DataFrame([dict(bar)])
+    if len(frame) != 1:
+        raise DataError(
+            f"update() takes one bar, got {len(frame)}; pass a history to predict_last()."
+        )
+    return load_bars(frame, name="update()")
