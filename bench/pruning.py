@@ -2,39 +2,46 @@
 
     python bench/pruning.py [--trials 30] [--seeds 5] [--epochs 12] [--folds 2]
 
-For each seed, the bench study (bench/_common.py: synthetic momentum bars, LSTM and xLSTM,
-feature groups, window and training settings under a cap) runs twice on a fresh journal with
-the same sampler seed: once with ``[search] early_stop = false`` and once with it on. Both
-train the same number of trials to their end (a stopped trial does not count against the
-budget). From each run's feasible-front hypervolume over wall time it reports the time the
-plain run took to reach its final hypervolume, the time the early-stopping run took to reach
-that same value, and both final hypervolumes, then the means with standard errors.
+For each seed, the bench study (bench/_common.py: synthetic momentum bars, LSTM, feature
+groups, window and training settings under a cap) runs twice on a fresh journal with the same
+sampler seed: once with ``[search] early_stop = false`` and once with it on, both with the
+same budget (a stopped trial costs the share of training it did). The two runs go side by
+side, each in a process of its own on a core of its own, and time is each process's CPU time,
+so other load on the machine does not tilt the comparison. From each run's feasible-front
+hypervolume over time it reports the time the plain run took to reach its final
+hypervolume, the time the early-stopping run took to reach that same value, and both final
+hypervolumes, then the means with standard errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing as mp
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-import optuna
-from _common import bench_study, hv_at, mean_se, time_to_reach, trajectory
+from _common import CpuClock, bench_study, hv_at, mean_se, pin, time_to_reach, trajectory
 
 from xtune.search import run_search
 from xtune.search.budget import is_stopped
 from xtune.settings import Settings
 
 
-def one_run(folder: Path, seed: int, early_stop: bool, args: argparse.Namespace) -> dict:
-    config = bench_study(folder, seed=seed, trials=args.trials, epochs=args.epochs,
+def one_run(folder: str, seed: int, early_stop: bool, args: argparse.Namespace) -> dict:
+    config = bench_study(Path(folder), seed=seed, trials=args.trials, epochs=args.epochs,
                          folds=args.folds, early_stop=early_stop, families=args.families)  # fmt: skip
-    journal = str(folder / f"{seed}_{early_stop}.journal")
-    study = run_search(config, journal, Settings.from_env())
-    curve = trajectory(study)
+    clock = CpuClock()
+    study = run_search(config, str(Path(folder) / f"{seed}_{early_stop}.journal"), Settings(),
+                       on_progress=clock)  # fmt: skip
     stopped = sum(1 for t in study.get_trials(deepcopy=False) if is_stopped(t))
-    return {"curve": curve, "trials": len(study.trials), "stopped": stopped}
+    return {
+        "curve": trajectory(study, clock),
+        "trials": len(study.trials),
+        "stopped": stopped,
+    }
 
 
 def main() -> None:
@@ -45,42 +52,46 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--folds", type=int, default=2)
-    parser.add_argument("--families", default='["lstm", "xlstm"]')
+    parser.add_argument("--families", default='["lstm"]')
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    rows = []
+    ctx = mp.get_context("spawn")
+    runs: dict[tuple[int, bool], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):
-            plain = one_run(Path(tmp), seed, False, args)
-            early = one_run(Path(tmp), seed, True, args)
-            target = plain["curve"][-1][1]
-            t_plain, t_early = (
-                time_to_reach(plain["curve"], target),
-                time_to_reach(early["curve"], target),
-            )
-            rows.append({"seed": seed, "target": target, "t_plain": t_plain, "t_early": t_early,
-                         "end_plain": plain["curve"][-1][0], "end_early": early["curve"][-1][0],
-                         "hv_early": early["curve"][-1][1],
-                         "hv_early_same_time": hv_at(early["curve"], plain["curve"][-1][0]),
-                         "trials_early": early["trials"], "stopped": early["stopped"]})  # fmt: skip
-            r = rows[-1]
-            print(f"seed {seed}: plain HV {target:.5f} reached at {t_plain:.0f} s (run {r['end_plain']:.0f} s); "
-                  f"early stopping reached it at {t_early:.0f} s, final HV {r['hv_early']:.5f} "
-                  f"(run {r['end_early']:.0f} s, {r['trials_early']} trials, {r['stopped']} stopped)",
-                  flush=True)  # fmt: skip
+        bench_study(Path(tmp))  # writes the bars once, before the pool reads them
+        pool = ProcessPoolExecutor(2, ctx, initializer=pin, initargs=(ctx.Value("i", 0),))
+        with pool:
+            jobs = {pool.submit(one_run, tmp, seed, es, args): (seed, es)
+                    for seed in range(args.seeds) for es in (False, True)}  # fmt: skip
+            for done in as_completed(jobs):
+                runs[jobs[done]] = done.result()
+    rows = [_row(seed, runs[seed, False], runs[seed, True]) for seed in range(args.seeds)]
     report(rows, args)
+
+
+def _row(seed: int, plain: dict, early: dict) -> dict:
+    target = plain["curve"][-1][1]
+    r = {"seed": seed, "target": target, "t_plain": time_to_reach(plain["curve"], target),
+         "t_early": time_to_reach(early["curve"], target), "end_plain": plain["curve"][-1][0],
+         "end_early": early["curve"][-1][0], "hv_early": early["curve"][-1][1],
+         "hv_early_same_time": hv_at(early["curve"], plain["curve"][-1][0]),
+         "trials_early": early["trials"], "stopped": early["stopped"]}  # fmt: skip
+    print(f"seed {seed}: plain HV {target:.5f} reached at {r['t_plain']:.0f} CPU s (run "
+          f"{r['end_plain']:.0f}); early stopping reached it at {r['t_early']:.0f} CPU s, final "
+          f"HV {r['hv_early']:.5f} (run {r['end_early']:.0f}, {r['trials_early']} trials, "
+          f"{r['stopped']} stopped)", flush=True)  # fmt: skip
+    return r
 
 
 def report(rows: list[dict], args: argparse.Namespace) -> None:
     ratios = [r["t_plain"] / r["t_early"] for r in rows]
     reached = sum(math.isfinite(r["t_early"]) for r in rows)
-    print(f"\n{args.trials} trials trained to the end per run, {args.epochs} epochs, "
+    print(f"\na budget of {args.trials} trials per run, {args.epochs} epochs, "
           f"{args.folds} fold(s), {len(rows)} seeds\n")  # fmt: skip
     print("| | no early stopping | early stopping |")
     print("|---|---|---|")
     for label, key_a, key_b in (("final hypervolume", "target", "hv_early"),
-                                ("wall time of the run (s)", "end_plain", "end_early"),
-                                ("time to reach the plain run's final HV (s)", "t_plain", "t_early")):  # fmt: skip
+                                ("CPU time of the run (s)", "end_plain", "end_early"),
+                                ("CPU time to reach the plain run's final HV (s)", "t_plain", "t_early")):  # fmt: skip
         a, b = mean_se([r[key_a] for r in rows]), mean_se([r[key_b] for r in rows])
         print(f"| {label} | {a[0]:.5f} ± {a[1]:.5f} | {b[0]:.5f} ± {b[1]:.5f} |"
               if "hyper" in label else f"| {label} | {a[0]:.0f} ± {a[1]:.0f} | {b[0]:.0f} ± {b[1]:.0f} |")  # fmt: skip

@@ -56,6 +56,10 @@ def study_note(config: StudyConfig) -> str:
         "**Infeasible trials** are stored COMPLETE with worst-case values and the user attribute "
         "`resources/feasible = false`. This dashboard does not read constraints when it marks "
         "best trials: run `xtune status STUDY.toml` for the true feasible Pareto front.\n\n"
+        "**Stopped trials** (`train/status = stopped`, early stopping) are COMPLETE with the "
+        "values they had at the rung where they were stopped (`train/reason`); they were "
+        "dominated there and never belong on the front, even where this dashboard draws them "
+        "on it.\n\n"
         "Each trial's accuracy sits beside `metrics/baseline` (always guessing the majority "
         "class); a trial is only interesting above it. Learning curves are artifacts."
     )
