@@ -19,23 +19,33 @@ from xtune.export.replace import check_target, install
 from xtune.features import Bars, load_bars, summarize
 from xtune.features.build import feature_specs
 from xtune.features.catalog import history_of, warmup_of
-from xtune.models import FinalFit, Scores, cpu_latency_ms, export_onnx, fit_final, onnx_parity
+from xtune.models import (
+    FinalFit,
+    Scores,
+    cpu_latency_ms,
+    export_onnx,
+    fit_final,
+    onnx_parity,
+    torch_probabilities,
+)
 from xtune.models.onnx_export import INPUT, OUTPUTS
 from xtune.runtime.bundle import MANIFEST, sha256_file, write_sums
 from xtune.runtime.manifest import (
+    CapsEntry,
     DataEntry,
     FeatureEntry,
     Int8Entry,
     Manifest,
     ModelEntry,
+    ReferenceEntry,
     StudyEntry,
 )
+from xtune.runtime.reference import LATENCY_BARS, PARITY_TOL, WINDOWS, write_reference
 from xtune.search.config import StudyConfig
 from xtune.search.record import Plan, TrialRecord, read
 from xtune.search.replay import trial_inputs
 from xtune.settings import Settings
 
-PARITY_TOL = 1e-4
 PACKAGES = ("xtune", "torch", "onnx", "onnxruntime", "optuna", "numpy", "pandas", "ta", "ta-lib")
 
 
@@ -82,10 +92,12 @@ class _Refit:
 
 
 def _manifest(
-    r: _Refit, names: ModelEntry, files: dict[str, str], report: ExportReport
-) -> Manifest:
-    spec, labels, bars = r.plan.data, r.plan.data.labels, r.bars
+    r: _Refit, names: ModelEntry, files: dict[str, str], report: ExportReport,
+    reference: ReferenceEntry,
+) -> Manifest:  # fmt: skip
+    spec, labels, bars, caps = r.plan.data, r.plan.data.labels, r.bars, r.config.caps
     assert r.record.data is not None
+    searched = r.record.resources.latency_ms if r.record.resources is not None else None
     return Manifest(
         model=names,
         features=tuple(FeatureEntry(**f) for f in feature_specs(spec.features)),
@@ -120,6 +132,8 @@ def _manifest(
         files=files,
         created=datetime.now(UTC).isoformat(),
         history=history_of(spec.features) + spec.window,
+        reference=reference,
+        caps=CapsEntry(caps.max_latency_ms, caps.latency_scale, searched),
     )
 
 
@@ -135,7 +149,10 @@ def _write(r: _Refit, folder: Path) -> ExportReport:
         )
     names = ModelEntry("model.onnx", "model.onnx", r.plan.params.model.family, INPUT, *OUTPUTS)
     fp32_ms = ort_latency_ms(fp32, r.test_x, names.input)
-    int8 = try_int8(fp32, folder, r.test_x, fp32_ms, names)
+    sample = r.test_x[-WINDOWS:]  # the last test windows, re-checked on the trading PC
+    tail = r.bars.frame.iloc[-(history_of(r.plan.data.features) + window + LATENCY_BARS) :]
+    reference = write_reference(folder, sample, torch_probabilities(model, sample), tail)
+    int8 = try_int8(fp32, folder, r.test_x, fp32_ms, names, len(sample))
     if int8.used:
         names = ModelEntry("model.int8.onnx", "model.onnx", names.family, INPUT, *OUTPUTS)
     latency = {"torch_eager": cpu_latency_ms(model, window, n), "onnx_fp32": fp32_ms,
@@ -144,7 +161,7 @@ def _write(r: _Refit, folder: Path) -> ExportReport:
     report = ExportReport(folder, r.trial.number, r.record.metrics.val, r.final.test, parity,
                           int8, latency)  # fmt: skip
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
-    (folder / MANIFEST).write_text(_manifest(r, names, files, report).to_json())
+    (folder / MANIFEST).write_text(_manifest(r, names, files, report, reference).to_json())
     write_sums(folder, [*files, MANIFEST])
     return report
 

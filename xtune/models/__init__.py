@@ -8,7 +8,7 @@ from xtune.models.factory import ModelConfig, build_model
 from xtune.models.heads import HeadConfig, Heads
 from xtune.models.loss import LossConfig
 from xtune.models.lstm import LSTMConfig, LSTMModel
-from xtune.models.onnx_export import export_onnx, onnx_parity
+from xtune.models.onnx_export import export_onnx, onnx_parity, torch_probabilities
 from xtune.models.probe import Resources, count_params, cpu_latency_ms, probe
 from xtune.models.train import (
     EpochRecord,
@@ -58,6 +58,7 @@ __all__ = [
     "initialize",
     "onnx_parity",
     "probe",
+    "torch_probabilities",
     "train",
     "train_and_evaluate",
 ]

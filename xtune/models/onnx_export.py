@@ -49,3 +49,12 @@ def onnx_parity(model: nn.Module, path: Path, x: np.ndarray) -> float:
     with torch.no_grad():
         want = model(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
     return max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
+
+
+def torch_probabilities(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Torch's class probabilities [N, H, C] for windows ``x`` [N, L, F], on the CPU: what
+    onnxruntime must reproduce on the trading PC (stored in the bundle for ``xtune certify``)."""
+    model = model.to("cpu").eval()
+    with torch.no_grad():
+        logits, _ = model(torch.from_numpy(np.ascontiguousarray(x, np.float32)))  # [N, H, C]
+        return torch.softmax(logits, dim=-1).numpy()

@@ -58,6 +58,18 @@ class Bundle:
     def window(self) -> int:
         return self.manifest.window
 
+    def read(self, name: str) -> bytes:
+        """A file the manifest lists, read now and checked against its recorded hash.
+
+        Raises:
+            BundleError: the file is not listed, or it changed since the bundle was exported.
+        """
+        if name not in self.manifest.files:
+            raise BundleError(f"{self.folder}: {name!r} is not one of the bundle's files.")
+        if name == self.manifest.model.file:
+            return self.model_bytes
+        return _read_checked(self.folder, name, self.manifest.files[name])
+
 
 def _member(folder: Path, name: str, where: str) -> Path:
     """A listed file as a path inside the bundle: a plain name, a regular file, no symlink."""

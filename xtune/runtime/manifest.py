@@ -13,8 +13,8 @@ from typing import Any
 from xtune.errors import XtuneError
 
 FORMAT = "xtune-bundle"
-FORMAT_VERSION = 3  # 3: records the history predict needs
-READS = (2, 3)  # version 2 bundles predate ``history``; predict derives it from the catalog
+FORMAT_VERSION = 4  # 3: records the history predict needs; 4: a reference sample and the caps
+READS = (2, 3, 4)  # version 2 bundles predate ``history``; predict derives it from the catalog
 
 
 class BundleError(XtuneError):
@@ -67,6 +67,27 @@ class Int8Entry:
     agreement: float | None = None
     latency_ms: float | None = None
     speedup: float | None = None
+    sample_agreement: float | None = None  # on the reference windows (format 4)
+
+
+@dataclass(frozen=True)
+class ReferenceEntry:
+    """What ``xtune certify`` re-checks on the trading PC (format 4), every file listed in
+    ``files`` with its hash."""
+
+    rows: str  # .npy [windows + window - 1, F] float32: scaled features of the last test windows
+    expected: str  # .npy [windows, H, C] float32: torch's fp32 probabilities for those windows
+    windows: int
+    bars: str  # .csv: the data's last bars (history + a few hundred), for per-bar latency
+
+
+@dataclass(frozen=True)
+class CapsEntry:
+    """The study's latency cap and what the search measured for this trial (format 4)."""
+
+    max_latency_ms: float  # one window, batch 1, one thread; ms of the trading PC if scaled
+    latency_scale: float  # the search multiplied its measured latency by this before the cap
+    searched_ms: float | None  # the trial's latency as the search measured it (unscaled)
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,8 @@ class Manifest:
     # Bars predict needs for the newest window: the window plus the features' warm-up and
     # memory (history_of), so that no value depends on where the bars begin. None: version 2.
     history: int | None = None
+    reference: ReferenceEntry | None = None  # None: format 2 or 3, nothing to re-check
+    caps: CapsEntry | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # room for later, ignored by readers
@@ -151,6 +174,9 @@ def _build(raw: dict[str, Any]) -> Manifest:
     d["data"] = _entry(DataEntry, {**d["data"], "span": tuple(d["data"]["span"])})
     d["study"] = _entry(StudyEntry, d["study"])
     d["int8"] = _entry(Int8Entry, d["int8"])
+    for key, cls in (("reference", ReferenceEntry), ("caps", CapsEntry)):
+        if d.get(key) is not None:
+            d[key] = _entry(cls, d[key])
     for key in ("horizons", "class_names", "return_scale"):
         d[key] = tuple(d[key])
     manifest: Manifest = _entry(Manifest, d)
@@ -173,3 +199,8 @@ def _check_types(m: Manifest) -> None:
         isinstance(m.history, int) and not isinstance(m.history, bool) and m.history >= m.window
     ):
         raise ValueError(f"history must be an integer of at least the window, got {m.history!r}")
+    if m.format_version >= 4 and (m.reference is None or m.caps is None):
+        raise ValueError("reference and caps are required from format version 4 on")
+    ref = m.reference
+    if ref is not None and not {ref.rows, ref.expected, ref.bars} <= set(m.files):
+        raise ValueError("the reference files are not among the bundle's files")

@@ -98,16 +98,20 @@ def latest_window(bundle: Bundle, bars: Bars, scaler: RobustScaler) -> np.ndarra
     return transform(frame.to_numpy(), scaler)
 
 
-def open_session(bundle: Bundle, model: Path | None = None, threads: int = 1) -> Any:
+def open_session(
+    bundle: Bundle, model: Path | None = None, threads: int = 1, *, fp32: bool = False
+) -> Any:
     """An onnxruntime session on ``threads`` threads, checked against the manifest's tensor
     names and input shape (a model file from another bundle is refused here, not
-    mid-prediction)."""
+    mid-prediction). The bundle's model (int8 when export kept it), its fp32 model if
+    ``fp32``, or another ``model`` file."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    path = model or bundle.model_path
-    source = str(model) if model is not None else bundle.model_bytes  # the verified bytes
+    name = bundle.manifest.model.fp32 if fp32 else bundle.manifest.model.file
+    path = model or bundle.folder / name
+    source = str(model) if model is not None else bundle.read(name)  # the verified bytes
     try:
         session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own, untyped errors

@@ -18,7 +18,7 @@ import pandas as pd
 
 from xtune.errors import DataError
 from xtune.features.bars import OHLCV, Bars, load_bars
-from xtune.runtime.bundle import load_bundle
+from xtune.runtime.bundle import Bundle, load_bundle
 from xtune.runtime.predict import (
     bundle_scaler,
     check_features,
@@ -27,10 +27,10 @@ from xtune.runtime.predict import (
     column,
     history_needed,
     latest_window,
-    open_session,
     run_model,
     show_interval,
 )
+from xtune.runtime.reference import choose_model
 
 # A bar may follow the last one after any whole number of intervals (weekends, holidays, a
 # missed bar), off by this share of an interval (a DST shift of a daily bar is 1/24).
@@ -59,8 +59,12 @@ class Prediction:
 class Predictor:
     """Predict bar by bar with a bundle, keeping only the bars the model needs.
 
+    At load, a bundle that keeps int8 re-checks it against fp32 on the reference windows it
+    stores (format 4): where this CPU's int8 agrees on fewer than 99% of their classes, the
+    Predictor runs fp32 instead (:attr:`model` says which; ``xtune certify`` reports it).
+
     Args:
-        bundle_dir: a bundle from ``xtune export``; verified once, here.
+        bundle_dir: a bundle from ``xtune export``; verified once, here (or a verified Bundle).
         threads: onnxruntime threads (1 leaves the other cores to the trading platform).
         allow_other_interval: accept bars at another interval than training's.
 
@@ -73,12 +77,17 @@ class Predictor:
     """
 
     def __init__(
-        self, bundle_dir: str | Path, threads: int = 1, *, allow_other_interval: bool = False
+        self,
+        bundle_dir: str | Path | Bundle,
+        threads: int = 1,
+        *,
+        allow_other_interval: bool = False,
     ) -> None:
-        self.bundle = load_bundle(bundle_dir)
+        self.bundle = bundle_dir if isinstance(bundle_dir, Bundle) else load_bundle(bundle_dir)
         check_features(self.bundle)
         self._scaler = bundle_scaler(self.bundle)
-        self._session = open_session(self.bundle, threads=threads)
+        # model: the file predicting; int8_agreement: int8 vs fp32 here (None: not checked)
+        self._session, self.model, self.int8_agreement = choose_model(self.bundle, threads)
         self.history = history_needed(self.bundle)  # bars kept, and needed to predict
         self._interval = self.bundle.manifest.data.interval_s
         self._allow_other_interval = allow_other_interval

@@ -98,6 +98,7 @@ RULES: dict[str, Rule] = {
     "caps.max_layers": Rule(True, 1, 64, "4"),
     "caps.max_params": Rule(True, 1, 10**10, "1000000"),
     "caps.max_latency_ms": Rule(False, 0, 1e6, "10.0", low_open=True),
+    "caps.latency_scale": Rule(False, 1, 1e6, "1.0"),
     "trading.fee": Rule(False, 0, 0.1, "0.0001", high_open=True),
     "trading.confident_share": Rule(False, 0, 1, "0.3", low_open=True),
 }

@@ -55,7 +55,7 @@ def constraints(config: StudyConfig, plan: Plan, resources: Resources) -> dict[s
     n_units = len(plan.units)
     return {
         "params": resources.params / caps.max_params - 1.0,
-        "latency_ms": resources.latency_ms / caps.max_latency_ms - 1.0,
+        "latency_ms": resources.latency_ms * caps.latency_scale / caps.max_latency_ms - 1.0,
         "features_min": float(f.min - n_units),
         "features_max": float(n_units - f.max),
     }

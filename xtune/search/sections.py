@@ -111,6 +111,9 @@ class CapsSection:
     max_layers: int = 4  # LSTM layers / xLSTM blocks
     max_params: int = 1_000_000
     max_latency_ms: float = 10.0  # one window, batch 1, one CPU thread
+    # The trading PC's slowness against the search machine (``xtune certify`` prints it): the
+    # measured latency is multiplied by it before the cap, so the cap is the trading PC's ms.
+    latency_scale: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,9 @@ def study_note(config: StudyConfig) -> str:
         "part is never touched by the search.\n\n"
         f"Caps for the trading PC: hidden/embed <= {c.max_hidden}, layers/blocks <= {c.max_layers} "
         f"(hard bounds of the space), parameters <= {c.max_params:,}, latency <= "
-        f"{c.max_latency_ms} ms per window (batch 1, one CPU thread, measured on the search machine).\n\n"
+        f"{c.max_latency_ms} ms per window (batch 1, one CPU thread, measured on the search machine"
+        + (f" x latency_scale {c.latency_scale}" if c.latency_scale != 1.0 else "")
+        + ").\n\n"
         "**Infeasible trials** are stored COMPLETE with worst-case values and the user attribute "
         "`resources/feasible = false`. This dashboard does not read constraints when it marks "
         "best trials: run `xtune status STUDY.toml` for the true feasible Pareto front.\n\n"
