@@ -35,6 +35,7 @@ from xtune.features import CATALOG, Bars, load_bars, resolve
 from xtune.features.sample import synthetic_bars
 from xtune.runtime import Predictor, load_bundle, predict
 from xtune.search import create_study, enqueue, load_study_config, resolve_storage, run_search
+from xtune.search.config import EnqueueEntry
 from xtune.settings import Settings
 
 N_BARS = 6000
@@ -103,10 +104,10 @@ def make_bundle(root: Path, key: str) -> Path:
     env = Settings()
     storage = resolve_storage(config, None, env)
     study, _ = create_study(config, storage, env, load_bars(folder / "bars.csv"))
-    params: dict[str, object] = {"family": family} | {f"use/{n}": True for n in names}
+    params: dict[str, object] = {"family": family}
     if family == "xlstm":
         params |= {"xlstm/slstm_0": False, "xlstm/slstm_1": True}
-    enqueue(study, config, params)
+    enqueue(study, config, EnqueueEntry(key, params, tuple(names)))
     study = run_search(config, storage, env)
     bundle = folder / "bundle"
     export_bundle(config, pick_trial(study), bundle, env)

@@ -144,15 +144,22 @@ def test_ctrl_c_marks_the_running_trial_failed_and_keeps_finished_ones(tmp_path:
 
 
 def test_an_enqueued_trial_beyond_the_caps_is_refused(tmp_path: Path) -> None:
-    from xtune.search import CapError, create_study, enqueue
+    from xtune.search import SeedError, create_study, enqueue
+    from xtune.search.config import EnqueueEntry
 
     study_file = write_study(tmp_path)
+    study_file.write_text(study_file.read_text().replace("max_hidden = 32", "max_hidden = 16"))
     config = load_study_config(study_file)
     bars = load_bars(study_file.parent / "bars.csv")
     study, _ = create_study(config, resolve_storage(config, None, Settings()), Settings(), bars)
-    with pytest.raises(CapError, match="max_hidden=32"):
-        enqueue(study, config, {"family": "lstm", "lstm/hidden": 512, "lstm/layers": 1})
-    enqueue(study, config, {"family": "lstm", "lstm/hidden": 16, "lstm/layers": 1})
+    big = EnqueueEntry("big", {"family": "lstm", "lstm/hidden": 24, "lstm/layers": 1})
+    with pytest.raises(
+        SeedError, match=r'"lstm/hidden" = 24: beyond the hard caps.*max_hidden = 16'
+    ):
+        enqueue(study, config, big)
+    small = EnqueueEntry("small", {"family": "lstm", "lstm/hidden": 16, "lstm/layers": 1})
+    assert enqueue(study, config, small)
+    assert not enqueue(study, config, small)  # already there: not queued twice
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
 
 

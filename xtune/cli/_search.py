@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -112,6 +113,34 @@ def create_study_command(study_file: StudyArg, storage: StorageOpt = None) -> No
     )
 
 
+@app.command("enqueue")
+def enqueue_command(
+    study_file: StudyArg,
+    params_file: Annotated[
+        Path,
+        typer.Argument(
+            help='JSON: one setup or a list, each {"label": ..., "features": [...], '
+            '"parameters": {...}} in the study\'s own names (as `status --json` prints them).',
+            show_default=False,
+        ),
+    ],
+    storage: StorageOpt = None,
+) -> None:
+    """Queue your own setups (today's live models) as the study's next trials.
+
+    Each is checked against the study's space and caps before anything is stored; a setup the
+    study already holds (the same parameters) is skipped. `xtune search` then runs them first,
+    and `xtune status` shows how each fared under its label."""
+    from xtune.search import enqueue, load_entries
+
+    opened = open_study_file(study_file, storage)
+    entries = load_entries(params_file, opened.config)  # all checked before any is stored
+    for entry in entries:
+        queued = enqueue(opened.study, opened.config, entry)
+        what = "queued" if queued else "already in the study, skipped"
+        out.print(f'"{escape(entry.label)}": {what}', highlight=False)
+
+
 @app.command("sweep")
 def sweep_command(
     study_file: StudyArg,
@@ -178,13 +207,25 @@ def _print_summary(info: dict[str, Any]) -> None:
     front = info["pareto_front"]
     if not front:
         out.print("no feasible trained trial yet.")
+        _print_seeded(info)
         return
+    out.print(_front_table(front, info["objectives"]))
+    out.print("base = always guessing the majority class; edge = accuracy - base. All figures are "
+              "validation; the test part is never touched by the search.")  # fmt: skip
+    _print_luck(front)
+    _print_seeded(info)
+    if any(row["other_bars"] for row in front):
+        err.print("[yellow]*[/] trained on other bars than the study was created with "
+                  "(--allow-other-data): compare such trials with care.")  # fmt: skip
+
+
+def _front_table(front: list[dict[str, Any]], names: list[str]) -> Table:
     from rich import box
 
     table = Table(title="feasible Pareto front (validation)", box=box.SIMPLE_HEAD, pad_edge=False)
-    names = info["objectives"]
+    labelled = any(row["label"] for row in front)
     columns = ("trial", *names, "base", "edge", "model", "params", "ms", "win", "feats")
-    for col in columns:
+    for col in (*columns, "setup") if labelled else columns:
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for row in front:
         mark = "*" if row["other_bars"] else ""
@@ -201,14 +242,20 @@ def _print_summary(info: dict[str, Any]) -> None:
             str(row["window"]),
             str(row["features"]),
         ]
+        if labelled:
+            cells.append(escape(row["label"] or ""))
         table.add_row(*cells)
-    out.print(table)
-    out.print("base = always guessing the majority class; edge = accuracy - base. All figures are "
-              "validation; the test part is never touched by the search.")  # fmt: skip
-    _print_luck(front)
-    if any(row["other_bars"] for row in front):
-        err.print("[yellow]*[/] trained on other bars than the study was created with "
-                  "(--allow-other-data): compare such trials with care.")  # fmt: skip
+    return table
+
+
+def _print_seeded(info: dict[str, Any]) -> None:
+    """One line per trader's own setup ([[enqueue]], `xtune enqueue`): how it fared."""
+    for row in info["seeded"]:
+        done = row["status"] or row["state"].lower()
+        values = ", ".join(f"{n} {row[n]:.3f}" for n in info["objectives"] if n in row)
+        where = "on the front" if row["on_front"] else "not on the front"
+        out.print(f'your setup "{escape(row["label"])}": trial {row["trial"]}, {done}'
+                  f"{', ' + values if values else ''}, {where}", highlight=False)  # fmt: skip
 
 
 def _print_luck(front: list[dict[str, Any]]) -> None:

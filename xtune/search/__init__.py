@@ -4,7 +4,7 @@ under a hard resource cap for the trading PC."""
 from __future__ import annotations
 
 from xtune.search.config import StudyConfig, StudyError, load_study_config
-from xtune.search.objective import CapError, Objective, enqueue
+from xtune.search.objective import CapError, Objective
 from xtune.search.record import (
     Plan,
     StudyNotFound,
@@ -17,6 +17,7 @@ from xtune.search.record import (
 from xtune.search.replay import ReplayResult, replay, trial_inputs
 from xtune.search.report import is_feasible, pareto_front, summary, write_plots
 from xtune.search.run import prepare_inputs, run_search
+from xtune.search.seeds import SeedError, enqueue, load_entries, seed_study
 from xtune.search.space import Replay, suggest
 from xtune.search.storage import mask, open_storage, resolve_storage
 from xtune.search.study import create_study, make_sampler
@@ -28,6 +29,7 @@ __all__ = [
     "Plan",
     "Replay",
     "ReplayResult",
+    "SeedError",
     "StudyConfig",
     "StudyError",
     "StudyNotFound",
@@ -36,6 +38,7 @@ __all__ = [
     "create_study",
     "enqueue",
     "is_feasible",
+    "load_entries",
     "load_study_config",
     "make_sampler",
     "mask",
@@ -48,6 +51,7 @@ __all__ = [
     "replay",
     "resolve_storage",
     "run_search",
+    "seed_study",
     "suggest",
     "summary",
     "sweep",

@@ -25,6 +25,7 @@ from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
 from xtune.features.split import SplitSpec
 from xtune.search import _validate as v
+from xtune.search._counts import counts
 from xtune.search.ranges import (
     IntRange,
     first_not_multiple,
@@ -39,7 +40,9 @@ from xtune.search.sections import (
     SAMPLERS,
     CapsSection,
     DataSection,
+    EnqueueEntry,
     FeatureSection,
+    GroupCount,
     LSTMSpace,
     ModelSection,
     SearchSection,
@@ -52,7 +55,7 @@ from xtune.search.sections import (
 
 __all__ = [
     "FAMILIES", "LOG_SCALE", "MINIMIZED", "OBJECTIVES", "SAMPLERS", "CapsSection", "DataSection",
-    "FeatureSection", "LSTMSpace", "ModelSection", "SearchSection", "StudyConfig", "StudyError",
+    "EnqueueEntry", "FeatureSection", "GroupCount", "LSTMSpace", "ModelSection", "SearchSection", "StudyConfig", "StudyError",
     "StudySection", "TradingSection", "TrainSection", "XLSTMSpace", "load_study_config",
 ]  # fmt: skip
 
@@ -138,6 +141,10 @@ class _Parser:
             self.search(raw),
         )  # fmt: skip
         self.check_caps(config)
+        if "enqueue" in raw:  # checked against the space suggest draws from, which needs config
+            from xtune.search.seeds import entries
+
+            config = replace(config, enqueue=entries(raw["enqueue"], config, "[[enqueue]]"))
         return config
 
     def study(self, raw: dict[str, Any]) -> StudySection:
@@ -192,6 +199,7 @@ class _Parser:
 
     def features(self, raw: dict[str, Any]) -> FeatureSection:
         d = v.checked("features", self.table(raw, "features", FeatureSection), ("min", "max"))
+        count = d.pop("count", {})
         for key in ("groups", "names"):
             if key in d:
                 d[key] = v.texts("features", key, d[key], '["returns", "momentum"]')
@@ -217,7 +225,7 @@ class _Parser:
                 "features",
                 f"min {section.min} exceeds the {len(section.units)} searchable {section.unit}s.",
             )
-        return section
+        return replace(section, count=counts(count, section))
 
     def model(self, raw: dict[str, Any]) -> ModelSection:
         d = self.table(raw, "model", ModelSection)

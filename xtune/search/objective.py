@@ -62,7 +62,10 @@ def constraints(config: StudyConfig, plan: Plan, resources: Resources) -> dict[s
 
 
 def check_hard_caps(config: StudyConfig, plan: Plan) -> None:
-    """Hidden size and depth are hard bounds: refuse a plan beyond them (enqueued trials)."""
+    """Hidden size and depth are hard bounds: refuse a plan beyond them. :func:`suggest` never
+    draws one (the space is cut to the caps) and :func:`~xtune.search.seeds.enqueue` refuses
+    such a setup before it is stored, naming the key; this guards trials queued by other
+    means (Optuna's own ``enqueue_trial``, a retry from before the caps were lowered)."""
     m, caps = plan.params.model, config.caps
     width = m.hidden if m.family == "lstm" else m.embed
     depth = m.layers if m.family == "lstm" else m.blocks
@@ -71,19 +74,6 @@ def check_hard_caps(config: StudyConfig, plan: Plan) -> None:
             f"trial asks for {m.family} width {width} and depth {depth}, beyond the caps "
             f"max_hidden={caps.max_hidden}, max_layers={caps.max_layers}; it is refused."
         )
-
-
-def enqueue(study: optuna.Study, config: StudyConfig, params: dict[str, Any]) -> None:
-    """Queue a hand-picked trial, refusing one beyond the hard caps before it is stored."""
-    caps = config.caps
-    width = params.get("lstm/hidden", params.get("xlstm/embed", 0))
-    depth = params.get("lstm/layers", params.get("xlstm/blocks", 0))
-    if width > caps.max_hidden or depth > caps.max_layers:
-        raise CapError(
-            f"enqueued trial asks for width {width} and depth {depth}, beyond the caps "
-            f"max_hidden={caps.max_hidden}, max_layers={caps.max_layers}; it is refused."
-        )
-    study.enqueue_trial(params, skip_if_exists=True)
 
 
 def learning_curve_png(metrics: Metrics, path: Path, title: str) -> Path:

@@ -3,7 +3,8 @@
 Optuna keeps free-form user attributes per trial and per study. Every key xtune writes there is
 spelled in this module only: the objective writes a :class:`TrialRecord`, and replay, export,
 the report and the sweep read one back with :func:`read`. Keys carry a prefix by stage
-(``plan/``, ``data/``, ``worker/``, ``resources/``, ``train/``, ``metrics/``, ``retry/``), which
+(``plan/``, ``data/``, ``worker/``, ``resources/``, ``train/``, ``metrics/``, ``retry/``,
+``enqueue/``), which
 is also how optuna-dashboard lists them.
 
 Example:
@@ -151,7 +152,7 @@ def _status(a: dict[str, Any]) -> tuple[Status | None, str | None]:
     return status, reason
 
 
-_RUNGS, _SHARE = "train/rungs", "train/share"
+_RUNGS, _SHARE, _LABEL = "train/rungs", "train/share", "enqueue/label"
 
 
 def rungs_of_attrs(a: dict[str, Any]) -> dict[str, tuple[float, ...]]:
@@ -168,6 +169,11 @@ def rungs_of(trial: FrozenTrial) -> dict[str, tuple[float, ...]]:
 def share_of(trial: FrozenTrial) -> float:
     """The share of its training a stopped trial did (what it cost the budget); 0 if unset."""
     return float(trial.user_attrs.get(_SHARE, 0.0))
+
+
+def label_of(trial: FrozenTrial) -> str | None:
+    """The label of a trader's own setup (``[[enqueue]]``), or None, without parsing the rest."""
+    return trial.user_attrs.get(_LABEL)
 
 
 def status_of(trial: FrozenTrial) -> Status | None:
@@ -203,6 +209,7 @@ class TrialRecord:
     swept: str | None = None  # why the sweep failed it (its owner died); status then "orphaned"
     rungs: dict[str, tuple[float, ...]] | None = None  # rung -> objective values there
     share: float | None = None  # a stopped trial: the share of its training it did
+    label: str | None = None  # a trader's own setup, queued by [[enqueue]] or `xtune enqueue`
 
     @property
     def trained(self) -> bool:
@@ -237,6 +244,8 @@ class TrialRecord:
             a[_RUNGS] = {k: [_finite(x) for x in v] for k, v in self.rungs.items()}
         if self.share is not None:
             a[_SHARE] = self.share
+        if self.label is not None:
+            a[_LABEL] = self.label
         # Status last: a write cut off midway never shows "ok" without the metrics before it.
         if self.reason is not None:
             a["train/reason"] = self.reason
@@ -266,6 +275,7 @@ class TrialRecord:
             swept=a.get("sweep/reason"),
             rungs=rungs_of_attrs(a) or None,
             share=a.get(_SHARE),
+            label=a.get(_LABEL),
         )
 
 

@@ -16,7 +16,14 @@ from optuna.trial import FrozenTrial, TrialState
 from xtune.models.evaluate import AVERAGED
 from xtune.search.budget import is_stopped, is_trained
 from xtune.search.luck import deflated_sharpe, edge_bar
-from xtune.search.record import StudyRecord, TrialRecord, read, read_study, status_of
+from xtune.search.record import (
+    StudyRecord,
+    TrialRecord,
+    label_of,
+    read,
+    read_study,
+    status_of,
+)
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
@@ -105,6 +112,7 @@ def _row(
         "features": len(r.plan.data.features),
         "units": list(r.plan.units),
         "other_bars": created is not None and r.data.sha256 != created.data_sha256,
+        "label": r.label,
         "luck": _luck(r, trained),
         "parameters": dict(t.params),
     }
@@ -115,7 +123,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     states = Counter(t.state.name for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    created, tried = read_study(study), _tried(study)
+    created, tried, front = read_study(study), _tried(study), pareto_front(study)
     return {
         "study": study.study_name,
         "objectives": names,
@@ -126,8 +134,25 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "trained": sum(1 for t in complete if is_trained(t)),
         "stopped": sum(1 for t in complete if is_stopped(t)),
         "failed": states.get("FAIL", 0),
-        "pareto_front": [_row(t, names, created, tried) for t in pareto_front(study)],
+        "pareto_front": [_row(t, names, created, tried) for t in front],
+        "seeded": _seeded(trials, names, {t.number for t in front}),
     }
+
+
+def _seeded(trials: list[FrozenTrial], names: list[str], front: set[int]) -> list[dict[str, Any]]:
+    """The trader's own setups (queued with a label): how each fared, on the front or not."""
+    rows = []
+    for t in trials:
+        label = label_of(t)
+        if label is None:
+            continue
+        status = status_of(t)
+        row: dict[str, Any] = {"trial": t.number, "label": label, "state": t.state.name,
+                               "status": status, "on_front": t.number in front}  # fmt: skip
+        if status == "ok" and t.values is not None and is_feasible(t):
+            row |= dict(zip(names, t.values, strict=True))
+        rows.append(row)
+    return rows
 
 
 def _importances(

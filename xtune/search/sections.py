@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
@@ -38,12 +39,31 @@ class DataSection:
 
 
 @dataclass(frozen=True)
+class GroupCount:
+    """``[features.count] group = [low, high]``: how many of the group's features a trial uses."""
+
+    group: str
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
 class FeatureSection:
     groups: tuple[str, ...] = GROUPS
     names: tuple[str, ...] = ()
     unit: str = "group"  # "group": one switch per group; "feature": one per feature
     min: int = 1
     max: int = 1000
+    count: tuple[GroupCount, ...] = ()  # unit = "feature" only; see space.suggest
+
+    def members(self, group: str) -> tuple[str, ...]:
+        """The units (features, with unit = "feature") of ``group`` that this study searches."""
+        return tuple(u for u in self.units if u in CATALOG and CATALOG[u].group == group)
+
+    def counted(self, unit: str) -> GroupCount | None:
+        """The count that ``unit`` falls under, or None."""
+        group = CATALOG[unit].group if unit in CATALOG else None
+        return next((c for c in self.count if c.group == group), None)
 
     @property
     def units(self) -> tuple[str, ...]:
@@ -132,6 +152,18 @@ class SearchSection:
 
 
 @dataclass(frozen=True)
+class EnqueueEntry:
+    """A trader's own setup, queued as one of the study's first trials (``[[enqueue]]`` or
+    ``xtune enqueue``): parameters in the study's own names (as ``xtune status --json`` prints
+    them), the features switched on (``None``: left to the parameters or the sampler) and a
+    label, shown by ``xtune status`` and the dashboard. See :mod:`xtune.search.seeds`."""
+
+    label: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    features: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     study: StudySection
     data: DataSection
@@ -144,6 +176,7 @@ class StudyConfig:
     trading: TradingSection
     path: Path
     search: SearchSection = field(default_factory=SearchSection)
+    enqueue: tuple[EnqueueEntry, ...] = ()
 
     @property
     def directions(self) -> list[str]:

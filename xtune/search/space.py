@@ -1,13 +1,27 @@
 """``suggest(trial, config) -> Plan``: the search space, apart from training, so a trial's plan
-can be rebuilt from its stored parameters without Optuna (``xtune replay``)."""
+can be rebuilt from its stored parameters without Optuna (``xtune replay``).
+
+This module is the one place that names the study's parameters (``family``, ``lstm/hidden``,
+``use/<unit>``, ...): :func:`parameter_space` lists them by asking :func:`suggest` itself, and
+:func:`feature_params` inverts its feature draws for a trader's own setups (``[[enqueue]]``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import replace
 from typing import Any, Protocol
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from xtune.features.dataset import DataSpec
 from xtune.models import HeadConfig, LossConfig, LSTMConfig, Params, TrainConfig, XLSTMConfig
-from xtune.search.config import StudyConfig
+from xtune.search.config import FeatureSection, StudyConfig
 from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space
 from xtune.search.record import Plan
 
@@ -94,13 +108,113 @@ def suggest(
     first bar the trial's data may use (see :class:`~xtune.features.DataSpec`); ``bf16`` is
     the precision the worker's device check settled on."""
     f = config.features
-    units = tuple(u for u in f.units if trial.suggest_categorical(f"use/{u}", [True, False]))
+    units = _counted_units(trial, f) if f.count else _switched_units(trial, f)
     names = tuple(n for n in f.candidates if any(n in f.features_of(u) for u in units))
     window = _pick(trial, "window", config.data.window)
     data = DataSpec(features=names or f.candidates[:1], window=window, labels=config.labels,
                     split=config.split, first_row=first_row)  # fmt: skip
     model = _model(trial, config, len(data.features))
     return Plan(data, Params(model, _train(trial, config, bf16)), units)
+
+
+def _switched_units(trial: Suggester, f: FeatureSection) -> tuple[str, ...]:
+    """One on/off switch per unit: the plain space (each unit on with the sampler's odds)."""
+    return tuple(u for u in f.units if trial.suggest_categorical(f"use/{u}", [True, False]))
+
+
+def _counted_units(trial: Suggester, f: FeatureSection) -> tuple[str, ...]:
+    """``[features.count]``: per counted group a count k in [low, high] (``count/<group>``,
+    fixed where low == high), and per member feature a priority in [0, 1]
+    (``priority/<name>``); the k members of highest priority are on (ties: catalog order).
+    Units outside counted groups keep their ``use/<unit>`` switch.
+
+    Every draw is valid by construction, so no trial is wasted on a count, and every
+    parameter means what it did: a feature that helps rises in priority in good trials,
+    which TPE's densities pick up; NSGA-II's crossover mixes two parents' priorities into a
+    child that again has exactly k features (the "random keys" encoding of genetic
+    algorithms); GP sees smooth [0, 1] inputs instead of many booleans. The alternatives
+    each lose something: on/off switches with a count constraint waste nearly every trial
+    (61 coin flips land on exactly 6 patterns about once in 10^10 tries); switches repaired
+    to the count store values that did not run, misleading the sampler; "pick the i-th
+    feature" categoricals collide and need repair too.
+    """
+    ks = {c.group: c.low if c.low == c.high else trial.suggest_int(f"count/{c.group}", c.low, c.high)
+          for c in f.count}  # fmt: skip
+    priority: dict[str, float] = {}
+    on: set[str] = set()
+    for u in f.units:
+        if f.counted(u) is not None:
+            priority[u] = trial.suggest_float(f"priority/{u}", 0.0, 1.0)
+        elif trial.suggest_categorical(f"use/{u}", [True, False]):
+            on.add(u)
+    for c in f.count:
+        ranked = sorted(f.members(c.group), key=lambda u: -priority[u])  # stable: catalog order
+        on.update(ranked[: ks[c.group]])
+    return tuple(u for u in f.units if u in on)
+
+
+def feature_params(f: FeatureSection, units: Collection[str]) -> dict[str, Any]:
+    """The feature parameters under which :func:`suggest` switches on exactly ``units``: the
+    inverse of its feature draws (a trader's own setup -> its trial's parameters). Each
+    counted group's count must be one ``[features.count]`` allows (the caller checks)."""
+    on = set(units)
+    if not f.count:
+        return {f"use/{u}": u in on for u in f.units}
+    params: dict[str, Any] = {}
+    for c in f.count:
+        if c.low < c.high:
+            params[f"count/{c.group}"] = sum(1 for u in f.members(c.group) if u in on)
+    for u in f.units:
+        if f.counted(u) is not None:
+            params[f"priority/{u}"] = 1.0 if u in on else 0.0
+        else:
+            params[f"use/{u}"] = u in on
+    return params
+
+
+class _Explorer:
+    """A stand-in trial that records what :func:`suggest` asks for, answering each range with
+    its low or high end and each choice with its first or last option (or a forced one)."""
+
+    def __init__(self, high: bool, forced: dict[str, Any]) -> None:
+        self.high, self.forced = high, forced
+        self.asked: dict[str, BaseDistribution] = {}
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1) -> int:
+        self.asked[name] = IntDistribution(low, high, step=step)
+        return high if self.high else low
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        self.asked[name] = FloatDistribution(low, high, log=log)
+        return high if self.high else low
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.asked[name] = CategoricalDistribution(choices)
+        return self.forced.get(name, choices[-1] if self.high else choices[0])
+
+
+def parameter_space(config: StudyConfig, *, capped: bool = True) -> dict[str, BaseDistribution]:
+    """Every parameter :func:`suggest` may ask for in this study, with its range: asked of
+    suggest itself at both ends of every range and under each option of every non-boolean
+    choice (so ``lstm/*`` and ``xlstm/*`` both appear). ``capped=False``: the study's ranges
+    before ``[caps]`` cut them."""
+    if not capped:
+        huge = 2**31 - 1
+        config = replace(config, caps=replace(config.caps, max_hidden=huge, max_layers=huge))
+    space: dict[str, BaseDistribution] = {}
+    for high in (False, True):
+        probe = _Explorer(high, {})
+        suggest(probe, config)
+        space |= probe.asked
+        for name, dist in probe.asked.items():
+            if isinstance(dist, CategoricalDistribution) and not all(
+                isinstance(c, bool) for c in dist.choices
+            ):
+                for choice in dist.choices:
+                    branch = _Explorer(high, {name: choice})
+                    suggest(branch, config)
+                    space |= branch.asked
+    return space
 
 
 class Replay:

@@ -16,6 +16,7 @@ import sqlalchemy
 from xtune.features import Bars
 from xtune.search.config import StudyConfig, StudyError
 from xtune.search.record import StudyRecord, read_study, write_study
+from xtune.search.seeds import seed_study
 from xtune.search.storage import is_database, mask, open_storage
 from xtune.settings import Settings
 
@@ -137,12 +138,14 @@ def create_study(
     other_data: bool = False,
 ) -> tuple[optuna.Study, bool]:
     """Create the study if needed (schema first), or check that the existing one matches its
-    objectives and bars. Returns the study and whether this call created it."""
+    objectives and bars; then queue the study file's ``[[enqueue]]`` setups it does not hold
+    yet. Returns the study and whether this call created it."""
     storage = open_storage(storage_url, settings)
     study, created = _open_or_create(config, storage, storage_url)
     record = _record_of(study, storage, created)
     if record is not None:
         _check_same(config, storage_url, record, bars, other_data)
+        seed_study(study, config)
         return study, False
     if not created:
         raise StudyError(f"{config.path}: study '{config.study.name}' in {mask(storage_url)} was "
@@ -153,4 +156,5 @@ def create_study(
     from optuna_dashboard import save_note
 
     save_note(study, study_note(config))
+    seed_study(study, config)  # after the record: a queued trial belongs to a finished study
     return study, True

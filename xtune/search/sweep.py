@@ -92,7 +92,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     RetryFailedTrialCallback, which keeps no count), so one cap holds for both."""
     attempt = read(trial).attempt or 0
     if attempt < MAX_RETRIES and trial.params:
-        retry = TrialRecord(retry_of=trial.number, attempt=attempt + 1)
+        retry = TrialRecord(retry_of=trial.number, attempt=attempt + 1, label=read(trial).label)
         study.enqueue_trial(trial.params, user_attrs=retry.to_attrs())
 
 
