@@ -40,7 +40,7 @@ def test_export_writes_a_complete_verified_bundle(exports: dict, family: str) ->
     bundle_dir, _, study = exports[family]
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest
-    assert m.model.family == family and m.format_version == FORMAT_VERSION == 3
+    assert m.model.family == family and m.format_version == FORMAT_VERSION == 4
     assert m.history == history_of(m.feature_names) + m.window >= m.warmup + m.window
     assert (m.model.input, m.model.logits, m.model.returns) == ("x", "logits", "returns")
     assert m.parity_max_abs_diff <= 1e-4

@@ -13,8 +13,8 @@ from typing import Any
 from xtune.errors import XtuneError
 
 FORMAT = "xtune-bundle"
-FORMAT_VERSION = 3  # 3: records the history predict needs
-READS = (2, 3)  # version 2 bundles predate ``history``; predict derives it from the catalog
+FORMAT_VERSION = 4  # 3: records the history predict needs; 4: the test span and the fee
+READS = (2, 3, 4)  # version 2 bundles predate ``history``; predict derives it from the catalog
 
 
 class BundleError(XtuneError):
@@ -49,6 +49,9 @@ class DataEntry:
     span: tuple[str, str]
     searched_on_same_bars: bool
     interval_s: float  # the training bars' typical (median) interval; live bars must match
+    # The untouched test part: times of its first and last sample (the bar each window ends
+    # at; its label looks up to the longest horizon further). None: before version 4.
+    test_span: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Manifest:
     # Bars predict needs for the newest window: the window plus the features' warm-up and
     # memory (history_of), so that no value depends on where the bars begin. None: version 2.
     history: int | None = None
+    fee: float | None = None  # the study's fee per unit of position change (version 4 on)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # room for later, ignored by readers
@@ -148,7 +152,10 @@ def _build(raw: dict[str, Any]) -> Manifest:
     d = dict(raw)
     d["model"] = _entry(ModelEntry, d["model"])
     d["features"] = tuple(_entry(FeatureEntry, f) for f in d["features"])
-    d["data"] = _entry(DataEntry, {**d["data"], "span": tuple(d["data"]["span"])})
+    data = {**d["data"], "span": tuple(d["data"]["span"])}
+    if data.get("test_span") is not None:
+        data["test_span"] = tuple(data["test_span"])
+    d["data"] = _entry(DataEntry, data)
     d["study"] = _entry(StudyEntry, d["study"])
     d["int8"] = _entry(Int8Entry, d["int8"])
     for key in ("horizons", "class_names", "return_scale"):
@@ -173,3 +180,7 @@ def _check_types(m: Manifest) -> None:
         isinstance(m.history, int) and not isinstance(m.history, bool) and m.history >= m.window
     ):
         raise ValueError(f"history must be an integer of at least the window, got {m.history!r}")
+    if m.format_version >= 4 and not (
+        isinstance(m.fee, int | float) and m.fee >= 0 and m.data.test_span is not None
+    ):
+        raise ValueError(f"fee must be a non-negative number and data.test_span set, got {m.fee!r}")
