@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from xtune.models.evaluate import Scores, balanced_accuracy, confident_accuracy
-from xtune.models.trading import calmar, max_drawdown, rule_pnl, sharpe
+from xtune.runtime.trading import calmar, max_drawdown, rule_pnl, sharpe
 
 
 def test_rule_pnl_goes_long_short_or_flat_and_pays_fees() -> None:

@@ -12,6 +12,8 @@ from xtune.cli._app import app, err, open_study_file, out
 from xtune.errors import XtuneError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from xtune.export import ExportReport
 
 
@@ -101,10 +103,28 @@ def _print_export(report: ExportReport) -> None:
         )
 
 
+def _predictions(bundle_dir: Path, data: str, last: bool, allow: bool) -> pd.DataFrame:
+    """A bundle's predictions, or a consensus bundle's (members' columns after its own)."""
+    from xtune.features import load_bars
+    from xtune.runtime import load_bundle
+    from xtune.runtime import predict as run_predict
+    from xtune.runtime.consensus import is_consensus, load_consensus, predict_consensus
+
+    if is_consensus(bundle_dir):  # from `xtune consensus --out`: members and their rule
+        both = load_consensus(bundle_dir), load_bars(data)
+        return predict_consensus(*both, last=last, allow_other_interval=allow)
+    bundle, bars = load_bundle(bundle_dir), load_bars(data)
+    return run_predict(bundle, bars, last=last, allow_other_interval=allow)
+
+
 @app.command()
 def predict(
     bundle_dir: Annotated[
-        Path, typer.Argument(help="Bundle directory from `xtune export`.", show_default=False)
+        Path,
+        typer.Argument(
+            help="Bundle directory from `xtune export` (or `xtune consensus --out`).",
+            show_default=False,
+        ),
     ],
     data: Annotated[
         str,
@@ -130,13 +150,7 @@ def predict(
     Needs neither torch nor optuna: `pip install "xtune[runtime]"`. Verifies the bundle's
     checksums and format first and recomputes the features from raw bars exactly as training did.
     """
-    from xtune.features import load_bars
-    from xtune.runtime import load_bundle
-    from xtune.runtime import predict as run_predict
-
-    bundle = load_bundle(bundle_dir)
-    bars = load_bars(data)
-    frame = run_predict(bundle, bars, last=last, allow_other_interval=allow_other_interval)
+    frame = _predictions(bundle_dir, data, last, allow_other_interval)
     if out_path is None:
         out.print(
             frame.to_string(float_format=lambda v: f"{v:.6f}"), soft_wrap=True, highlight=False

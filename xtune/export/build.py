@@ -89,6 +89,7 @@ class _Refit:
     bars: Bars
     final: FinalFit
     test_x: np.ndarray  # [N, L, F] test windows, scaled as the bundle will scale them
+    test_span: tuple[str, str]  # times of the first and last test sample
 
 
 def _manifest(
@@ -116,6 +117,7 @@ def _manifest(
             (str(bars.index[0]), str(bars.index[-1])),
             bars.sha256 == r.record.data.sha256,
             summarize(bars).interval.total_seconds(),
+            r.test_span,
         ),
         study=StudyEntry(
             r.config.study.name,
@@ -134,6 +136,7 @@ def _manifest(
         history=history_of(spec.features) + spec.window,
         reference=reference,
         caps=CapsEntry(caps.max_latency_ms, caps.latency_scale, searched),
+        fee=r.config.trading.fee,
     )
 
 
@@ -196,8 +199,9 @@ def export_bundle(
                       fee=config.trading.fee, confident_share=config.trading.confident_share)  # fmt: skip
     if final.log.reason:
         raise ExportError(f"the refit of trial {trial.number} diverged: {final.log.reason}")
-    test_x = np.ascontiguousarray(dataset.part(final.fold, dataset.split.test).x)
-    refit = _Refit(config, trial, record, plan, bars, final, test_x)
+    test = dataset.part(final.fold, dataset.split.test)
+    span = (str(test.times[0]), str(test.times[-1]))
+    refit = _Refit(config, trial, record, plan, bars, final, np.ascontiguousarray(test.x), span)
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
     try:

@@ -1,11 +1,11 @@
 """Put a finished bundle in place without losing anything.
 
 xtune replaces only what it can prove it wrote: a folder whose ``SHA256SUMS`` lists every file
-in it, beside an xtune manifest. The new bundle is written in a temporary folder beside the
-target and swapped in with one atomic exchange (Linux ``renameat2``), so a bot reading the
-bundle sees the old one or the new one, never none. A lock on the parent folder makes two
-exports to the same target take turns; the second one then finds a bundle there and needs
-``--overwrite`` like anyone else.
+in it, beside an xtune manifest (a consensus bundle: an xtune ``consensus.json``). The new
+bundle is written in a temporary folder beside the target and swapped in with one atomic
+exchange (Linux ``renameat2``), so a bot reading the bundle sees the old one or the new one,
+never none. A lock on the parent folder makes two exports to the same target take turns; the
+second one then finds a bundle there and needs ``--overwrite`` like anyone else.
 """
 
 from __future__ import annotations
@@ -21,18 +21,28 @@ from pathlib import Path
 
 from xtune.export.pick import ExportError
 from xtune.runtime.bundle import MANIFEST, SUMS, read_sums
+from xtune.runtime.consensus import CONSENSUS, CONSENSUS_FORMAT
 from xtune.runtime.manifest import FORMAT, BundleError
+
+
+def _ours(out: Path, listed: set[str]) -> bool:
+    """Whether ``out`` has an xtune bundle's or consensus bundle's description, checksummed."""
+    for name, mark in ((MANIFEST, FORMAT), (CONSENSUS, CONSENSUS_FORMAT)):
+        path = out / name
+        if name in listed and path.is_file() and mark in path.read_text(errors="replace"):
+            return True
+    return False
 
 
 def _foreign(out: Path) -> list[str]:
     """Names in ``out`` that no xtune bundle accounts for (empty: it is a bundle xtune wrote)."""
     try:
         listed = set(read_sums(out))
-        ours = FORMAT in (out / MANIFEST).read_text(errors="replace")
+        ours = _ours(out, listed)
     except (BundleError, OSError):
         listed, ours = set(), False
     present = sorted(p.name for p in out.iterdir())
-    if not ours or MANIFEST not in listed:
+    if not ours:
         return present
     return [n for n in present if n not in listed | {SUMS} or (out / n).is_symlink()]
 

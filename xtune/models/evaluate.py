@@ -15,7 +15,7 @@ from torch import nn
 
 from xtune.features.dataset import Dataset, ScaledFold
 from xtune.models.loss import LossConfig, direction_loss
-from xtune.models.trading import calmar, max_drawdown, periods_per_year, rule_pnl, sharpe
+from xtune.runtime.trading import calmar, max_drawdown, periods_per_year, rule_pnl, sharpe
 
 # Figures a walk-forward mean averages fold by fold.
 AVERAGED = ("balanced_accuracy", "confident_accuracy", "coverage", "max_drawdown", "calmar")

@@ -44,6 +44,7 @@ class Bundle:
     folder: Path
     manifest: Manifest
     model_bytes: bytes = field(repr=False)
+    manifest_sha256: str = ""  # of the verified manifest.json: it pins every file's hash
 
     @property
     def model_path(self) -> Path:
@@ -68,7 +69,7 @@ class Bundle:
             raise BundleError(f"{self.folder}: {name!r} is not one of the bundle's files.")
         if name == self.manifest.model.file:
             return self.model_bytes
-        return _read_checked(self.folder, name, self.manifest.files[name])
+        return read_checked(self.folder, name, self.manifest.files[name])
 
 
 def _member(folder: Path, name: str, where: str) -> Path:
@@ -112,7 +113,7 @@ def read_sums(folder: Path) -> dict[str, str]:
     return expected
 
 
-def _read_checked(folder: Path, name: str, digest: str) -> bytes:
+def read_checked(folder: Path, name: str, digest: str) -> bytes:
     """The file's bytes, read once, after their hash matched ``digest``."""
     data = _member(folder, name, SUMS).read_bytes()
     if hashlib.sha256(data).hexdigest() != digest:
@@ -137,7 +138,7 @@ def load_bundle(folder: str | Path) -> Bundle:
     expected = read_sums(folder)
     if MANIFEST not in expected:
         raise BundleError(f"{folder}: {SUMS} does not cover {MANIFEST}; the bundle is incomplete.")
-    contents = {name: _read_checked(folder, name, digest) for name, digest in expected.items()}
+    contents = {name: read_checked(folder, name, digest) for name, digest in expected.items()}
     text = contents[MANIFEST].decode(errors="replace")
     manifest = Manifest.from_json(text, f"{folder}/{MANIFEST}")
     listed = {n: d for n, d in expected.items() if n != MANIFEST}
@@ -149,4 +150,4 @@ def load_bundle(folder: str | Path) -> Bundle:
     for name in (manifest.model.file, manifest.model.fp32):
         if name not in listed:
             raise BundleError(f"{folder}: the manifest's model file {name!r} is not in {SUMS}.")
-    return Bundle(folder, manifest, contents[manifest.model.file])
+    return Bundle(folder, manifest, contents[manifest.model.file], expected[MANIFEST])

@@ -13,7 +13,7 @@ from typing import Any
 from xtune.errors import XtuneError
 
 FORMAT = "xtune-bundle"
-FORMAT_VERSION = 4  # 3: records the history predict needs; 4: a reference sample and the caps
+FORMAT_VERSION = 4  # 3: the history predict needs; 4: a reference sample, the caps, the test span and the fee
 READS = (2, 3, 4)  # version 2 bundles predate ``history``; predict derives it from the catalog
 
 
@@ -49,6 +49,9 @@ class DataEntry:
     span: tuple[str, str]
     searched_on_same_bars: bool
     interval_s: float  # the training bars' typical (median) interval; live bars must match
+    # The untouched test part: times of its first and last sample (the bar each window ends
+    # at; its label looks up to the longest horizon further). None: before version 4.
+    test_span: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class Manifest:
     history: int | None = None
     reference: ReferenceEntry | None = None  # None: format 2 or 3, nothing to re-check
     caps: CapsEntry | None = None
+    fee: float | None = None  # the study's fee per unit of position change (version 4 on)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # room for later, ignored by readers
@@ -171,7 +175,10 @@ def _build(raw: dict[str, Any]) -> Manifest:
     d = dict(raw)
     d["model"] = _entry(ModelEntry, d["model"])
     d["features"] = tuple(_entry(FeatureEntry, f) for f in d["features"])
-    d["data"] = _entry(DataEntry, {**d["data"], "span": tuple(d["data"]["span"])})
+    data = {**d["data"], "span": tuple(d["data"]["span"])}
+    if data.get("test_span") is not None:
+        data["test_span"] = tuple(data["test_span"])
+    d["data"] = _entry(DataEntry, data)
     d["study"] = _entry(StudyEntry, d["study"])
     d["int8"] = _entry(Int8Entry, d["int8"])
     for key, cls in (("reference", ReferenceEntry), ("caps", CapsEntry)):
@@ -204,3 +211,7 @@ def _check_types(m: Manifest) -> None:
     ref = m.reference
     if ref is not None and not {ref.rows, ref.expected, ref.bars} <= set(m.files):
         raise ValueError("the reference files are not among the bundle's files")
+    if m.format_version >= 4 and not (
+        isinstance(m.fee, int | float) and m.fee >= 0 and m.data.test_span is not None
+    ):
+        raise ValueError(f"fee must be a non-negative number and data.test_span set, got {m.fee!r}")

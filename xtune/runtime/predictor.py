@@ -9,7 +9,7 @@ the bars begin (see :func:`xtune.features.history.memory_violations`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,13 @@ import pandas as pd
 from xtune.errors import DataError
 from xtune.features.bars import OHLCV, Bars, load_bars
 from xtune.runtime.bundle import Bundle, load_bundle
+from xtune.runtime.consensus import (
+    combine,
+    direction_names,
+    is_consensus,
+    load_consensus,
+    member_column,
+)
 from xtune.runtime.predict import (
     bundle_scaler,
     check_features,
@@ -45,14 +52,20 @@ class Prediction:
     probabilities: Mapping[int, Mapping[str, float]]  # h -> class name -> probability
     direction: Mapping[int, str]  # h -> the likeliest class name
     returns: Mapping[int, float]  # h -> predicted forward log return
+    # A consensus: each member's own prediction; the fields above are then the members' mean
+    # probabilities and return, and the rule's direction ("flat": no position).
+    members: tuple[Prediction, ...] = field(default=())
 
     def row(self) -> dict[str, float | str]:
-        """This bar's row as ``xtune predict`` prints it (``h1_p_up``, ``h1_direction``...)."""
+        """This bar's row as ``xtune predict`` prints it (``h1_p_up``, ``h1_direction``...;
+        a consensus then each member's as ``m1_h1_p_up``...)."""
         out: dict[str, float | str] = {}
         for h, probs in self.probabilities.items():
             out |= {column(h, f"p_{name}"): p for name, p in probs.items()}
             out[column(h, "direction")] = self.direction[h]
             out[column(h, "return")] = self.returns[h]
+        for k, member in enumerate(self.members):
+            out |= {member_column(k, name): v for name, v in member.row().items()}
         return out
 
 
@@ -64,7 +77,10 @@ class Predictor:
     Predictor runs fp32 instead (:attr:`model` says which; ``xtune certify`` reports it).
 
     Args:
-        bundle_dir: a bundle from ``xtune export``; verified once, here (or a verified Bundle).
+        bundle_dir: a bundle from ``xtune export`` (verified once, here, or a verified Bundle),
+            or a consensus bundle from ``xtune consensus --out``: then one Predictor per
+            member, whose predictions the consensus rule combines (see
+            :class:`ConsensusPredictor`).
         threads: onnxruntime threads (1 leaves the other cores to the trading platform).
         allow_other_interval: accept bars at another interval than training's.
 
@@ -75,6 +91,11 @@ class Predictor:
         p = bot.update({"time": t, "open": o, "high": h, "low": l, "close": c, "volume": v})
         p.probabilities[1]["up"], p.direction[1], p.returns[1]
     """
+
+    def __new__(cls, bundle_dir: str | Path | Bundle, *args: Any, **kwargs: Any) -> Predictor:
+        if cls is Predictor and not isinstance(bundle_dir, Bundle) and is_consensus(bundle_dir):
+            return super().__new__(ConsensusPredictor)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -164,6 +185,56 @@ class Predictor:
                 f"bar ({last}), but this model's bars come every {every}. Pass whole {every} "
                 "bars (gaps of whole bars are fine), or allow_other_interval=True if you mean it."
             )
+
+
+class ConsensusPredictor(Predictor):
+    """A consensus bundle's live predictor: one :class:`Predictor` per member, all fed the same
+    bars; each answer is the members' answers combined by the consensus rule, with the members'
+    own answers in :attr:`Prediction.members`. ``Predictor(folder)`` makes one when ``folder``
+    holds a consensus (``xtune consensus --out``)."""
+
+    def __init__(
+        self,
+        bundle_dir: str | Path | Bundle,
+        threads: int = 1,
+        *,
+        allow_other_interval: bool = False,
+    ) -> None:
+        if isinstance(bundle_dir, Bundle):
+            raise TypeError("ConsensusPredictor takes a consensus folder, not a Bundle")
+        self.consensus = load_consensus(bundle_dir)
+        self.members = tuple(Predictor(b, threads, allow_other_interval=allow_other_interval)
+                             for b in self.consensus.members)  # fmt: skip
+        self.history = max(m.history for m in self.members)  # bars kept, and needed to predict
+        self._longest = max(self.members, key=lambda m: m.history)
+
+    @property
+    def bars(self) -> pd.DataFrame:
+        return self._longest.bars
+
+    def predict_last(self, frame: pd.DataFrame | Bars) -> Prediction:
+        bars = frame if isinstance(frame, Bars) else load_bars(frame, name="predict_last()")
+        check_history(self._longest.bundle, bars.source, len(bars))  # before any member moves
+        return self._combine([m.predict_last(bars) for m in self.members])
+
+    def update(self, bar: Mapping[str, Any] | pd.Series | pd.DataFrame) -> Prediction:
+        new = _one_bar(bar).frame  # validated once; every member checks its step the same way
+        return self._combine([m.update(new) for m in self.members])
+
+    def _combine(self, each: list[Prediction]) -> Prediction:
+        names, rule = self.consensus.class_names, self.consensus.rule
+        horizons = self.consensus.horizons
+        probs = {h: np.array([[[p.probabilities[h][c] for c in names]] for p in each])
+                 for h in horizons}  # fmt: skip  # h -> [M, 1, C]
+        side = {h: combine(probs[h], rule, self.consensus.threshold) for h in horizons}  # [1]
+        return Prediction(
+            time=each[0].time,
+            probabilities={h: dict(zip(names, map(float, probs[h][:, 0].mean(0)), strict=True))
+                           for h in horizons},
+            direction={h: str(direction_names(side[h], names)[0]) for h in horizons},
+            returns={h: float(np.mean([p.returns[h] for p in each])) for h in horizons},
+            members=tuple(each),
+        )  # fmt: skip
 
 
 def _one_bar(bar: Mapping[str, Any] | pd.Series | pd.DataFrame) -> Bars:

@@ -30,7 +30,8 @@ def rule_pnl(
     up = classes - 1
     position = np.where(predicted == up, 1.0, np.where(predicted == 0, -1.0, 0.0))
     turnover = np.abs(np.diff(position, prepend=0.0))
-    return (position * forward_returns - fee * turnover) / horizon
+    pnl: np.ndarray = (position * forward_returns - fee * turnover) / horizon
+    return pnl
 
 
 def sharpe(pnl: np.ndarray, horizon: int, per_year: float) -> float:

@@ -1,0 +1,88 @@
+"""``xtune consensus``: bundles together on their common untouched test period, and a
+consensus bundle that ``xtune predict`` and ``Predictor`` take like a single bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from xtune.cli._app import app, out
+
+if TYPE_CHECKING:
+    from xtune.runtime.consensus_score import ConsensusReport
+
+
+@app.command()
+def consensus(
+    bundles: Annotated[
+        list[Path], typer.Argument(help="Bundle directories (two or more).", show_default=False)
+    ],
+    data: Annotated[
+        str, typer.Option(help="The bars the bundles were trained on (or a file holding them).")
+    ],
+    rule: Annotated[
+        str,
+        typer.Option(
+            help="unanimous: a position only when all agree; majority: when more than half "
+            "agree; mean: the likeliest class of the mean probabilities."
+        ),
+    ] = "unanimous",
+    threshold: Annotated[
+        float, typer.Option(help="mean rule: flat unless the mean's top probability is this.")
+    ] = 0.0,
+    fee: Annotated[
+        float | None, typer.Option(help="Fee per unit of position change (default: manifests').")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write a consensus bundle to this folder.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a bundle xtune wrote at --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score bundles alone and in consensus on their common untouched test period.
+
+    The bundles must come from the same bars (the recorded hashes) and predict the same labels;
+    --data must hold those bars. Prints, per horizon, for each bundle and the consensus: the
+    share of bars with a position, its accuracy there, the majority-class baseline on those
+    bars, and the Sharpe ratio of going long/short (flat without a position) after fees.
+    """
+    from xtune.features import load_bars
+    from xtune.runtime import load_bundle
+    from xtune.runtime.consensus import Consensus
+    from xtune.runtime.consensus_score import score_consensus
+
+    chosen = Consensus(None, rule, threshold, tuple(load_bundle(b) for b in bundles))
+    report = score_consensus(chosen, load_bars(data), fee)
+    if out_dir is not None:
+        from xtune.export.consensus import write_consensus
+
+        write_consensus(chosen, out_dir, overwrite=overwrite)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        _print_report(report)
+    if out_dir is not None and not as_json:
+        out.print(f"wrote the consensus bundle {out_dir} (xtune predict {out_dir} BARS)")
+
+
+def _show(value: float | None, digits: str = ".4f") -> str:
+    return "-" if value is None else format(value, digits)
+
+
+def _print_report(report: ConsensusReport) -> None:
+    title = (
+        f"{report.bars} common test bars {report.period[0]} .. {report.period[1]}, "
+        f"fee {report.fee:g}"
+    )
+    table = Table(title=title)
+    for col in ("h", "model", "coverage", "accuracy", "baseline", "edge", "sharpe"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for s in report.scores:
+        edge = None if s.accuracy is None or s.baseline is None else s.accuracy - s.baseline
+        table.add_row(str(s.horizon), s.name, f"{s.coverage:.3f}", _show(s.accuracy),
+                      _show(s.baseline), _show(edge, "+.4f"), f"{s.sharpe:.2f}")  # fmt: skip
+    out.print(table)
