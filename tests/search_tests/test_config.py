@@ -13,7 +13,9 @@ from xtune.search.ranges import Choice, FloatRange, IntRange
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["quickstart.toml", "gpu_eurusd.toml"])
+@pytest.mark.parametrize(
+    "name", ["quickstart.toml", "gpu_eurusd.toml", "eurusd_patterns.toml", "eurusd_indicators.toml"]
+)
 def test_shipped_study_files_load(name: str) -> None:
     config = load_study_config(ROOT / "studies" / name)
     assert config.directions[:2] == ["maximize", "minimize"]
