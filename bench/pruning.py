@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 from _common import CpuClock, bench_study, hv_at, mean_se, pin, time_to_reach, trajectory
 
-from xtune.search import run_search
+from xtune.search import pruning, run_search
 from xtune.search.budget import is_stopped
 from xtune.settings import Settings
 
 
 def one_run(folder: str, seed: int, early_stop: bool, args: argparse.Namespace) -> dict:
+    pruning.STOP_SHARE, pruning.FIRST_EPOCH = args.stop_share, args.first_epoch  # this process
     config = bench_study(Path(folder), seed=seed, trials=args.trials, epochs=args.epochs,
                          folds=args.folds, early_stop=early_stop, families=args.families)  # fmt: skip
     clock = CpuClock()
@@ -53,7 +54,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--families", default='["lstm"]')
+    parser.add_argument(
+        "--stop-share",
+        type=float,
+        default=pruning.STOP_SHARE,
+        help="stop when this share of the others rank better (default: xtune's)",
+    )
+    parser.add_argument("--first-epoch", type=int, default=pruning.FIRST_EPOCH,
+                        help="the first epoch rung (then x3; default: xtune's)")  # fmt: skip
     args = parser.parse_args()
+    pruning.STOP_SHARE, pruning.FIRST_EPOCH = args.stop_share, args.first_epoch
     ctx = mp.get_context("spawn")
     runs: dict[tuple[int, bool], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,8 +95,9 @@ def _row(seed: int, plain: dict, early: dict) -> dict:
 def report(rows: list[dict], args: argparse.Namespace) -> None:
     ratios = [r["t_plain"] / r["t_early"] for r in rows]
     reached = sum(math.isfinite(r["t_early"]) for r in rows)
-    print(f"\na budget of {args.trials} trials per run, {args.epochs} epochs, "
-          f"{args.folds} fold(s), {len(rows)} seeds\n")  # fmt: skip
+    print(f"\na budget of {args.trials} trials per run, {args.epochs} epochs, {args.folds} "
+          f"fold(s), {len(rows)} seeds; stop share {args.stop_share:.2f}, epoch rungs "
+          f"{sorted(pruning.rung_epochs(args.epochs))}\n")  # fmt: skip
     print("| | no early stopping | early stopping |")
     print("|---|---|---|")
     for label, key_a, key_b in (("final hypervolume", "target", "hv_early"),

@@ -200,9 +200,9 @@ def status(
 def _print_summary(info: dict[str, Any]) -> None:
     states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(info["states"].items()))
     out.print(
-        f"[bold]{info['study']}[/]: {states} | trained {info['trained']} (the budget counts "
-        f"these), stopped early {info['stopped']}, over a cap {info['infeasible']} (not "
-        f"trained), failed {info['failed']}"
+        f"[bold]{info['study']}[/]: {states} | trained {info['trained']}, stopped early "
+        f"{info['stopped']} (budget spent: {info['budget_spent']:g} trials' training), over a "
+        f"cap {info['infeasible']} (not trained), failed {info['failed']}"
     )
     front = info["pareto_front"]
     if not front:

@@ -13,7 +13,7 @@ from typing import Any
 from xtune.errors import XtuneError
 
 FORMAT = "xtune-bundle"
-FORMAT_VERSION = 4  # 3: the history predict needs; 4: a reference sample, the caps, the test span and the fee
+FORMAT_VERSION = 4  # 3: history predict needs; 4: reference sample, caps, test span, fee
 READS = (2, 3, 4)  # version 2 bundles predate ``history``; predict derives it from the catalog
 
 

@@ -14,7 +14,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from xtune.models.evaluate import AVERAGED
-from xtune.search.budget import is_stopped, is_trained
+from xtune.search.budget import is_stopped, is_trained, spent
 from xtune.search.luck import deflated_sharpe, edge_bar
 from xtune.search.record import (
     StudyRecord,
@@ -133,6 +133,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "infeasible": sum(1 for t in complete if not is_feasible(t)),
         "trained": sum(1 for t in complete if is_trained(t)),
         "stopped": sum(1 for t in complete if is_stopped(t)),
+        "budget_spent": round(spent(study), 3),
         "failed": states.get("FAIL", 0),
         "pareto_front": [_row(t, names, created, tried) for t in front],
         "seeded": _seeded(trials, names, {t.number for t in front}),
