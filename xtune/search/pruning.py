@@ -54,7 +54,7 @@ def share_done(rung: str, epochs: int, folds: int) -> float:
     return done / folds
 
 
-def _dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[float]) -> bool:
+def dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[float]) -> bool:
     """``a`` is at least as good as ``b`` everywhere and better somewhere (signs: +1 max)."""
     pairs = [(s * x, s * y) for x, y, s in zip(a, b, signs, strict=True)]
     return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
@@ -64,7 +64,7 @@ def front_ranks(points: Sequence[Sequence[float]], signs: Sequence[float]) -> li
     """Non-dominated sorting: 0 for the Pareto front, 1 for the front once it is removed..."""
     ranks, left, rank = [0] * len(points), set(range(len(points))), 0
     while left:
-        front = {i for i in left if not any(_dominates(points[j], points[i], signs) for j in left)}
+        front = {i for i in left if not any(dominates(points[j], points[i], signs) for j in left)}
         for i in front:
             ranks[i] = rank
         left -= front
@@ -98,11 +98,11 @@ class Pruner:
         values = tuple(float(getattr(scores, o)) for o in self.objectives)
         self.reached[rung] = values
         write(self.trial, TrialRecord(rungs=dict(self.reached)))
-        others = [
-            rungs_of(t)[rung]
-            for t in self.trial.study.get_trials(deepcopy=False)
-            if t.number != self.trial.number and rung in rungs_of(t)
-        ]
+        reached = (
+            rungs_of(t) for t in self.trial.study.get_trials(deepcopy=False)
+            if t.number != self.trial.number
+        )  # fmt: skip
+        others = [r[rung] for r in reached if rung in r]
         if len(others) < MIN_TRIALS:
             return
         share = better_share(values, others, self.signs)

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from xtune.models.evaluate import AVERAGED
 from xtune.search.budget import is_stopped, is_trained, spent
 from xtune.search.luck import deflated_sharpe, edge_bar
+from xtune.search.pruning import dominates
 from xtune.search.record import (
     StudyRecord,
     TrialRecord,
@@ -40,11 +41,6 @@ def _units(trial: FrozenTrial) -> tuple[str, ...]:
     return () if plan is None else plan.units
 
 
-def _dominates(a: list[float], b: list[float], signs: list[float]) -> bool:
-    better_or_equal = all(s * x >= s * y for x, y, s in zip(a, b, signs, strict=True))
-    return better_or_equal and any(s * x > s * y for x, y, s in zip(a, b, signs, strict=True))
-
-
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """Complete, feasible, trained trials that no other such trial dominates."""
     signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
@@ -53,9 +49,7 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
         if is_feasible(t) and status_of(t) == "ok" and t.values is not None
     ]  # fmt: skip
     front = [
-        t
-        for t in pool
-        if not any(_dominates(o.values, t.values, signs) for o in pool if o is not t)
+        t for t in pool if not any(dominates(o.values, t.values, signs) for o in pool if o is not t)
     ]
     return sorted(front, key=lambda t: t.number)
 
