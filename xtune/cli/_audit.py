@@ -47,15 +47,17 @@ def features_audit(
     from xtune.features import load_bars, resolve
     from xtune.features.audit import audit
 
-    names: tuple[str, ...] | None = resolve(feature, group) if feature or group else None
-    source = data or DEFAULT_BARS
-    if study_file is not None:
+    names: tuple[str, ...] | None = None
+    source, columns = data or DEFAULT_BARS, tuple[str, ...]()
+    if study_file is not None:  # first: its plugins and columns become features
         from xtune.search import load_study_config
 
         config = load_study_config(study_file)
-        names = names or config.features.candidates
+        names, columns = config.features.candidates, config.features.columns
         source = data or config.data.source
-    bars = load_bars(source)
+    if feature or group:
+        names = resolve(feature, group)
+    bars = load_bars(source, columns=[c for c in columns if names is None or c in names])
     report = audit(resolve(names), bars, progress=sys.stderr.isatty())
     out.print(_table(report))
     if report.failures:
@@ -65,18 +67,18 @@ def features_audit(
 
 
 def _table(report: AuditReport) -> Table:
+    from xtune.features.registry import COLUMN_GROUP
+
     cuts = ", ".join(str(t) for t in report.cuts)
     table = Table(title=f"{len(report.features)} features on {report.source} "
                   f"({report.rows} bars, cut at {cuts})")  # fmt: skip
     for col in ("feature", "group", "warm-up", "look-ahead ok", "warm-up ok", "scale ok"):
         table.add_column(col, overflow="fold")
     for f in report.features:
-        table.add_row(
-            f.name,
-            f.group,
-            str(f.warmup),
-            *(_verdict(what) for what in (f.lookahead, f.warmup_check, f.scale)),
-        )
+        checks = [_verdict(what) for what in (f.lookahead, f.warmup_check, f.scale)]
+        if f.group == COLUMN_GROUP and f.lookahead is None:  # read, not computed
+            checks[0] = "[yellow]cannot prove: a precomputed column[/]"
+        table.add_row(f.name, f.group, str(f.warmup), *checks)
     return table
 
 

@@ -111,9 +111,11 @@ def _predictions(bundle_dir: Path, data: str, last: bool, allow: bool) -> pd.Dat
     from xtune.runtime.consensus import is_consensus, load_consensus, predict_consensus
 
     if is_consensus(bundle_dir):  # from `xtune consensus --out`: members and their rule
-        both = load_consensus(bundle_dir), load_bars(data)
-        return predict_consensus(*both, last=last, allow_other_interval=allow)
-    bundle, bars = load_bundle(bundle_dir), load_bars(data)
+        chosen = load_consensus(bundle_dir)
+        bars = load_bars(data, columns=chosen.columns)
+        return predict_consensus(chosen, bars, last=last, allow_other_interval=allow)
+    bundle = load_bundle(bundle_dir)
+    bars = load_bars(data, columns=bundle.manifest.columns)
     return run_predict(bundle, bars, last=last, allow_other_interval=allow)
 
 

@@ -53,11 +53,10 @@ def certify(
     names the CPU's vector instructions. Writes certify.json (never into the bundle). Exit 0:
     certified; 1: a check failed; 2: bad input. Needs neither torch nor optuna.
     """
-    from xtune.features import load_bars
     from xtune.runtime.certify import certify as run_certify
 
     target = report_target(out_path, bundle_dir)  # before any work
-    report = run_certify(bundle_dir, load_bars(bars) if bars else None, max_latency_ms)
+    report = run_certify(bundle_dir, bars, max_latency_ms)
     write_report(report.to_json(), target)
     if as_json:
         print(report.to_json())

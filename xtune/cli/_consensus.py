@@ -56,7 +56,7 @@ def consensus(
     from xtune.runtime.consensus_score import score_consensus
 
     chosen = Consensus(None, rule, threshold, tuple(load_bundle(b) for b in bundles))
-    report = score_consensus(chosen, load_bars(data), fee)
+    report = score_consensus(chosen, load_bars(data, columns=chosen.columns), fee)
     if out_dir is not None:
         from xtune.export.consensus import write_consensus
 

@@ -107,7 +107,9 @@ def create_study_command(study_file: StudyArg, storage: StorageOpt = None) -> No
     env = research()
     config = load_study_config(study_file)
     url = resolve_storage(config, storage, env)
-    study, _ = create_study(config, url, env, load_bars(config.data.source))
+    study, _ = create_study(
+        config, url, env, load_bars(config.data.source, columns=config.features.columns)
+    )
     out.print(
         f"study '{study.study_name}' ready in {mask(url)} ({len(study.trials)} trials so far)"
     )

@@ -19,6 +19,7 @@ from xtune.export.replace import check_target, install
 from xtune.features import Bars, load_bars, summarize
 from xtune.features.build import feature_specs
 from xtune.features.catalog import history_of, warmup_of
+from xtune.features.plugins import columns_of
 from xtune.models import (
     FinalFit,
     Scores,
@@ -37,9 +38,11 @@ from xtune.runtime.manifest import (
     Int8Entry,
     Manifest,
     ModelEntry,
+    PluginEntry,
     ReferenceEntry,
     StudyEntry,
 )
+from xtune.runtime.own_features import write_plugins
 from xtune.runtime.reference import LATENCY_BARS, PARITY_TOL, WINDOWS, write_reference
 from xtune.search.config import StudyConfig
 from xtune.search.record import Plan, TrialRecord, read
@@ -94,7 +97,7 @@ class _Refit:
 
 def _manifest(
     r: _Refit, names: ModelEntry, files: dict[str, str], report: ExportReport,
-    reference: ReferenceEntry,
+    reference: ReferenceEntry, plugins: tuple[PluginEntry, ...],
 ) -> Manifest:  # fmt: skip
     spec, labels, bars, caps = r.plan.data, r.plan.data.labels, r.bars, r.config.caps
     assert r.record.data is not None
@@ -137,6 +140,8 @@ def _manifest(
         reference=reference,
         caps=CapsEntry(caps.max_latency_ms, caps.latency_scale, searched),
         fee=r.config.trading.fee,
+        plugins=plugins,
+        columns=columns_of(spec.features),
     )
 
 
@@ -163,8 +168,10 @@ def _write(r: _Refit, folder: Path) -> ExportReport:
     assert r.record.metrics is not None
     report = ExportReport(folder, r.trial.number, r.record.metrics.val, r.final.test, parity,
                           int8, latency)  # fmt: skip
+    plugins = write_plugins(folder, r.plan.data.features)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
-    (folder / MANIFEST).write_text(_manifest(r, names, files, report, reference).to_json())
+    manifest = _manifest(r, names, files, report, reference, plugins)
+    (folder / MANIFEST).write_text(manifest.to_json())
     write_sums(folder, [*files, MANIFEST])
     return report
 
@@ -187,7 +194,8 @@ def export_bundle(
     record = read(trial)
     if not record.trained or record.data is None or record.metrics is None:
         raise ExportError(f"trial {trial.number} was not trained; it cannot be exported.")
-    bars = load_bars(data or record.data.source)
+    assert record.plan is not None  # trained
+    bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
     if bars.sha256 != record.data.sha256 and not allow_other_data:
         raise ExportError(
             f"{bars.source}: not the bars trial {trial.number} was searched on (sha256 "

@@ -3,6 +3,7 @@
 Follow one data set forward: :func:`load_bars` -> :func:`build_features` (catalog) ->
 labels -> :func:`chronological_split` -> :func:`fit_robust` -> :func:`windows`; or all at once
 with :func:`prepare`. :func:`audit` checks features for look-ahead, warm-up and scale.
+A trader's own features come in through :func:`register` in a plugin file (:func:`load_plugin`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from xtune.features.build import build_features, compute_features, default_cache
 from xtune.features.catalog import CATALOG, GROUPS, Feature, history_of, resolve, warmup_of
 from xtune.features.dataset import Dataset, DataSpec, Part, ScaledFold, prepare
 from xtune.features.labels import LabelSpec, directions, forward_returns
+from xtune.features.plugins import PluginFile, load_plugin
+from xtune.features.registry import register
 from xtune.features.scaler import RobustScaler, fit_robust, inverse, transform
 from xtune.features.split import Fold, Split, SplitSpec, chronological_split, min_rows
 from xtune.features.windows import windows, windows_ending_at
@@ -30,6 +33,7 @@ __all__ = [
     "Fold",
     "LabelSpec",
     "Part",
+    "PluginFile",
     "RobustScaler",
     "ScaledFold",
     "Split",
@@ -45,8 +49,10 @@ __all__ = [
     "history_of",
     "inverse",
     "load_bars",
+    "load_plugin",
     "min_rows",
     "prepare",
+    "register",
     "resolve",
     "summarize",
     "transform",

@@ -10,7 +10,11 @@ this one implementation):
 - **scale**: values stay below ``MAX_ABS`` after warm-up; prices x1024 and volume x8 (exact in
   binary floating point) change no value; and on a random walk whose price triples, the typical
   size in the last quarter stays within ``MAX_DRIFT`` x of the first quarter (skipped for the
-  pattern and calendar groups, whose values are codes, not magnitudes).
+  pattern and calendar groups, whose values are codes, not magnitudes, and for precomputed
+  columns, which the walk lacks).
+
+A precomputed column (``[features] columns``) passes the look-ahead check by construction:
+it is read, not computed, so xtune cannot prove it causal and says so where it is used.
 
 Example:
     >>> from xtune.features import load_bars
@@ -33,12 +37,14 @@ from rich.progress import track
 from xtune.errors import FeatureError
 from xtune.features.bars import Bars
 from xtune.features.catalog import CATALOG, Feature, resolve, warmup_of
+from xtune.features.registry import COLUMN_GROUP
 
 CUT_FRACTIONS = (0.1, 0.41, 0.82)  # of the rows, where the look-ahead check truncates the bars
 PRICE_SCALE, VOLUME_SCALE = 1024.0, 8.0
 MAX_ABS = 1e3  # features are ratios and oscillators; a level or running total is far larger
 MAX_DRIFT = 4.0
-UNSCALED_GROUPS = ("pattern", "calendar")  # exempt from the drift check
+UNSCALED_GROUPS = ("pattern", "calendar", COLUMN_GROUP)  # exempt from the drift check
+# (a precomputed column has no value on the synthetic walk the drift check uses)
 _RTOL, _ATOL = 1e-9, 1e-12  # look-ahead: the same code on the same rows agrees to rounding
 _SCALE_RTOL, _SCALE_ATOL = 1e-6, 1e-9
 
@@ -113,19 +119,47 @@ def audit(
     scaled["volume"] *= VOLUME_SCALE
     results = []
     for name in track(listed, description="audit", disable=not progress, transient=True):
-        feature = CATALOG[name]
-        full = _values(feature, frame)
-        results.append(
-            FeatureAudit(
-                name,
-                feature.group,
-                feature.warmup,
-                _lookahead(feature, full, frame, cuts),
-                _warmup(feature, full),
-                _scale(feature, full, _values(feature, scaled)),
-            )
-        )
+        results.append(_audit_one(CATALOG[name], frame, scaled, cuts))
     return AuditReport(bars.source, len(bars), cuts, tuple(results))
+
+
+def _audit_one(
+    feature: Feature, frame: pd.DataFrame, scaled: pd.DataFrame, cuts: Sequence[int]
+) -> FeatureAudit:
+    """One feature's checks; a plugin that raises fails its audit instead of ending it."""
+    try:
+        full = _values(feature, frame)
+        return FeatureAudit(
+            feature.name,
+            feature.group,
+            feature.warmup,
+            _lookahead(feature, full, frame, cuts),
+            _warmup(feature, full),
+            _scale(feature, full, _values(feature, scaled)),
+        )
+    except FeatureError as exc:
+        return FeatureAudit(feature.name, feature.group, feature.warmup, str(exc), None, None)
+
+
+def preflight(names: Iterable[str], bars: Bars) -> AuditReport | None:
+    """Audit the trader's own features among ``names`` (plugins and columns) before a search
+    trains anything; None when there are none.
+
+    Raises:
+        FeatureError: naming the first failed check (the feature, the row, the values) and
+            how to see them all.
+    """
+    own = [n for n in names if CATALOG[n].origin]
+    if not own:
+        return None
+    report = audit(own, bars)
+    if report.failures:
+        raise FeatureError(
+            f"{bars.source}: your own feature fails the catalog's checks: {report.failures[0]}"
+            f"{f' (and {len(report.failures) - 1} more)' if len(report.failures) > 1 else ''}. "
+            "Fix it or leave it out; `xtune features audit STUDY.toml` prints every check."
+        )
+    return report
 
 
 def _values(feature: Feature, frame: pd.DataFrame) -> np.ndarray:

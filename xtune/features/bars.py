@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -39,6 +40,7 @@ _TIME_NAMES = (
     "timestamp", "datetime", "date_time", "time", "date", "open_time", "ts", "gmt_time",
     "local_time", "time_utc",
 )  # fmt: skip
+_KNOWN = {a for aliases in _ALIASES.values() for a in aliases} | set(_TIME_NAMES)
 
 
 def _norm(name: object) -> str:
@@ -57,6 +59,11 @@ class Bars:
     frame: pd.DataFrame
     source: str
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The extra numeric columns kept beside OHLCV (``load_bars(columns=...)``)."""
+        return tuple(c for c in self.frame.columns if c not in OHLCV)
+
     def __len__(self) -> int:
         return len(self.frame)
 
@@ -66,7 +73,8 @@ class Bars:
 
     @cached_property
     def sha256(self) -> str:
-        """Content hash of times and values; the key of the feature cache and of trial records."""
+        """Content hash of times and OHLCV values; the key of the feature cache and of trial
+        records (extra columns are hashed apart, by the cache key of features that read them)."""
         digest = hashlib.sha256()
         digest.update(self.index.asi8.tobytes())
         digest.update(np.ascontiguousarray(self.frame[list(OHLCV)].to_numpy(np.float64)).tobytes())
@@ -103,7 +111,9 @@ class BarsSummary:
         }
 
 
-def load_bars(source: str | Path | pd.DataFrame, *, name: str | None = None) -> Bars:
+def load_bars(
+    source: str | Path | pd.DataFrame, *, name: str | None = None, columns: Sequence[str] = ()
+) -> Bars:
     """Load and validate OHLCV bars.
 
     Args:
@@ -112,6 +122,8 @@ def load_bars(source: str | Path | pd.DataFrame, *, name: str | None = None) -> 
             ``tick_volume``...); time comes from a timestamp/date/datetime/time column or the
             index. Naive times are taken as UTC; aware times are converted to UTC.
         name: how errors refer to a DataFrame source.
+        columns: extra numeric columns to keep beside OHLCV, by exact name (precomputed
+            features, ``[features] columns``); each must be present and finite in every row.
 
     Raises:
         DataError: naming the file, column and first offending row, before any work starts.
@@ -135,7 +147,35 @@ def load_bars(source: str | Path | pd.DataFrame, *, name: str | None = None) -> 
         raw = _read_file(path)
     frame = _normalize(raw, label)
     validate_frame(frame, label)
+    if columns:
+        frame = _with_columns(frame, raw, tuple(columns), label)
     return Bars(frame, label)
+
+
+def _with_columns(
+    frame: pd.DataFrame, raw: pd.DataFrame, columns: tuple[str, ...], label: str
+) -> pd.DataFrame:
+    """``frame`` plus the named raw columns, each numeric and finite (xtune fills nothing)."""
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        extra = [str(c) for c in raw.columns if _norm(c) not in _KNOWN]
+        raise DataError(
+            f"{label}: no column(s) {missing}, which [features] columns names (the columns "
+            f"besides OHLCV and time here: {extra}). Add them to the bars, or remove them from "
+            "[features] columns; a model trained on a column needs it in the live bars too."
+        )
+    out = frame.copy()
+    for name in columns:
+        col = raw[name]
+        values = pd.to_numeric(col, errors="coerce").to_numpy(np.float64)
+        if (pos := first_true(~np.isfinite(values))) is not None:
+            raise DataError(
+                f"{label}: column {name!r} is {col.iloc[pos]} at {_row_ref(frame.index, pos)}, "
+                "not a finite number. xtune never fills a precomputed column: drop the rows "
+                "before its first value, or fix that row."
+            )
+        out[name] = values
+    return out
 
 
 def _read_file(path: Path) -> pd.DataFrame:

@@ -21,7 +21,8 @@ from rich.progress import track
 
 from xtune.errors import FeatureError
 from xtune.features.bars import Bars
-from xtune.features.catalog import CATALOG, history_of, resolve, warmup_of
+from xtune.features.catalog import CATALOG, Feature, history_of, resolve, warmup_of
+from xtune.features.plugins import columns_of
 
 # A feature this large is broken, not informative (features are ratios and oscillators).
 MAX_FEATURE_ABS = 1e9
@@ -36,15 +37,15 @@ def default_cache_dir() -> Path:
 
 def feature_specs(names: Sequence[str]) -> list[dict[str, Any]]:
     """Name, group, warm-up and parameters of each listed feature (the export manifest's spec)."""
-    return [
-        {
-            "name": n,
-            "group": CATALOG[n].group,
-            "warmup": CATALOG[n].warmup,
-            "params": dict(CATALOG[n].params),
-        }
-        for n in names
-    ]
+    return [_spec(CATALOG[n]) for n in names]
+
+
+def _spec(f: Feature) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": f.name, "group": f.group, "warmup": f.warmup,
+                            "params": dict(f.params)}  # fmt: skip
+    if f.origin:  # a plugin's file hash, or "column"; absent for the catalog (older bundles)
+        spec["origin"] = f.origin
+    return spec
 
 
 def feature_fingerprint(names: Sequence[str]) -> dict[str, object]:
@@ -59,7 +60,10 @@ def feature_fingerprint(names: Sequence[str]) -> dict[str, object]:
 
 def cache_key(bars: Bars, names: Sequence[str]) -> str:
     blob = json.dumps(feature_fingerprint(names), sort_keys=True, default=str)
-    return hashlib.sha256(f"{bars.sha256}\n{blob}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{bars.sha256}\n{blob}".encode())
+    for name in columns_of(names):  # a precomputed column's values are not in bars.sha256
+        digest.update(np.ascontiguousarray(bars.frame[name].to_numpy(np.float64)).tobytes())
+    return digest.hexdigest()
 
 
 def compute_features(bars: Bars, names: Sequence[str], *, progress: bool = False) -> pd.DataFrame:

@@ -1,9 +1,14 @@
 """The catalog's machinery: a feature is a name, a group, a warm-up, a memory and a pure function
-of the bars; ``register`` adds one, ``CATALOG`` reads them all in registration order."""
+of the bars; ``register`` adds one, ``CATALOG`` reads them all in registration order.
+
+A trader's own features use the same ``register`` from a plugin file, and precomputed columns of
+the bars file are registered too (:mod:`xtune.features.plugins`); each such feature carries its
+``origin``, so a name can never silently mean two things."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -13,6 +18,7 @@ import pandas as pd
 from xtune.errors import FeatureError
 
 GROUPS = ("returns", "trend", "momentum", "volatility", "volume", "pattern", "calendar")
+COLUMN_GROUP = "column"  # a precomputed column of the bars file, ``[features] columns``
 
 FeatureFn = Callable[[pd.DataFrame], pd.Series]
 
@@ -39,17 +45,45 @@ class Feature:
     # oscillator in [0, 1]. None: such a NaN stays and the build reports it.
     neutral: float | None = None
     memory: int = 0  # register() sets it, at least the warm-up
+    origin: str = ""  # "": the catalog; "plugin:<sha256 of the file>"; "column"
 
     def compute(self, bars: pd.DataFrame) -> pd.Series:
-        out = self.fn(bars).astype(np.float64)
+        out = self.fn(bars) if not self.origin else self._foreign(bars)
+        out = out.astype(np.float64)
         if self.neutral is not None:
             after = np.arange(len(out)) >= self.warmup
             out = out.where(~(after & out.isna().to_numpy()), self.neutral)
         out.name = self.name
         return out
 
+    @property
+    def where(self) -> str:
+        """Who declared it, for messages: the catalog, a plugin (by hash) or a bars column."""
+        if not self.origin:
+            return "the catalog"
+        return "a column of the bars" if self.origin == "column" else self.origin[:19]
+
+    def _foreign(self, bars: pd.DataFrame) -> pd.Series:
+        """A plugin's function, held to the catalog's contract: one number per bar, or a
+        clear error naming the feature (never a traceback from inside the trader's code)."""
+        try:
+            out = self.fn(bars)
+        except Exception as exc:
+            raise FeatureError(
+                f"feature {self.name!r} ({self.where}) raised {type(exc).__name__}: {exc}. "
+                "Fix its function; `xtune features audit` runs it on sample bars."
+            ) from None
+        if not isinstance(out, pd.Series) or len(out) != len(bars):
+            got = f"{type(out).__name__} of length {len(out) if hasattr(out, '__len__') else '?'}"
+            raise FeatureError(
+                f"feature {self.name!r} ({self.where}) returned a {got} for {len(bars)} bars; "
+                "return a pandas Series on the bars' index."
+            )
+        return pd.Series(out.to_numpy(), index=bars.index)
+
 
 _REGISTRY: dict[str, Feature] = {}
+_DECLARING: list[str] = []  # the origin of the plugin being loaded, if any (see ``declaring``)
 
 
 def register(
@@ -64,16 +98,69 @@ def register(
 ) -> Callable[[FeatureFn], FeatureFn]:
     """Add a feature; ``memory`` defaults to ``warmup`` (a finite window, see :class:`Feature`)."""
 
+    origin = _DECLARING[-1] if _DECLARING else ""
+
     def wrap(fn: FeatureFn) -> FeatureFn:
-        if name in _REGISTRY:  # pragma: no cover - a programming error caught at import
-            raise RuntimeError(f"duplicate feature {name}")
-        if memory is not None and memory < warmup:  # pragma: no cover - caught at import
-            raise RuntimeError(f"{name}: memory {memory} is shorter than its warm-up {warmup}")
+        problem = _declaration_problem(name, group, warmup, memory)
+        if problem and origin:
+            raise FeatureError(problem)
+        if problem:  # pragma: no cover - a programming error in the catalog, caught at import
+            raise RuntimeError(problem)
         _REGISTRY[name] = Feature(name, group, warmup, fn, MappingProxyType(dict(params)), doc,
-                                  neutral, warmup if memory is None else memory)  # fmt: skip
+                                  neutral, warmup if memory is None else memory, origin)  # fmt: skip
         return fn
 
     return wrap
+
+
+def _declaration_problem(name: str, group: str, warmup: int, memory: int | None) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        return f"feature name {name!r} must be a Python identifier (letters, digits, _)"
+    if name in _REGISTRY:
+        return f"feature {name!r} is already declared by {_REGISTRY[name].where}; rename yours"
+    if group not in GROUPS:
+        return f"feature {name!r}: group {group!r} is not one of {list(GROUPS)}"
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        return f"feature {name!r}: warm-up {warmup!r} must be a non-negative integer"
+    if memory is not None and memory < warmup:
+        return f"feature {name!r}: memory {memory} is shorter than its warm-up {warmup}"
+    return ""
+
+
+@contextlib.contextmanager
+def declaring(origin: str) -> Iterator[list[str]]:
+    """Register the block's features with ``origin``; yields the names declared, and removes
+    them again when the block raises (a plugin that fails half-way leaves nothing behind)."""
+    before = set(_REGISTRY)
+    _DECLARING.append(origin)
+    declared: list[str] = []
+    try:
+        yield declared
+        declared.extend(n for n in _REGISTRY if n not in before)
+    except BaseException:
+        for n in [n for n in _REGISTRY if n not in before]:
+            del _REGISTRY[n]
+        raise
+    finally:
+        _DECLARING.pop()
+
+
+def add(feature: Feature) -> None:
+    """Register a feature built elsewhere (a precomputed column), refusing a taken name."""
+    if feature.name in _REGISTRY and _REGISTRY[feature.name] != feature:
+        raise FeatureError(
+            f"{feature.name!r} is already a feature of {_REGISTRY[feature.name].where}; rename "
+            "the column in the bars file."
+        )
+    _REGISTRY[feature.name] = feature
+
+
+def forget(origin_prefix: str) -> None:
+    """Drop every feature whose origin starts with ``origin_prefix`` (never the catalog's)."""
+    if not origin_prefix:
+        raise ValueError("the catalog cannot be forgotten")
+    for n in [n for n, f in _REGISTRY.items() if f.origin.startswith(origin_prefix)]:
+        del _REGISTRY[n]
 
 
 CATALOG: Mapping[str, Feature] = MappingProxyType(_REGISTRY)  # a live, read-only view

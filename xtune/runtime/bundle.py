@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xtune.runtime.manifest import BundleError, Manifest
+from xtune.runtime.own_features import activate
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -150,4 +151,5 @@ def load_bundle(folder: str | Path) -> Bundle:
     for name in (manifest.model.file, manifest.model.fp32):
         if name not in listed:
             raise BundleError(f"{folder}: the manifest's model file {name!r} is not in {SUMS}.")
+    activate(folder, manifest, contents)  # its plugin features and columns, if any
     return Bundle(folder, manifest, contents[manifest.model.file], expected[MANIFEST])

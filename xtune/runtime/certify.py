@@ -189,8 +189,9 @@ def _cap(
 
 
 def certify(
-    bundle_dir: str | Path, bars: Bars | None = None, max_latency_ms: float | None = None
-) -> CertifyReport:
+    bundle_dir: str | Path, bars: str | Path | Bars | None = None,
+    max_latency_ms: float | None = None,
+) -> CertifyReport:  # fmt: skip
     """Certify a bundle on this PC; see the module docstring. A failed check is a report with
     ``passed`` False, not an exception.
 
@@ -204,6 +205,8 @@ def certify(
     files = Check(
         "checksums", True, f"{len(bundle.manifest.files) + 1} files match {SUMS} and the manifest"
     )
+    if bars is not None and not isinstance(bars, Bars):  # a file: with the bundle's columns
+        bars = load_bars(bars, columns=bundle.manifest.columns)
     bot = Predictor(bundle, threads=1)  # re-checks int8 against fp32 here, at load
     ref = load_reference(bundle)
     fp32, note = _parity(bundle, ref)

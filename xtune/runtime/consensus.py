@@ -162,6 +162,11 @@ class Consensus:
         return self.members[0].manifest.horizons
 
     @property
+    def columns(self) -> tuple[str, ...]:
+        """The precomputed bar columns any member reads (the bars must carry them all)."""
+        return tuple(dict.fromkeys(c for m in self.members for c in m.manifest.columns))
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         return self.members[0].manifest.class_names
 

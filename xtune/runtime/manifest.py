@@ -13,8 +13,8 @@ from typing import Any
 from xtune.errors import XtuneError
 
 FORMAT = "xtune-bundle"
-FORMAT_VERSION = 4  # 3: history predict needs; 4: reference sample, caps, test span, fee
-READS = (2, 3, 4)  # version 2 bundles predate ``history``; predict derives it from the catalog
+FORMAT_VERSION = 5  # 3: history; 4: reference sample, caps, test span, fee; 5: own features
+READS = (2, 3, 4, 5)  # version 2 bundles predate ``history``; predict derives it from the catalog
 
 
 class BundleError(XtuneError):
@@ -39,6 +39,17 @@ class FeatureEntry:
     group: str
     warmup: int
     params: dict[str, Any]
+    origin: str = ""  # "": the catalog; "plugin:<sha256>": a plugin file; "column" (format 5)
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """A trader's feature file, copied into the bundle and run there (format 5)."""
+
+    file: str  # the plugin's bytes in the bundle, listed in ``files``
+    name: str  # the file's name where the study loaded it
+    sha256: str
+    features: tuple[str, ...]  # the features it declares that this model uses
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,8 @@ class Manifest:
     reference: ReferenceEntry | None = None  # None: format 2 or 3, nothing to re-check
     caps: CapsEntry | None = None
     fee: float | None = None  # the study's fee per unit of position change (version 4 on)
+    plugins: tuple[PluginEntry, ...] = ()  # own feature files the model's features need
+    columns: tuple[str, ...] = ()  # precomputed columns the live bars must carry
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # room for later, ignored by readers
@@ -184,8 +197,12 @@ def _build(raw: dict[str, Any]) -> Manifest:
     for key, cls in (("reference", ReferenceEntry), ("caps", CapsEntry)):
         if d.get(key) is not None:
             d[key] = _entry(cls, d[key])
+    d["plugins"] = tuple(
+        _entry(PluginEntry, {**p, "features": tuple(p["features"])}) for p in d.get("plugins", ())
+    )
     for key in ("horizons", "class_names", "return_scale"):
         d[key] = tuple(d[key])
+    d["columns"] = tuple(d.get("columns", ()))
     manifest: Manifest = _entry(Manifest, d)
     _check_types(manifest)
     return manifest
@@ -211,6 +228,8 @@ def _check_types(m: Manifest) -> None:
     ref = m.reference
     if ref is not None and not {ref.rows, ref.expected, ref.bars} <= set(m.files):
         raise ValueError("the reference files are not among the bundle's files")
+    if not {p.file for p in m.plugins} <= set(m.files):
+        raise ValueError("the plugin files are not among the bundle's files")
     if m.format_version >= 4 and not (
         isinstance(m.fee, int | float) and m.fee >= 0 and m.data.test_span is not None
     ):

@@ -36,6 +36,7 @@ def check_features(bundle: Bundle) -> None:
         if (
             ours[name]["params"] != recorded[name].params
             or ours[name]["warmup"] != recorded[name].warmup
+            or ours[name].get("origin", "") != recorded[name].origin
         ):
             raise BundleError(
                 f"{bundle.folder}: feature {name!r} is defined differently here than when the model "

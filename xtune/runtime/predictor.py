@@ -8,7 +8,7 @@ the bars begin (see :func:`xtune.features.history.memory_violations`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,11 @@ class Predictor:
         Raises:
             DataError: bad bars, another interval than training's, or too short a history.
         """
-        bars = frame if isinstance(frame, Bars) else load_bars(frame, name="predict_last()")
+        bars = (
+            frame
+            if isinstance(frame, Bars)
+            else load_bars(frame, name="predict_last()", columns=self.bundle.manifest.columns)
+        )
         if not self._allow_other_interval:
             check_interval(self.bundle, bars)
         check_history(self.bundle, bars.source, len(bars))
@@ -144,7 +148,7 @@ class Predictor:
             DataError: a bad bar, one not newer than the last, one at another interval, or
                 fewer than :attr:`history` bars held so far.
         """
-        new = _one_bar(bar)
+        new = _one_bar(bar, self.bundle.manifest.columns)
         self._check_step(new.index[0])
         keep = max(0, len(self._bars) + 1 - self.history)  # the oldest bar(s) leave
         self._bars = pd.concat([self._bars.iloc[keep:], new.frame])
@@ -213,12 +217,17 @@ class ConsensusPredictor(Predictor):
         return self._longest.bars
 
     def predict_last(self, frame: pd.DataFrame | Bars) -> Prediction:
-        bars = frame if isinstance(frame, Bars) else load_bars(frame, name="predict_last()")
+        bars = (
+            frame
+            if isinstance(frame, Bars)
+            else load_bars(frame, name="predict_last()", columns=self.consensus.columns)
+        )
         check_history(self._longest.bundle, bars.source, len(bars))  # before any member moves
         return self._combine([m.predict_last(bars) for m in self.members])
 
     def update(self, bar: Mapping[str, Any] | pd.Series | pd.DataFrame) -> Prediction:
-        new = _one_bar(bar).frame  # validated once; every member checks its step the same way
+        # validated once; every member checks its step the same way
+        new = _one_bar(bar, self.consensus.columns).frame
         return self._combine([m.update(new) for m in self.members])
 
     def _combine(self, each: list[Prediction]) -> Prediction:
@@ -237,8 +246,9 @@ class ConsensusPredictor(Predictor):
         )  # fmt: skip
 
 
-def _one_bar(bar: Mapping[str, Any] | pd.Series | pd.DataFrame) -> Bars:
-    """One validated bar from a mapping, a Series (named by its time) or a one-row frame."""
+def _one_bar(bar: Mapping[str, Any] | pd.Series | pd.DataFrame, columns: Sequence[str]) -> Bars:
+    """One validated bar from a mapping, a Series (named by its time) or a one-row frame,
+    with the precomputed ``columns`` the model reads."""
     if isinstance(bar, pd.DataFrame):
         frame = bar
     elif isinstance(bar, pd.Series):
@@ -249,4 +259,4 @@ def _one_bar(bar: Mapping[str, Any] | pd.Series | pd.DataFrame) -> Bars:
         raise DataError(
             f"update() takes one bar, got {len(frame)}; pass a history to predict_last()."
         )
-    return load_bars(frame, name="update()")
+    return load_bars(frame, name="update()", columns=columns)

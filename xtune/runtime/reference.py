@@ -87,7 +87,7 @@ def reference_bars(bundle: Bundle) -> Bars | None:
     if entry is None:
         return None
     frame = pd.read_csv(io.BytesIO(bundle.read(entry.bars)))
-    return load_bars(frame, name=f"{bundle.folder / entry.bars}")
+    return load_bars(frame, name=f"{bundle.folder / entry.bars}", columns=bundle.manifest.columns)
 
 
 def probabilities(bundle: Bundle, session: Any, x: np.ndarray, *, int8: bool) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from xtune.errors import XtuneError
 from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
+from xtune.features.plugins import PluginFile, load_plugin, use_columns
 from xtune.features.split import SplitSpec
 from xtune.search import _validate as v
 from xtune.search._counts import counts
@@ -203,6 +204,14 @@ class _Parser:
         for key in ("groups", "names"):
             if key in d:
                 d[key] = v.texts("features", key, d[key], '["returns", "momentum"]')
+        d["plugins"] = self.plugins(d.get("plugins", []))
+        if "columns" in d:
+            d["columns"] = v.texts("features", "columns", d["columns"], '["my_signal"]')
+            try:
+                use_columns(d["columns"])
+            except XtuneError as exc:
+                raise self.fail("features", f"columns: {exc}") from None
+            d["names"] = tuple(d.get("names", ())) + d["columns"]
         if "unit" in d:
             d["unit"] = v.text(
                 "features", "unit", d["unit"], '"group"', choices=("group", "feature")
@@ -226,6 +235,14 @@ class _Parser:
                 f"min {section.min} exceeds the {len(section.units)} searchable {section.unit}s.",
             )
         return replace(section, count=counts(count, section))
+
+    def plugins(self, raw: Any) -> tuple[PluginFile, ...]:
+        """Run each plugin file (relative to the study file) so its features can be named."""
+        files = v.texts("features", "plugins", raw, '["my_features.py"]')
+        try:
+            return tuple(load_plugin(self.path.parent / f) for f in files)
+        except XtuneError as exc:
+            raise self.fail("features", f"plugins: {exc}") from None
 
     def model(self, raw: dict[str, Any]) -> ModelSection:
         d = self.table(raw, "model", ModelSection)

@@ -9,6 +9,7 @@ import optuna
 
 from xtune.errors import XtuneError
 from xtune.features import Bars, Dataset, load_bars, prepare
+from xtune.features.plugins import columns_of
 from xtune.models import Params, Scores
 from xtune.models.train import train_and_evaluate
 from xtune.search.record import Plan, TrialRecord, read
@@ -83,7 +84,8 @@ def replay(
     """Retrain trial ``number`` on CPU from its stored plan and data record."""
     record = trained_record(study, number)
     assert record.data is not None and record.metrics is not None  # trained
-    bars = load_bars(data or record.data.source)
+    assert record.plan is not None  # trained
+    bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
     if bars.sha256 != record.data.sha256:
         raise XtuneError(
             f"{bars.source}: these bars differ from the ones trial {number} trained on "

@@ -19,6 +19,8 @@ from optuna.trial import FrozenTrial
 
 from xtune.errors import SpecError, XtuneError
 from xtune.features import DataSpec, build_features, load_bars
+from xtune.features.audit import preflight
+from xtune.features.plugins import use_columns, use_plugins
 from xtune.search.budget import spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import require_device
@@ -41,7 +43,7 @@ def prepare_inputs(
     config: StudyConfig, settings: Settings, data: str | None = None, progress: bool = False
 ) -> Inputs:
     """Load and check the bars, then build every candidate feature once (cached by data hash)."""
-    bars = load_bars(data or config.data.source)
+    bars = load_bars(data or config.data.source, columns=config.features.columns)
     worst = DataSpec(
         features=config.features.candidates,
         window=int(highest(config.data.window)),
@@ -53,6 +55,13 @@ def prepare_inputs(
             f"{bars.source}: {len(bars)} bars, but this study's largest window "
             f"({worst.window}) with all candidate features needs {worst.min_bars}. Use more bars, "
             "a smaller [data] window range, or fewer long-window features."
+        )
+    preflight(config.features.candidates, bars)  # the trader's own features, before any trial
+    if config.features.columns:
+        logging.getLogger("xtune").warning(
+            "columns %s are read from the bars as they are: xtune cannot prove them free of "
+            "look-ahead. Each row must use only data known at that bar's close.",
+            list(config.features.columns),
         )
     candidates = build_features(
         bars, config.features.candidates, cache_dir=settings.cache_dir, progress=progress
@@ -76,6 +85,9 @@ def signals_to(handler: Callable[[int, object], None]) -> Iterator[None]:
 
 def _worker_main(args: WorkerArgs, inputs: Inputs) -> None:
     configure_logging()  # a spawned process starts with none of the parent's setup
+    # ...nor the parent's own features: register them from the bytes the parent hashed
+    use_plugins(args.config.features.plugins)
+    use_columns(args.config.features.columns)
     interrupt = GracefulInterrupt()
     # On Ctrl-C Optuna has already marked the running trial FAIL; the parent reports.
     with signals_to(interrupt.handler), contextlib.suppress(KeyboardInterrupt):

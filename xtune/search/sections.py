@@ -9,6 +9,7 @@ from typing import Any
 
 from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
+from xtune.features.plugins import PluginFile
 from xtune.features.split import SplitSpec
 from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space
 
@@ -55,6 +56,8 @@ class FeatureSection:
     min: int = 1
     max: int = 1000
     count: tuple[GroupCount, ...] = ()  # unit = "feature" only; see space.suggest
+    plugins: tuple[PluginFile, ...] = ()  # the trader's own feature files, loaded
+    columns: tuple[str, ...] = ()  # precomputed columns of the bars, also in ``names``
 
     def members(self, group: str) -> tuple[str, ...]:
         """The units (features, with unit = "feature") of ``group`` that this study searches."""
