@@ -18,8 +18,14 @@ def my_range_z_20(bars):
     return (r - r.rolling(20).mean()) / r.rolling(20).std()
 
 
-@register("my_close_pos_24", "momentum", 23, "close within the 24-bar high-low range, 0..1",
-          neutral=0.5, window=24)  # neutral: the value of a flat stretch (0/0)
+@register(
+    "my_close_pos_24",
+    "momentum",
+    23,
+    "close within the 24-bar high-low range, 0..1",
+    neutral=0.5,
+    window=24,
+)  # neutral: the value of a flat stretch (0/0)
 def my_close_pos_24(bars):
     high = bars["high"].rolling(24).max()
     low = bars["low"].rolling(24).min()

@@ -180,3 +180,22 @@ def test_loading_does_not_modify_the_callers_frame(frame: pd.DataFrame) -> None:
     before = frame.copy()
     load_bars(frame.rename(columns=str.upper))
     pd.testing.assert_frame_equal(frame, before)
+
+
+@pytest.mark.parametrize(
+    "time",
+    [pd.Timestamp("2024-03-01 14:00"), pd.Timestamp("2024-03-01 15:00", tz="Europe/Berlin")],
+)
+def test_one_live_bar_loads_as_the_full_loader_loads_it(time: pd.Timestamp) -> None:
+    from xtune.features.bars import load_bar
+
+    bar = {"time": time, "open": 1.1, "high": 1.2, "low": 1.0, "close": 1.15, "volume": 7}
+    fast = load_bar(bar, name="update()")
+    assert fast is not None
+    pd.testing.assert_frame_equal(fast.frame, load_bars(pd.DataFrame([bar])).frame)
+    assert load_bar({**bar, "time": "2024-03-01 14:00"}, name="x") is None  # text: full loader
+    assert load_bar({**bar, "tick_volume": 3}, name="x") is None  # other keys: full loader
+    with pytest.raises(DataError, match="'high' is below 'low'"):
+        load_bar({**bar, "high": 0.9}, name="update()")
+    with pytest.raises(DataError, match="'my_signal' is nan"):
+        load_bar({**bar, "my_signal": float("nan")}, name="update()", columns=["my_signal"])

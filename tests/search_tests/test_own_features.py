@@ -110,7 +110,7 @@ def test_a_bundle_with_own_features_predicts_the_same_values_where_torch_is_abse
     from tests.export_tests.test_export import _blocked_env
     from xtune.export import export_bundle, pick_trial
     from xtune.features import build_features, load_bars
-    from xtune.runtime import load_bundle, predict
+    from xtune.runtime import Predictor, load_bundle, predict
     from xtune.search import resolve_storage, run_search
     from xtune.settings import Settings
 
@@ -128,6 +128,12 @@ def test_a_bundle_with_own_features_predicts_the_same_values_where_torch_is_abse
     bars = load_bars(tmp_path / "bars.csv", columns=m.columns)
     trained = build_features(bars, bundle.features)  # the values the search trained on
     expected = predict(bundle, bars)
+    bot = Predictor(out)  # the live path: bars with the column, one at a time
+    bot.predict_last(bars.frame.iloc[:-30])
+    for time, row in bars.frame.iloc[-30:].iterrows():
+        live = bot.update({"time": time, **row.to_dict()})
+        batch = expected.loc[time].filter(like="_p_").to_numpy(float)
+        assert np.abs(np.array(list(live.probabilities[1].values())) - batch).max() < 1e-6
     (tmp_path / "my_features.py").unlink()  # the trading PC has only the bundle
     script = (
         "import sys, numpy as np; from xtune.runtime import load_bundle, feature_matrix;"

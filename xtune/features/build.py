@@ -140,11 +140,14 @@ def latest_features(bars: Bars, names: Sequence[str], rows: int) -> pd.DataFrame
             f"{bars.source}: {len(bars)} bars, but the newest {rows} rows of these features "
             f"need {need}. Pass a longer history."
         )
-    columns = {}
+    columns, tails = {}, {}  # tails: one slice per span, shared (a slice costs ~40 us)
     for name in names:
         feature = CATALOG[name]
         span = max(feature.memory, feature.warmup) + rows
-        columns[name] = feature.compute(bars.frame.iloc[-span:]).to_numpy(np.float64)[-rows:]
+        if span not in tails:
+            tails[span] = bars.frame.iloc[-span:]
+        tail = tails[span]
+        columns[name] = feature.compute(tail).to_numpy(np.float64)[-rows:]
     frame = pd.DataFrame(columns, index=bars.index[-rows:])
     _check_values(frame, bars.source)
     return frame

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from xtune.errors import DataError
-from xtune.features.bars import OHLCV, Bars, load_bars
+from xtune.features.bars import OHLCV, Bars, load_bar, load_bars
 from xtune.runtime.bundle import Bundle, load_bundle
 from xtune.runtime.consensus import (
     combine,
@@ -249,6 +249,10 @@ class ConsensusPredictor(Predictor):
 def _one_bar(bar: Mapping[str, Any] | pd.Series | pd.DataFrame, columns: Sequence[str]) -> Bars:
     """One validated bar from a mapping, a Series (named by its time) or a one-row frame,
     with the precomputed ``columns`` the model reads."""
+    if isinstance(bar, Mapping):
+        fast = load_bar(bar, name="update()", columns=columns)
+        if fast is not None:
+            return fast
     if isinstance(bar, pd.DataFrame):
         frame = bar
     elif isinstance(bar, pd.Series):

@@ -90,10 +90,14 @@ def reference_bars(bundle: Bundle) -> Bars | None:
     return load_bars(frame, name=f"{bundle.folder / entry.bars}", columns=bundle.manifest.columns)
 
 
+FP32_BATCH = 16  # small: the bot's peak memory (RSS) is set by the largest batch it ever ran
+
+
 def probabilities(bundle: Bundle, session: Any, x: np.ndarray, *, int8: bool) -> np.ndarray:
     """[N, H, C]; int8 one window per call, as the live bot runs it (its activation ranges
-    are the batch's own), fp32 in batches."""
-    return run_model(bundle, session, x, 1 if int8 else 2048)[0]
+    are the batch's own), fp32 in small batches (the load-time check runs in the bot's own
+    process: 256 windows at once grew its peak RSS by about 100 MB)."""
+    return run_model(bundle, session, x, 1 if int8 else FP32_BATCH)[0]
 
 
 def parity(bundle: Bundle, ref: Reference, fp32: Any) -> float:
