@@ -1,6 +1,7 @@
 """Live trading: what one new bar costs the bot, bar in to probabilities out, and its memory.
 
     python bench/live.py [--bars 500] [--cli-calls 3] [--batch-calls 10]
+    python bench/live.py --bundle bundles/a --bundle bundles/b --data sample:eurusd
 
 Builds three bundles with a short fixed training (one epoch) on the built-in synthetic bars: a
 quickstart-like small LSTM (32x1, returns + momentum features, window 32), an LSTM 128x2 and an
@@ -14,6 +15,7 @@ Then, on this CPU with one onnxruntime thread, per model:
 - the bot's RSS: ``ru_maxrss`` of a subprocess that imports only ``xtune.runtime`` (no torch,
   no optuna: checked) and runs the Predictor over the same bars.
 
+With ``--bundle`` it measures exported bundles (yours) on ``--data`` instead of building.
 Prints a markdown table; every figure is measured in this one run.
 """
 
@@ -179,6 +181,18 @@ def bot_rss_mb(bundle: Path, csv: Path, n: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _row(label: str, bundle: Path, bars: Bars, csv: Path, args: argparse.Namespace,
+         root: Path) -> str:  # fmt: skip
+    """One table row, every figure measured now."""
+    p50, p99, history = predictor_latency(bundle, bars, args.bars)
+    batch = batch_latency(bundle, bars, args.batch_calls)
+    cli = cli_latency(bundle, bars, args.cli_calls, root)
+    rss = bot_rss_mb(bundle, csv, args.bars)
+    m = load_bundle(bundle).manifest
+    return (f"| {label} | {len(m.features)} | {m.window} | {history} | {p50:.1f} | {p99:.1f} "
+            f"| {batch:.0f} | {cli:.0f} | {rss:.0f} | {m.model.file} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -186,26 +200,26 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=500, help="bars fed to update()")
     parser.add_argument("--cli-calls", type=int, default=3)
     parser.add_argument("--batch-calls", type=int, default=10)
+    parser.add_argument("--bundle", action="append", type=Path, default=[],
+                        help="measure this exported bundle instead (repeatable); needs --data")  # fmt: skip
+    parser.add_argument("--data", help="bars for --bundle: a file or sample:NAME")
     args = parser.parse_args()
+    if args.bundle and not args.data:
+        parser.error("--bundle needs --data (the bars to feed the bot)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["XTUNE_CACHE_DIR"] = str(root / "cache")  # leave the user's cache alone
-        synthetic_bars(N_BARS, seed=1).to_csv(root / "bars.csv")
-        bars = load_bars(root / "bars.csv")
-        print(f"{len(bars)} synthetic hourly bars; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
-              "one onnxruntime thread\n")  # fmt: skip
-        rows = []
-        for key, (label, _, names, window, *_) in MODELS.items():
+        csv = root / "bars.csv"
+        (load_bars(args.data).frame if args.bundle else synthetic_bars(N_BARS, seed=1)).to_csv(csv)
+        bars = load_bars(csv)
+        print(f"{len(bars)} bars of {args.data or 'synthetic hourly bars'}; {os.cpu_count()} CPUs, "
+              f"load {os.getloadavg()[0]:.1f}; one onnxruntime thread\n")  # fmt: skip
+        rows = [_row(str(b), b, bars, csv, args, root) for b in args.bundle]
+        for key, (label, *_) in ({} if args.bundle else MODELS).items():
             t0 = time.perf_counter()
             bundle = make_bundle(root, key)
             built = time.perf_counter() - t0
-            p50, p99, history = predictor_latency(bundle, bars, args.bars)
-            batch = batch_latency(bundle, bars, args.batch_calls)
-            cli = cli_latency(bundle, bars, args.cli_calls, root)
-            rss = bot_rss_mb(bundle, root / "bars.csv", args.bars)
-            model = load_bundle(bundle).manifest.model.file
-            rows.append(f"| {label} | {len(names)} | {window} | {history} | {p50:.1f} | {p99:.1f} "
-                        f"| {batch:.0f} | {cli:.0f} | {rss:.0f} | {model} |")  # fmt: skip
+            rows.append(_row(label, bundle, bars, csv, args, root))
             print(f"  built and measured {label} in {time.perf_counter() - t0:.0f} s "
                   f"(bundle {built:.0f} s)", file=sys.stderr)  # fmt: skip
     print("| model | features | window | history (bars kept) | update() p50 ms | update() p99 ms "
@@ -213,7 +227,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     print("\n".join(rows))
     print(f"\nupdate(): {args.bars} consecutive bars; batch predict(): {args.batch_calls} bars, each "
-          f"on the full history so far (~{N_BARS - args.bars} bars); CLI: {args.cli_calls} "
+          f"on the full history so far (~{len(bars) - args.bars} bars); CLI: {args.cli_calls} "
           "calls, each a new process on a CSV of the full history.")  # fmt: skip
 
 
