@@ -187,7 +187,7 @@ def test_loading_does_not_modify_the_callers_frame(frame: pd.DataFrame) -> None:
     [pd.Timestamp("2024-03-01 14:00"), pd.Timestamp("2024-03-01 15:00", tz="Europe/Berlin")],
 )
 def test_one_live_bar_loads_as_the_full_loader_loads_it(time: pd.Timestamp) -> None:
-    from xtune.features.bars import load_bar
+    from xtune.features.live_bar import load_bar
 
     bar = {"time": time, "open": 1.1, "high": 1.2, "low": 1.0, "close": 1.15, "volume": 7}
     fast = load_bar(bar, name="update()")

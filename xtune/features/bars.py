@@ -9,12 +9,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -152,32 +150,6 @@ def load_bars(
     if columns:
         frame = _with_columns(frame, raw, tuple(columns), label)
     return Bars(frame, label)
-
-
-def load_bar(bar: Mapping[str, Any], *, name: str, columns: Sequence[str] = ()) -> Bars | None:
-    """One live bar from a plain mapping (``time`` a datetime, ``open``..``volume`` and the
-    ``columns`` numbers), validated as :func:`load_bars` validates, without its column
-    matching and time parsing (most of the per-bar cost of a bot). None for anything else:
-    the caller then takes :func:`load_bars`, which reads every form and says what is wrong.
-    """
-    time = bar.get("time")
-    keys = ("time", *OHLCV, *columns)
-    if not isinstance(time, datetime) or len(bar) != len(keys) or not all(k in bar for k in keys):
-        return None
-    values = [bar[c] for c in (*OHLCV, *columns)]
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return None
-    stamp = pd.Timestamp(time)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    index = pd.DatetimeIndex([stamp], name="time").as_unit("ns")
-    frame = pd.DataFrame([values], index=index, columns=[*OHLCV, *columns], dtype=np.float64)
-    validate_frame(frame, name)
-    bad = [c for c in columns if not np.isfinite(frame[c].iloc[0])]
-    if bad:
-        raise DataError(
-            f"{name}: column {bad[0]!r} is {frame[bad[0]].iloc[0]}, not a finite number."
-        )
-    return Bars(frame, name)
 
 
 def _with_columns(

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from xtune.errors import DataError
-from xtune.features.bars import OHLCV, Bars, load_bar, load_bars
+from xtune.features.bars import OHLCV, Bars, load_bars
+from xtune.features.live_bar import load_bar
 from xtune.runtime.bundle import Bundle, load_bundle
 from xtune.runtime.consensus import (
     combine,
