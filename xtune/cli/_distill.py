@@ -24,51 +24,56 @@ if TYPE_CHECKING:
     from xtune.export.distill import DistillReport
 
 
+# The student's cap (at least one of them) or size; None: not set, or chosen.
+MaxParamsOpt = Annotated[
+    int | None, typer.Option(help="Cap: the student's parameters.", show_default=False)
+]
+MaxLatencyOpt = Annotated[
+    float | None,
+    typer.Option(help="Cap: the student's ONNX fp32 latency (batch 1, one thread) in the "
+                 "trading PC's ms (what is measured here times the study's latency_scale).",
+                 show_default=False),
+]  # fmt: skip
+MinSpeedupOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Cap: at least this many times faster than the teacher (ONNX fp32).",
+        show_default=False,
+    ),
+]
+WidthOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="The student's LSTM hidden size / xLSTM embedding (default: chosen).",
+        show_default=False,
+    ),
+]
+DepthOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="The student's LSTM layers / xLSTM blocks (default: chosen).", show_default=False
+    ),
+]
+EpochsOpt = Annotated[
+    int | None,
+    typer.Option(help="The student's epochs (default: the teacher's refit's).", show_default=False),
+]
+
+
 @app.command()
 def distill(
     study_file: Annotated[Path, typer.Argument(help="Study file (TOML).", show_default=False)],
     out_dir: Annotated[Path, typer.Option("--out", help="Bundle directory for the student.")],
-    max_params: Annotated[
-        int | None, typer.Option(help="Cap: the student's parameters.", show_default=False)
-    ] = None,
-    max_latency_ms: Annotated[
-        float | None,
-        typer.Option(
-            help="Cap: the student's ONNX fp32 latency (batch 1, one thread) in the trading "
-            "PC's ms (what is measured here times the study's latency_scale).",
-            show_default=False,
-        ),
-    ] = None,
-    min_speedup: Annotated[
-        float | None,
-        typer.Option(
-            help="Cap: at least this many times faster than the teacher (ONNX fp32).",
-            show_default=False,
-        ),
-    ] = None,
-    width: Annotated[
-        int | None,
-        typer.Option(
-            help="The student's LSTM hidden size / xLSTM embedding (default: chosen).",
-            show_default=False,
-        ),
-    ] = None,
-    depth: Annotated[
-        int | None,
-        typer.Option(
-            help="The student's LSTM layers / xLSTM blocks (default: chosen).", show_default=False
-        ),
-    ] = None,
+    max_params: MaxParamsOpt = None,
+    max_latency_ms: MaxLatencyOpt = None,
+    min_speedup: MinSpeedupOpt = None,
+    width: WidthOpt = None,
+    depth: DepthOpt = None,
     temperature: Annotated[float, typer.Option(help="Softens both models' probabilities.")] = 2.0,
     weight: Annotated[
         float, typer.Option(help="Share of the soft-label term (0: hard labels only).")
     ] = 0.5,
-    epochs: Annotated[
-        int | None,
-        typer.Option(
-            help="The student's epochs (default: the teacher's refit's).", show_default=False
-        ),
-    ] = None,
+    epochs: EpochsOpt = None,
     trial: Annotated[
         int | None, typer.Option(help="The teacher (default: the trial export would pick).")
     ] = None,
