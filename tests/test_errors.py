@@ -54,6 +54,14 @@ MISSING = [
     (("replay", "empty/study.toml", "--trial", "5"), ("no trial 5",)),
     (("export", "empty/study.toml", "--out", "b", "--trial", "5"), ("no trial 5",)),
     (("export", "empty/study.toml", "--out", "b"), ("no feasible trained trial",)),
+    (
+        ("distill", "never/study.toml", "--out", "b", "--max-params", "99"),
+        ("no study 'never_searched'",),
+    ),
+    (
+        ("distill", "empty/study.toml", "--out", "b", "--max-params", "99", "--trial", "5"),
+        ("no trial 5",),
+    ),
     (("predict", "no_bundle", "sample:synthetic"), ("no_bundle", "no such bundle")),
     (("search", "nowhere.toml"), ("nowhere.toml", "not found")),
     (("create-study", "nowhere.toml"), ("nowhere.toml", "not found")),

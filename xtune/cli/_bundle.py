@@ -16,31 +16,37 @@ if TYPE_CHECKING:
 
     from xtune.export import ExportReport
 
+# Options of the two commands that refit a study's trial and write a bundle: export, distill.
+StorageOpt = Annotated[
+    str | None, typer.Option(help="Storage URL or journal path (default as for search).")
+]
+DataOpt = Annotated[
+    str | None, typer.Option(help="Bars to refit on (default: those the study recorded).")
+]
+PickOpt = Annotated[
+    str, typer.Option(help="Rule when no --trial: accuracy (ties: lower loss), loss, or knee.")
+]
+ForceOpt = Annotated[bool, typer.Option(help="Allow a --trial that is not on the feasible front.")]
+AllowOtherDataOpt = Annotated[
+    bool, typer.Option(help="Refit on --data even if its hash differs from the study's.")
+]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing bundle directory.")]
+
 
 @app.command()
 def export(
     study_file: Annotated[Path, typer.Argument(help="Study file (TOML).", show_default=False)],
     out_dir: Annotated[Path, typer.Option("--out", help="Bundle directory to write.")],
-    storage: Annotated[
-        str | None, typer.Option(help="Storage URL or journal path (default as for search).")
-    ] = None,
-    data: Annotated[
-        str | None, typer.Option(help="Bars to refit on (default: those the study recorded).")
-    ] = None,
+    storage: StorageOpt = None,
+    data: DataOpt = None,
     trial: Annotated[
         int | None,
         typer.Option(help="Trial number to export (must be on the feasible Pareto front)."),
     ] = None,
-    pick: Annotated[
-        str, typer.Option(help="Rule when no --trial: accuracy (ties: lower loss), loss, or knee.")
-    ] = "accuracy",
-    force: Annotated[
-        bool, typer.Option(help="Allow a --trial that is not on the feasible front.")
-    ] = False,
-    allow_other_data: Annotated[
-        bool, typer.Option(help="Refit on --data even if its hash differs from the study's.")
-    ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle directory.")] = False,
+    pick: PickOpt = "accuracy",
+    force: ForceOpt = False,
+    allow_other_data: AllowOtherDataOpt = False,
+    overwrite: OverwriteOpt = False,
     device: Annotated[str, typer.Option(help="Device for the refit.")] = "cpu",
 ) -> None:
     """Turn the winning trial into a bundle for the trading PC.
@@ -70,6 +76,7 @@ def export(
         device=device,
     )
     _print_export(report)
+    assert report.validation is not None  # an exported trial was validated in the search
     _print_luck(luck(study, chosen), report.validation.edge)
 
 
@@ -88,19 +95,26 @@ def _print_export(report: ExportReport) -> None:
     for col in ("", "accuracy", "baseline", "edge", "log loss", "sharpe"):
         table.add_column(col, justify="right")
     for name, m in (("validation", report.validation), ("test (once)", report.test)):
+        if m is None:
+            continue
         table.add_row(name, f"{m.accuracy:.4f}", f"{m.baseline:.4f}", f"{m.edge:+.4f}",
                       f"{m.loss:.4f}", f"{m.sharpe:.2f}")  # fmt: skip
     out.print(table)
+    print_checks(report)
+    if report.test.edge <= 0:
+        err.print(
+            "[yellow]note[/]: on the test part this model does not beat always guessing the majority class."
+        )
+
+
+def print_checks(report: ExportReport) -> None:
+    """What export verified in the bundle: parity, latencies, the int8 decision."""
     lat = report.latency_ms
     int8 = report.int8
     out.print(f"parity: onnxruntime vs torch max |diff| {report.parity:.2e} (<= 1e-4)")
     out.print(f"latency, batch 1, one thread: torch {lat['torch_eager']:.3f} ms, onnx fp32 {lat['onnx_fp32']:.3f} ms"
               + (f", onnx int8 {lat['onnx_int8']:.3f} ms" if lat["onnx_int8"] else ""))  # fmt: skip
     out.print("int8: kept" if int8.used else f"int8: not kept ({int8.reason})")
-    if report.test.edge <= 0:
-        err.print(
-            "[yellow]note[/]: on the test part this model does not beat always guessing the majority class."
-        )
 
 
 def _predictions(bundle_dir: Path, data: str, last: bool, allow: bool) -> pd.DataFrame:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from xtune.export.build import ExportReport, export_bundle
+from xtune.export.distill import DistillReport, distill_bundle
 from xtune.export.pick import RULES, ExportError, pick_trial
 from xtune.export.quantize import ort_latency_ms, quantize_int8
+from xtune.export.student import DistillError, StudentCap
 
 __all__ = [
     "RULES",
+    "DistillError",
+    "DistillReport",
     "ExportError",
     "ExportReport",
+    "StudentCap",
+    "distill_bundle",
     "export_bundle",
     "ort_latency_ms",
     "pick_trial",

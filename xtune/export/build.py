@@ -1,4 +1,9 @@
-"""Export: refit the chosen trial on train + validation, test it once, write a verified bundle."""
+"""Export: refit the chosen trial on train + validation, test it once, write a verified bundle.
+
+Two steps, so that ``xtune distill`` writes its student through the very same code:
+:func:`refit_trial` (the trial's refit, scored once on the test part) and :func:`write_bundle`
+(ONNX, parity, int8, reference sample, manifest and checksums, swapped in atomically).
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,13 @@ from optuna.trial import FrozenTrial
 from xtune.export.pick import ExportError
 from xtune.export.quantize import ort_latency_ms, try_int8
 from xtune.export.replace import check_target, install
-from xtune.features import Bars, load_bars, summarize
+from xtune.features import Bars, Dataset, load_bars, summarize
 from xtune.features.build import feature_specs
 from xtune.features.catalog import history_of, warmup_of
 from xtune.features.plugins import columns_of
 from xtune.models import (
     FinalFit,
+    Params,
     Scores,
     cpu_latency_ms,
     export_onnx,
@@ -41,6 +47,7 @@ from xtune.runtime.manifest import (
     PluginEntry,
     ReferenceEntry,
     StudyEntry,
+    TeacherEntry,
 )
 from xtune.runtime.own_features import write_plugins
 from xtune.runtime.reference import LATENCY_BARS, PARITY_TOL, WINDOWS, write_reference
@@ -66,14 +73,15 @@ def _versions() -> dict[str, str]:
 class ExportReport:
     folder: Path
     trial: int
-    validation: Scores
+    validation: Scores | None  # None: a distilled student, which trained on validation
     test: Scores
     parity: float
     int8: Int8Entry
     latency_ms: dict[str, float | None]
 
 
-def _scores(s: Scores) -> dict[str, float | None]:
+def scores_entry(s: Scores) -> dict[str, float | None]:
+    """Scores as the manifest records them."""
     return {"accuracy": s.accuracy, "loss": s.loss, "baseline_accuracy": s.baseline,
             "edge": s.edge, "balanced_accuracy": s.balanced_accuracy,
             "confident_accuracy": s.confident_accuracy, "coverage": s.coverage,
@@ -82,26 +90,32 @@ def _scores(s: Scores) -> dict[str, float | None]:
 
 
 @dataclass(frozen=True)
-class _Refit:
-    """What the bundle is written from: the trial, its record and plan, the bars, the refit."""
+class Refit:
+    """What a bundle is written from: the trial, its record and plan, the bars and dataset, the
+    refit, and what the manifest says of it (a distilled student replaces the model's part)."""
 
     config: StudyConfig
     trial: FrozenTrial
     record: TrialRecord
-    plan: Plan
+    plan: Plan  # what the bundle's model is: data spec, model, training settings
+    params: Params  # what it trained with (the plan's, at the trial's recorded thread count)
     bars: Bars
+    dataset: Dataset
     final: FinalFit
     test_x: np.ndarray  # [N, L, F] test windows, scaled as the bundle will scale them
     test_span: tuple[str, str]  # times of the first and last test sample
+    validation: Scores | None  # the trial's validation scores; None: not validated (a student)
+    caps: CapsEntry
+    teacher: TeacherEntry | None = None
 
 
 def _manifest(
-    r: _Refit, names: ModelEntry, files: dict[str, str], report: ExportReport,
+    r: Refit, names: ModelEntry, files: dict[str, str], report: ExportReport,
     reference: ReferenceEntry, plugins: tuple[PluginEntry, ...],
 ) -> Manifest:  # fmt: skip
-    spec, labels, bars, caps = r.plan.data, r.plan.data.labels, r.bars, r.config.caps
+    spec, labels, bars = r.plan.data, r.plan.data.labels, r.bars
     assert r.record.data is not None
-    searched = r.record.resources.latency_ms if r.record.resources is not None else None
+    metrics = {"validation": report.validation, "test": report.test}
     return Manifest(
         model=names,
         features=tuple(FeatureEntry(**f) for f in feature_specs(spec.features)),
@@ -129,7 +143,7 @@ def _manifest(
             json.loads(r.plan.to_json()),
             r.final.log.epochs_run,
         ),
-        metrics={"validation": _scores(report.validation), "test": _scores(report.test)},
+        metrics={k: scores_entry(v) for k, v in metrics.items() if v is not None},
         latency_ms=report.latency_ms,
         int8=report.int8,
         parity_max_abs_diff=report.parity,
@@ -138,14 +152,15 @@ def _manifest(
         created=datetime.now(UTC).isoformat(),
         history=history_of(spec.features) + spec.window,
         reference=reference,
-        caps=CapsEntry(caps.max_latency_ms, caps.latency_scale, searched),
+        caps=r.caps,
         fee=r.config.trading.fee,
         plugins=plugins,
         columns=columns_of(spec.features),
+        teacher=r.teacher,
     )
 
 
-def _write(r: _Refit, folder: Path) -> ExportReport:
+def _write(r: Refit, folder: Path) -> ExportReport:
     """ONNX, parity, int8, latencies, manifest and checksums into ``folder``."""
     model, window, n = r.final.model, r.plan.data.window, len(r.plan.data.features)
     fp32 = export_onnx(model, window, n, folder / "model.onnx")
@@ -165,15 +180,70 @@ def _write(r: _Refit, folder: Path) -> ExportReport:
         names = ModelEntry("model.int8.onnx", "model.onnx", names.family, INPUT, *OUTPUTS)
     latency = {"torch_eager": cpu_latency_ms(model, window, n), "onnx_fp32": fp32_ms,
                "onnx_int8": int8.latency_ms if int8.used else None}  # fmt: skip
-    assert r.record.metrics is not None
-    report = ExportReport(folder, r.trial.number, r.record.metrics.val, r.final.test, parity,
-                          int8, latency)  # fmt: skip
+    report = ExportReport(folder, r.trial.number, r.validation, r.final.test, parity, int8,
+                          latency)  # fmt: skip
     plugins = write_plugins(folder, r.plan.data.features)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
     manifest = _manifest(r, names, files, report, reference, plugins)
     (folder / MANIFEST).write_text(manifest.to_json())
     write_sums(folder, [*files, MANIFEST])
     return report
+
+
+def trained(trial: FrozenTrial) -> TrialRecord:
+    """The trial's record, or a one-line error when it has no trained model to refit."""
+    record = read(trial)
+    if not record.trained or record.data is None or record.metrics is None:
+        raise ExportError(f"trial {trial.number} was not trained; it cannot be exported.")
+    return record
+
+
+def refit_trial(
+    config: StudyConfig,
+    trial: FrozenTrial,
+    settings: Settings,
+    *,
+    data: str | None = None,
+    allow_other_data: bool = False,
+    device: str = "cpu",
+) -> Refit:
+    """Refit ``trial`` on train + validation (its early-stopped epoch count, its seed) and
+    evaluate it once on the test part."""
+    record = trained(trial)
+    assert record.plan is not None and record.data is not None and record.metrics is not None
+    bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
+    if bars.sha256 != record.data.sha256 and not allow_other_data:
+        raise ExportError(
+            f"{bars.source}: not the bars trial {trial.number} was searched on (sha256 "
+            f"{bars.sha256[:12]} vs {record.data.sha256[:12]}). Pass the original file with "
+            "--data, or --allow-other-data to refit on these bars on purpose."
+        )
+    plan, params, dataset = trial_inputs(record, bars, settings.cache_dir)
+    final = fit_final(params, dataset, record.metrics.log.best_epoch, device=device,
+                      fee=config.trading.fee, confident_share=config.trading.confident_share)  # fmt: skip
+    if final.log.reason:
+        raise ExportError(f"the refit of trial {trial.number} diverged: {final.log.reason}")
+    test = dataset.part(final.fold, dataset.split.test)
+    span = (str(test.times[0]), str(test.times[-1]))
+    caps = config.caps
+    searched = record.resources.latency_ms if record.resources is not None else None
+    return Refit(config, trial, record, plan, params, bars, dataset, final,
+                 np.ascontiguousarray(test.x), span, record.metrics.val,
+                 CapsEntry(caps.max_latency_ms, caps.latency_scale, searched))  # fmt: skip
+
+
+def write_bundle(refit: Refit, out: Path, overwrite: bool = False) -> ExportReport:
+    """Write the bundle of ``refit`` beside ``out``, then swap it in atomically; ``out`` is
+    replaced only if it is a bundle xtune wrote."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
+    try:
+        report = _write(refit, folder)
+        folder.chmod(0o755)  # mkdtemp made it private
+        install(folder, out, overwrite)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # ours: the temporary folder, or the old bundle
+    return replace(report, folder=out)
 
 
 def export_bundle(
@@ -191,31 +261,6 @@ def export_bundle(
     once on the test part, and write the bundle to ``out``: written beside it, then swapped
     in atomically; ``out`` is replaced only if it is a bundle xtune wrote."""
     check_target(out, overwrite)  # before any work
-    record = read(trial)
-    if not record.trained or record.data is None or record.metrics is None:
-        raise ExportError(f"trial {trial.number} was not trained; it cannot be exported.")
-    assert record.plan is not None  # trained
-    bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
-    if bars.sha256 != record.data.sha256 and not allow_other_data:
-        raise ExportError(
-            f"{bars.source}: not the bars trial {trial.number} was searched on (sha256 "
-            f"{bars.sha256[:12]} vs {record.data.sha256[:12]}). Pass the original file with "
-            "--data, or --allow-other-data to refit on these bars on purpose."
-        )
-    plan, params, dataset = trial_inputs(record, bars, settings.cache_dir)
-    final = fit_final(params, dataset, record.metrics.log.best_epoch, device=device,
-                      fee=config.trading.fee, confident_share=config.trading.confident_share)  # fmt: skip
-    if final.log.reason:
-        raise ExportError(f"the refit of trial {trial.number} diverged: {final.log.reason}")
-    test = dataset.part(final.fold, dataset.split.test)
-    span = (str(test.times[0]), str(test.times[-1]))
-    refit = _Refit(config, trial, record, plan, bars, final, np.ascontiguousarray(test.x), span)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
-    try:
-        report = _write(refit, folder)
-        folder.chmod(0o755)  # mkdtemp made it private
-        install(folder, out, overwrite)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # ours: the temporary folder, or the old bundle
-    return replace(report, folder=out)
+    refit = refit_trial(config, trial, settings, data=data, allow_other_data=allow_other_data,
+                        device=device)  # fmt: skip
+    return write_bundle(refit, out, overwrite)

@@ -3,8 +3,9 @@ training function the search calls, and probes for the resource cap."""
 
 from __future__ import annotations
 
+from xtune.models.distill import DistillConfig, SoftLabels, fit_student, soft_labels
 from xtune.models.evaluate import Scores, evaluate
-from xtune.models.factory import ModelConfig, build_model
+from xtune.models.factory import ModelConfig, build_model, width_depth
 from xtune.models.heads import HeadConfig, Heads
 from xtune.models.loss import LossConfig
 from xtune.models.lstm import LSTMConfig, LSTMModel
@@ -29,6 +30,7 @@ from xtune.models.train import (
 from xtune.models.xlstm import XLSTMConfig, XLSTMModel
 
 __all__ = [
+    "DistillConfig",
     "EpochRecord",
     "FinalFit",
     "Fit",
@@ -44,6 +46,7 @@ __all__ = [
     "Resources",
     "Rungs",
     "Scores",
+    "SoftLabels",
     "Stopped",
     "TrainConfig",
     "TrainLog",
@@ -55,10 +58,13 @@ __all__ = [
     "evaluate",
     "export_onnx",
     "fit_final",
+    "fit_student",
     "initialize",
     "onnx_parity",
     "probe",
+    "soft_labels",
     "torch_probabilities",
     "train",
     "train_and_evaluate",
+    "width_depth",
 ]

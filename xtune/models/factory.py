@@ -19,6 +19,14 @@ def build_model(config: ModelConfig) -> nn.Module:
     return XLSTMModel(config)
 
 
+def width_depth(config: ModelConfig) -> tuple[int, int]:
+    """A model's width (LSTM hidden size / xLSTM embedding) and depth (layers / blocks): what
+    the caps' ``max_hidden`` and ``max_layers`` bound, and what a distilled student shrinks."""
+    if isinstance(config, LSTMConfig):
+        return config.hidden, config.layers
+    return config.embed, config.blocks
+
+
 def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
     """Inverse of ``dataclasses.asdict`` on either family's config."""
     m = dict(d)

@@ -39,9 +39,17 @@ from xtune.models.probe import torch_threads
 from xtune.models.results import EpochRecord, FinalFit, Fit, Metrics, Rungs, Stopped, TrainLog
 
 __all__ = [
-    "EpochRecord", "FinalFit", "Fit", "Initial", "Metrics", "Params", "Rungs", "Stopped",
-    "TrainConfig", "TrainLog", "default_threads", "fit_final", "initialize", "train", "train_and_evaluate",
+    "Criterion", "EpochRecord", "FinalFit", "Fit", "Initial", "Metrics", "Params", "Rungs",
+    "Stopped", "TrainConfig", "TrainLog", "default_threads", "fit_final", "initialize", "train",
+    "train_and_evaluate",
 ]  # fmt: skip
+
+# A training loss other than the plain one (a distilled student's, :mod:`xtune.models.distill`):
+# (logits [B, H, C], returns [B, H], direction [B, H], return targets [B, H], window ends [B]).
+# The ends name each window by its last row, so the loss can look up what it keeps per window.
+Criterion = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
+]
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ class _Run:
 
     def __init__(
         self, params: Params, data: Dataset, fold: ScaledFold, device: str | torch.device,
-        epochs: int, init: Initial,
+        epochs: int, init: Initial, criterion: Criterion | None = None,
     ) -> None:  # fmt: skip
         _check_heads(params, data)
         if (data.direction[fold.val.start : fold.val.stop] == MISSING).any():
@@ -115,6 +123,7 @@ class _Run:
         self.warmup_steps = int(cfg.warmup * self.total)
         self.autocast = dev.type == "cuda" and cfg.bf16
         self.step, self.plateau, self.lr = 0, 1.0, cfg.lr
+        self.criterion = criterion
         limit = cfg.max_seconds
         self.deadline = math.inf if limit is None else time.perf_counter() + limit
 
@@ -130,7 +139,8 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
     perm = torch.randperm(len(arrays.train_ends), generator=run.gen).to(run.dev)
     running, seen = 0.0, 0
     for k in range(0, len(perm), cfg.batch_size):
-        x, y, r = arrays.batch(arrays.train_ends[perm[k : k + cfg.batch_size]])
+        ends = arrays.train_ends[perm[k : k + cfg.batch_size]]  # [B]
+        x, y, r = arrays.batch(ends)
         run.lr = cfg.lr * _lr_factor(
             run.step, run.total, run.warmup_steps, cfg.schedule, run.plateau
         )
@@ -138,7 +148,10 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
             group["lr"] = run.lr
         with torch.autocast(run.dev.type, dtype=torch.bfloat16, enabled=run.autocast):
             logits, ret = run.step_fn(x)  # [B, H, C], [B, H]
-        loss = total_loss(logits, ret, y, r, cfg.loss)
+        if run.criterion is None:
+            loss = total_loss(logits, ret, y, r, cfg.loss)
+        else:
+            loss = run.criterion(logits, ret, y, r, ends)
         if not torch.isfinite(loss):
             return math.nan, f"non-finite training loss at epoch {epoch}, step {run.step}"
         run.optimizer.zero_grad(set_to_none=True)
@@ -220,11 +233,11 @@ def _why_stopped(
 
 def _fit_fixed(
     params: Params, data: Dataset, fold: ScaledFold, epochs: int, device: str | torch.device,
-    init: Initial,
+    init: Initial, criterion: Criterion | None = None,
 ) -> tuple[nn.Module, TrainLog, np.ndarray]:  # fmt: skip
     """Train exactly ``epochs`` epochs on ``fold.train`` without looking at ``fold.val``: in
     the final refit that part is the test part and must not steer training."""
-    run = _Run(params, data, fold, device, epochs, init)
+    run = _Run(params, data, fold, device, epochs, init, criterion)
     curve: list[EpochRecord] = []
     reason, started = "", time.perf_counter()
     with torch_threads(params.train.threads or default_threads()):
@@ -330,18 +343,20 @@ def fit_final(
     device: str | torch.device = "cpu",
     fee: float = 0.0,
     confident_share: float = 0.3,
+    criterion: Criterion | None = None,
 ) -> FinalFit:
     """Refit on all development rows (train + validation) for ``epochs`` epochs (the count
-    early stopping chose), then evaluate once on the untouched test part.
+    early stopping chose), then evaluate once on the untouched test part. ``criterion``
+    replaces the plain loss (a distilled student's; it sees development windows only).
 
-    Only the final model (export) should ever call this: a search that looks at the test part
-    is no longer honest.
+    Only the final model (export, distill) should ever call this: a search that looks at the
+    test part is no longer honest.
     """
     fold, _ = data.final()
     # The epoch count is fixed here; a search's time limit would cut every epoch to one step.
     params = replace(params, train=replace(params.train, max_seconds=None))
     model, log, ret_scale = _fit_fixed(
-        params, data, fold, max(1, epochs), device, initialize(params)
+        params, data, fold, max(1, epochs), device, initialize(params), criterion
     )
     if log.reason:
         return FinalFit(model, _diverged(data, fold, log).val, log, ret_scale, fold)

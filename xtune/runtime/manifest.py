@@ -105,6 +105,23 @@ class CapsEntry:
 
 
 @dataclass(frozen=True)
+class TeacherEntry:
+    """The model a distilled student learned from (``xtune distill``). The bundle's own model,
+    metrics and latencies are the student's; these are the teacher's, scored on the same test
+    part, and timed together with the student, so the two compare from the bundle alone."""
+
+    study: str
+    trial: int
+    model: dict[str, Any]  # the teacher's model config (the student's is in ``study.plan``)
+    params: int
+    metrics: dict[str, float | None]  # on the untouched test part, keys as ``Manifest.metrics``
+    latency_ms: float  # ONNX fp32, batch 1, one thread, on the research PC
+    speedup: float  # its latency over the student's, timed in interleaved rounds
+    temperature: float  # the distillation's settings
+    weight: float
+
+
+@dataclass(frozen=True)
 class Manifest:
     model: ModelEntry
     features: tuple[FeatureEntry, ...]
@@ -133,6 +150,7 @@ class Manifest:
     fee: float | None = None  # the study's fee per unit of position change (version 4 on)
     plugins: tuple[PluginEntry, ...] = ()  # own feature files the model's features need
     columns: tuple[str, ...] = ()  # precomputed columns the live bars must carry
+    teacher: TeacherEntry | None = None  # a distilled student's teacher; None: not distilled
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # room for later, ignored by readers
@@ -194,7 +212,7 @@ def _build(raw: dict[str, Any]) -> Manifest:
     d["data"] = _entry(DataEntry, data)
     d["study"] = _entry(StudyEntry, d["study"])
     d["int8"] = _entry(Int8Entry, d["int8"])
-    for key, cls in (("reference", ReferenceEntry), ("caps", CapsEntry)):
+    for key, cls in (("reference", ReferenceEntry), ("caps", CapsEntry), ("teacher", TeacherEntry)):
         if d.get(key) is not None:
             d[key] = _entry(cls, d[key])
     d["plugins"] = tuple(

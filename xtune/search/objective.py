@@ -18,7 +18,16 @@ import pandas as pd
 from xtune.errors import XtuneError
 from xtune.features.bars import Bars
 from xtune.features.dataset import prepare
-from xtune.models import Initial, Metrics, Resources, Stopped, initialize, probe, train_and_evaluate
+from xtune.models import (
+    Initial,
+    Metrics,
+    Resources,
+    Stopped,
+    initialize,
+    probe,
+    train_and_evaluate,
+    width_depth,
+)
 from xtune.models.train import TrainLog, default_threads
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord
@@ -67,8 +76,7 @@ def check_hard_caps(config: StudyConfig, plan: Plan) -> None:
     such a setup before it is stored, naming the key; this guards trials queued by other
     means (Optuna's own ``enqueue_trial``, a retry from before the caps were lowered)."""
     m, caps = plan.params.model, config.caps
-    width = m.hidden if m.family == "lstm" else m.embed
-    depth = m.layers if m.family == "lstm" else m.blocks
+    width, depth = width_depth(m)
     if width > caps.max_hidden or depth > caps.max_layers:
         raise CapError(
             f"trial asks for {m.family} width {width} and depth {depth}, beyond the caps "
