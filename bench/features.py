@@ -2,9 +2,12 @@
 
     python bench/features.py [--bars 100000]
 
-Prints (1) the time to build the whole feature catalog, cold and from the cache, and
+Prints (1) the time to build the whole feature catalog, cold and from the cache,
 (2) the memory that training windows take for several window lengths: xtune's zero-copy views
-against the plain way of stacking a copy of every window (``np.stack``), in the same run.
+against the plain way of stacking a copy of every window (``np.stack``), in the same run, and
+(3) the 12 indicators the catalog computes with its own arrays (features/_indicators.py), timed
+against the ``ta`` library's classes they replaced, on a live bot's tail of bars (the cost per
+new bar) and on all bars (the cost per training build).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xtune.features import CATALOG, DataSpec, build_features, load_bars, prepare
+from xtune.features import CATALOG, Bars, DataSpec, build_features, history_of, load_bars, prepare
+from xtune.features._indicators import by_ta
 from xtune.features.sample import synthetic_bars
 
 
@@ -67,6 +71,35 @@ def main() -> None:
             del plain
         print("\nxtune's figure is the whole prepared data set (all folds' scaled arrays); it does")
         print("not grow with the window. The plain copy grows linearly with it.")
+    indicators(bars)
+
+
+def _best_of(call: object, repeats: int) -> float:
+    """The fastest of ``repeats`` calls' CPU time, in seconds (other load does not inflate it)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        call()  # type: ignore[operator]
+        times.append(time.process_time() - t0)
+    return min(times)
+
+
+def indicators(bars: Bars) -> None:
+    """The array versions against ``ta``'s classes, each feature timed alone, CPU time."""
+    reference = by_ta()
+    tail = bars.frame.iloc[-(history_of(list(reference)) + 64) :]  # a bot's buffer, window 64
+    print(f"\nthe {len(reference)} indicators on arrays vs ta's classes (best of many, CPU ms):")
+    print(f"| feature | ta, {len(tail)} bars | arrays, {len(tail)} bars | ta, {len(bars):,} bars "
+          f"| arrays, {len(bars):,} bars |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|")
+    sums = np.zeros(4)
+    for name, by_ta_fn in reference.items():
+        ours = CATALOG[name].fn
+        row = np.array([_best_of(lambda f=f, x=x: f(x), n) * 1e3  # type: ignore[misc]
+                        for x, n in ((tail, 200), (bars.frame, 3)) for f in (by_ta_fn, ours)])  # fmt: skip
+        sums += row
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+    print("| **all 12** | " + " | ".join(f"**{v:.1f}**" for v in sums) + " |")
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ def preflight(names: Iterable[str], bars: Bars) -> AuditReport | None:
 
 
 def _values(feature: Feature, frame: pd.DataFrame) -> np.ndarray:
-    return feature.compute(frame).to_numpy(np.float64)
+    return feature.values(frame)
 
 
 def _lookahead(

@@ -166,16 +166,22 @@ def _with_columns(
         )
     out = frame.copy()
     for name in columns:
-        col = raw[name]
-        values = pd.to_numeric(col, errors="coerce").to_numpy(np.float64)
-        if (pos := first_true(~np.isfinite(values))) is not None:
-            raise DataError(
-                f"{label}: column {name!r} is {col.iloc[pos]} at {_row_ref(frame.index, pos)}, "
-                "not a finite number. xtune never fills a precomputed column: drop the rows "
-                "before its first value, or fix that row."
-            )
+        values = pd.to_numeric(raw[name], errors="coerce").to_numpy(np.float64)
+        check_column(name, values, raw[name].to_numpy(), frame.index, label)
         out[name] = values
     return out
+
+
+def check_column(
+    name: str, values: np.ndarray, shown: np.ndarray, index: pd.Index, label: str
+) -> None:
+    """A precomputed column (``values``, as read: ``shown``) is finite on every bar."""
+    if (pos := first_true(~np.isfinite(values))) is not None:
+        raise DataError(
+            f"{label}: column {name!r} is {shown[pos]} at {_row_ref(index, pos)}, not a finite "
+            "number. xtune never fills a precomputed column: drop the rows before its first "
+            "value, or fix that row."
+        )
 
 
 def _read_file(path: Path) -> pd.DataFrame:

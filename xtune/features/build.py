@@ -26,6 +26,10 @@ from xtune.features.plugins import columns_of
 
 # A feature this large is broken, not informative (features are ratios and oscillators).
 MAX_FEATURE_ABS = 1e9
+# Raise when a catalog function's code changes its values, even by float rounding, so cached
+# features are recomputed and training and the live bot run the same code. 2: the array
+# versions of ta's windowed indicators (features/_indicators.py).
+CODE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -52,6 +56,7 @@ def feature_fingerprint(names: Sequence[str]) -> dict[str, object]:
     """Everything that defines the listed features' values."""
     return {
         "features": feature_specs(names),
+        "code": CODE_VERSION,
         "ta": version("ta"),
         "ta-lib": version("ta-lib"),
         "pandas": version("pandas"),
@@ -71,7 +76,7 @@ def compute_features(bars: Bars, names: Sequence[str], *, progress: bool = False
     columns = {}
     items = [CATALOG[n] for n in names]
     for feature in track(items, description="features", disable=not progress, transient=True):
-        columns[feature.name] = feature.compute(bars.frame).to_numpy(np.float64)
+        columns[feature.name] = feature.values(bars.frame)
     return pd.DataFrame(columns, index=bars.index)
 
 
@@ -124,11 +129,11 @@ def build_features(
 
 
 def latest_features(bars: Bars, names: Sequence[str], rows: int) -> pd.DataFrame:
-    """The newest ``rows`` rows of the listed features, each computed over only its memory +
-    ``rows`` newest bars: what :func:`build_features` gives for those rows on any history of at
-    least ``history_of(names) + rows`` bars, to 1e-6 of each feature's scale (the memory
-    declarations, see :mod:`xtune.features.history`). For the live bot, whose library
-    indicators cost per bar computed.
+    """The newest ``rows`` rows of the listed features, computed over only the newest
+    ``history_of(names) + rows`` bars: what :func:`build_features` gives for those rows on any
+    longer history, to 1e-6 of each feature's scale (the memory declarations, see
+    :mod:`xtune.features.history`). For the live bot, which pays per bar computed and, more,
+    per call: every feature reads the one shared tail.
 
     Raises:
         FeatureError: fewer bars than that, or a value that is NaN/inf or absurdly large.
@@ -140,14 +145,8 @@ def latest_features(bars: Bars, names: Sequence[str], rows: int) -> pd.DataFrame
             f"{bars.source}: {len(bars)} bars, but the newest {rows} rows of these features "
             f"need {need}. Pass a longer history."
         )
-    columns, tails = {}, {}  # tails: one slice per span, shared (a slice costs ~40 us)
-    for name in names:
-        feature = CATALOG[name]
-        span = max(feature.memory, feature.warmup) + rows
-        if span not in tails:
-            tails[span] = bars.frame.iloc[-span:]
-        tail = tails[span]
-        columns[name] = feature.compute(tail).to_numpy(np.float64)[-rows:]
+    tail = bars.frame.iloc[-need:]
+    columns = {name: CATALOG[name].values(tail)[-rows:] for name in names}
     frame = pd.DataFrame(columns, index=bars.index[-rows:])
     _check_values(frame, bars.source)
     return frame

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import ta
 
+from xtune.features import _indicators as _ind
 from xtune.features._math import dmi, log, logret, safe_div, true_range, wilder
 from xtune.features.registry import (
     CATALOG,
@@ -133,27 +134,15 @@ _register("di_minus_14", "trend", 42, "-DI(14) in [0, 1]", memory=_W14 + 1, wind
 )
 
 
-def _aroon(b: pd.DataFrame) -> ta.trend.AroonIndicator:
-    return ta.trend.AroonIndicator(b["high"], b["low"], window=25)
-
-
 _register("aroon_up", "trend", 25, "Aroon up(25) / 100", window=25)(
-    lambda b: _aroon(b).aroon_up() / 100.0
+    lambda b: _ind.aroon(b["high"], 25, np.argmax) / 100.0
 )
 _register("aroon_down", "trend", 25, "Aroon down(25) / 100", window=25)(
-    lambda b: _aroon(b).aroon_down() / 100.0
+    lambda b: _ind.aroon(b["low"], 25, np.argmin) / 100.0
 )
-_register("cci_20", "trend", 19, "CCI(20) / 100", window=20)(
-    lambda b: ta.trend.CCIIndicator(b["high"], b["low"], b["close"], window=20).cci() / 100.0
-)
-
-
-def _vortex(b: pd.DataFrame) -> ta.trend.VortexIndicator:
-    return ta.trend.VortexIndicator(b["high"], b["low"], b["close"], window=14)
-
-
+_register("cci_20", "trend", 19, "CCI(20) / 100", window=20)(lambda b: _ind.cci(b, 20) / 100.0)
 _register("vortex_diff_14", "trend", 14, "Vortex VI+ minus VI- (14)", window=14)(
-    lambda b: _vortex(b).vortex_indicator_diff()
+    lambda b: _ind.vortex_diff(b, 14)
 )
 _register("trix_15", "trend", 43, "TRIX(15), percent", memory=_decay(2 / 16, 3) + 1, window=15)(
     lambda b: ta.trend.TRIXIndicator(b["close"], window=15).trix()
@@ -164,49 +153,36 @@ _register("mass_index", "trend", 40, "Mass index(9, 25)", memory=_decay(0.2, 2) 
 )  # fmt: skip
 
 
-def _ichimoku(b: pd.DataFrame) -> ta.trend.IchimokuIndicator:
-    # visual=False: no forward shift (visual=True shifts and fills with the series mean).
-    return ta.trend.IchimokuIndicator(
-        b["high"], b["low"], window1=9, window2=26, window3=52, visual=False
-    )
-
-
+# ta's IchimokuIndicator(visual=False): no forward shift (visual=True shifts and fills with the
+# series mean). Its span B takes partial windows in the warm-up; here those rows are NaN.
 _ICHI = {"window1": 9, "window2": 26, "window3": 52}
 _register("ichimoku_conv", "trend", 8, "Ichimoku conversion line / close - 1", **_ICHI)(
-    lambda b: _ichimoku(b).ichimoku_conversion_line() / b["close"] - 1.0
+    lambda b: _ind.midpoint(b, 9) / b["close"] - 1.0
 )
 _register("ichimoku_base", "trend", 25, "Ichimoku base line / close - 1", **_ICHI)(
-    lambda b: _ichimoku(b).ichimoku_base_line() / b["close"] - 1.0
+    lambda b: _ind.midpoint(b, 26) / b["close"] - 1.0
 )
 _register("ichimoku_b", "trend", 51, "Ichimoku span B (unshifted) / close - 1", **_ICHI)(
-    lambda b: _ichimoku(b).ichimoku_b() / b["close"] - 1.0
+    lambda b: _ind.midpoint(b, 52) / b["close"] - 1.0
 )
 
 # ---------------------------------------------------------------- momentum (ta.momentum)
 _register("rsi_14", "momentum", 14, "RSI(14) / 100", memory=_W14 + 1, window=14)(
-    lambda b: ta.momentum.RSIIndicator(b["close"], window=14).rsi() / 100.0
+    lambda b: _ind.rsi(b["close"], 14) / 100.0
 )
 _register("rsi_6", "momentum", 6, "RSI(6) / 100", memory=_decay(1 / 6) + 1, window=6)(
-    lambda b: ta.momentum.RSIIndicator(b["close"], window=6).rsi() / 100.0
+    lambda b: _ind.rsi(b["close"], 6) / 100.0
 )
-
-
-def _stoch(b: pd.DataFrame) -> ta.momentum.StochasticOscillator:
-    return ta.momentum.StochasticOscillator(
-        b["high"], b["low"], b["close"], window=14, smooth_window=3
-    )
 
 
 _register("stoch_k", "momentum", 13, "Stochastic %K(14) / 100", window=14)(
-    lambda b: _stoch(b).stoch() / 100.0
+    lambda b: _ind.stoch(b, 14) / 100.0
 )
 _register("stoch_d", "momentum", 15, "Stochastic %D(14, 3) / 100", window=14, smooth=3)(
-    lambda b: _stoch(b).stoch_signal() / 100.0
+    lambda b: _ind.stoch_signal(b, 14, 3) / 100.0
 )
 _register("williams_r", "momentum", 13, "Williams %R(14) / 100", window=14)(
-    lambda b: (
-        ta.momentum.WilliamsRIndicator(b["high"], b["low"], b["close"], lbp=14).williams_r() / 100.0
-    )
+    lambda b: _ind.williams_r(b, 14) / 100.0
 )
 _register("roc_10", "momentum", 10, "rate of change(10), percent", window=10)(
     lambda b: ta.momentum.ROCIndicator(b["close"], window=10).roc()

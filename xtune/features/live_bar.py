@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xtune.errors import DataError
-from xtune.features.bars import OHLCV, Bars, validate_frame
+from xtune.features.bars import OHLCV, Bars, check_column, validate_frame
 
 
 def load_bar(bar: Mapping[str, Any], *, name: str, columns: Sequence[str] = ()) -> Bars | None:
@@ -32,9 +31,6 @@ def load_bar(bar: Mapping[str, Any], *, name: str, columns: Sequence[str] = ()) 
     index = pd.DatetimeIndex([stamp], name="time").as_unit("ns")
     frame = pd.DataFrame([values], index=index, columns=[*OHLCV, *columns], dtype=np.float64)
     validate_frame(frame, name)
-    bad = [c for c in columns if not np.isfinite(frame[c].iloc[0])]
-    if bad:
-        raise DataError(
-            f"{name}: column {bad[0]!r} is {frame[bad[0]].iloc[0]}, not a finite number."
-        )
+    for c in columns:
+        check_column(c, frame[c].to_numpy(), frame[c].to_numpy(), index, name)
     return Bars(frame, name)

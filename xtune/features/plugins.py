@@ -42,6 +42,7 @@ from xtune.errors import FeatureError
 from xtune.features.registry import (
     CATALOG,
     COLUMN_GROUP,
+    COLUMN_ORIGIN,
     Feature,
     FeatureFn,
     add,
@@ -50,7 +51,6 @@ from xtune.features.registry import (
 )
 
 PLUGIN = "plugin:"
-COLUMN = "column"
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def use_columns(names: Sequence[str]) -> tuple[Feature, ...]:
                 "_); rename the column in the bars file."
             )
         feature = Feature(name, COLUMN_GROUP, 0, _column(name), {"column": name},
-                          "precomputed column of the bars file", origin=COLUMN)  # fmt: skip
+                          "precomputed column of the bars file", origin=COLUMN_ORIGIN)  # fmt: skip
         add(feature)
         features.append(feature)
     return tuple(features)
@@ -171,7 +171,7 @@ def _column(name: str) -> FeatureFn:
 
 def columns_of(names: Sequence[str]) -> tuple[str, ...]:
     """The listed features that are precomputed columns (what the bars must carry)."""
-    return tuple(n for n in names if n in CATALOG and CATALOG[n].origin == COLUMN)
+    return tuple(n for n in names if n in CATALOG and CATALOG[n].origin == COLUMN_ORIGIN)
 
 
 def plugins_of(names: Sequence[str]) -> tuple[PluginFile, ...]:
@@ -183,5 +183,5 @@ def plugins_of(names: Sequence[str]) -> tuple[PluginFile, ...]:
 def forget_all() -> None:
     """Unregister every plugin and column feature (tests; a process that switches studies)."""
     forget(PLUGIN)
-    forget(COLUMN)
+    forget(COLUMN_ORIGIN)
     _LOADED.clear()

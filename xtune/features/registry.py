@@ -19,6 +19,7 @@ from xtune.errors import FeatureError
 
 GROUPS = ("returns", "trend", "momentum", "volatility", "volume", "pattern", "calendar")
 COLUMN_GROUP = "column"  # a precomputed column of the bars file, ``[features] columns``
+COLUMN_ORIGIN = "column"  # ... and its origin (a plugin's is "plugin:<sha256>")
 
 FeatureFn = Callable[[pd.DataFrame], pd.Series]
 
@@ -48,20 +49,24 @@ class Feature:
     origin: str = ""  # "": the catalog; "plugin:<sha256 of the file>"; "column"
 
     def compute(self, bars: pd.DataFrame) -> pd.Series:
+        return pd.Series(self.values(bars), index=bars.index, name=self.name)
+
+    def values(self, bars: pd.DataFrame) -> np.ndarray:
+        """The feature on every bar as float64, with :attr:`neutral` in place of a NaN after
+        the warm-up. # [T]"""
         out = self.fn(bars) if not self.origin else self._foreign(bars)
-        out = out.astype(np.float64)
+        x = np.array(out, dtype=np.float64)  # a copy: never a view into the function's data
         if self.neutral is not None:
-            after = np.arange(len(out)) >= self.warmup
-            out = out.where(~(after & out.isna().to_numpy()), self.neutral)
-        out.name = self.name
-        return out
+            after = np.arange(len(x)) >= self.warmup
+            x[after & np.isnan(x)] = self.neutral
+        return x
 
     @property
     def where(self) -> str:
         """Who declared it, for messages: the catalog, a plugin (by hash) or a bars column."""
         if not self.origin:
             return "the catalog"
-        return "a column of the bars" if self.origin == "column" else self.origin[:19]
+        return "a column of the bars" if self.origin == COLUMN_ORIGIN else self.origin[:19]
 
     def _foreign(self, bars: pd.DataFrame) -> pd.Series:
         """A plugin's function, held to the catalog's contract: one number per bar, or a
