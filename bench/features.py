@@ -5,7 +5,7 @@
 Prints (1) the time to build the whole feature catalog, cold and from the cache,
 (2) the memory that training windows take for several window lengths: xtune's zero-copy views
 against the plain way of stacking a copy of every window (``np.stack``), in the same run, and
-(3) the 12 indicators the catalog computes with its own arrays (features/_indicators.py), timed
+(3) the indicators the catalog computes with its own arrays (features/_indicators.py), timed
 against the ``ta`` library's classes they replaced, on a live bot's tail of bars (the cost per
 new bar) and on all bars (the cost per training build).
 """
@@ -99,7 +99,7 @@ def indicators(bars: Bars) -> None:
                         for x, n in ((tail, 200), (bars.frame, 3)) for f in (by_ta_fn, ours)])  # fmt: skip
         sums += row
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
-    print("| **all 12** | " + " | ".join(f"**{v:.1f}**" for v in sums) + " |")
+    print(f"| **all {len(reference)}** | " + " | ".join(f"**{v:.1f}**" for v in sums) + " |")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def test_a_bundle_with_own_features_predicts_the_same_values_where_torch_is_abse
     tmp_path: Path,
 ) -> None:
     from tests.export_tests.test_export import _blocked_env
-    from xtune.export import export_bundle, pick_trial
+    from xtune.export import ExportError, export_bundle, pick_trial
     from xtune.features import build_features, load_bars
     from xtune.runtime import Predictor, load_bundle, predict
     from xtune.search import resolve_storage, run_search
@@ -119,6 +119,13 @@ def test_a_bundle_with_own_features_predicts_the_same_values_where_torch_is_abse
     study = run_search(config, resolve_storage(config, None, env), env)
     out = tmp_path / "bundle"
     export_bundle(config, pick_trial(study), out, env)
+    edited = pd.read_csv(tmp_path / "bars.csv", index_col=0)
+    edited.loc[edited.index[700], "my_signal"] += 0.25  # same OHLCV, one column value changed
+    edited.to_csv(tmp_path / "edited.csv")
+    with pytest.raises(ExportError, match="precomputed columns sha256"):
+        export_bundle(
+            config, pick_trial(study), tmp_path / "b2", env, data=str(tmp_path / "edited.csv")
+        )
     bundle = load_bundle(out)
     m = bundle.manifest
     assert m.columns == ("my_signal",) and [p.name for p in m.plugins] == ["my_features.py"]

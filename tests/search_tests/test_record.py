@@ -19,7 +19,7 @@ FULL = TrialRecord(
     plan=Plan(
         DataSpec(("ret_1", "rsi_14"), window=16, first_row=33), Params(LSTMConfig(2)), ("returns",)
     ),
-    data=DataRecord("ab" * 32, "bars.csv", 1500, "2020-01-01 .. 2020-03-03"),
+    data=DataRecord("ab" * 32, "bars.csv", 1500, "2020-01-01 .. 2020-03-03", "cd" * 32),
     resources=Resources(4269, 0.2),
     feasible=True,
     threads=2,
@@ -36,6 +36,15 @@ FULL = TrialRecord(
 def test_a_full_record_round_trips() -> None:
     assert TrialRecord.from_attrs(FULL.to_attrs()) == FULL
     assert TrialRecord.from_attrs(FULL.to_attrs()).trained
+
+
+def test_a_record_from_before_the_columns_hash_still_reads() -> None:
+    """``data/columns`` came later: a stored trial without it reads, with no columns hash,
+    and then checks the bars' OHLCV only."""
+    old = {k: v for k, v in FULL.to_attrs().items() if k != "data/columns"}
+    record = TrialRecord.from_attrs(old)
+    assert record.trained and record.data == DataRecord(
+        "ab" * 32, "bars.csv", 1500, "2020-01-01 .. 2020-03-03")  # fmt: skip
 
 
 def test_a_diverged_trial_keeps_its_infinite_loss() -> None:

@@ -132,7 +132,7 @@ def _manifest(
             bars.source,
             len(bars),
             (str(bars.index[0]), str(bars.index[-1])),
-            bars.sha256 == r.record.data.sha256,
+            r.record.data.same(bars),
             summarize(bars).interval.total_seconds(),
             r.test_span,
         ),
@@ -212,10 +212,10 @@ def refit_trial(
     record = trained(trial)
     assert record.plan is not None and record.data is not None and record.metrics is not None
     bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
-    if bars.sha256 != record.data.sha256 and not allow_other_data:
+    if not record.data.same(bars) and not allow_other_data:
         raise ExportError(
-            f"{bars.source}: not the bars trial {trial.number} was searched on (sha256 "
-            f"{bars.sha256[:12]} vs {record.data.sha256[:12]}). Pass the original file with "
+            f"{bars.source}: not the bars trial {trial.number} was searched on "
+            f"({record.data.difference(bars)}). Pass the original file with "
             "--data, or --allow-other-data to refit on these bars on purpose."
         )
     plan, params, dataset = trial_inputs(record, bars, settings.cache_dir)

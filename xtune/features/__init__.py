@@ -9,7 +9,7 @@ A trader's own features come in through :func:`register` in a plugin file (:func
 from __future__ import annotations
 
 from xtune.features.audit import AuditReport, FeatureAudit, audit
-from xtune.features.bars import Bars, BarsSummary, load_bars, summarize
+from xtune.features.bars import Bars, load_bars
 from xtune.features.build import build_features, compute_features, default_cache_dir
 from xtune.features.catalog import CATALOG, GROUPS, Feature, history_of, resolve, warmup_of
 from xtune.features.dataset import Dataset, DataSpec, Part, ScaledFold, prepare
@@ -18,6 +18,7 @@ from xtune.features.plugins import PluginFile, load_plugin
 from xtune.features.registry import register
 from xtune.features.scaler import RobustScaler, fit_robust, inverse, transform
 from xtune.features.split import Fold, Split, SplitSpec, chronological_split, min_rows
+from xtune.features.summary import BarsSummary, summarize
 from xtune.features.windows import windows, windows_ending_at
 
 __all__ = [

@@ -127,6 +127,37 @@ def vortex_diff(b: pd.DataFrame, n: int) -> pd.Series:
         return _series(_ratio(plus, total) - _ratio(minus, total), b["close"])
 
 
+def mfi(b: pd.DataFrame, n: int) -> pd.Series:
+    """Money flow index: typical price x volume, signed by the typical price's change (0 on
+    the first bar), summed over ``n`` bars as inflow and outflow; 100 - 100 / (1 + in / out)."""
+    typical = (values(b["high"]) + values(b["low"]) + values(b["close"])) / 3.0
+    prev = shift(typical)
+    sign = np.where(typical > prev, 1, np.where(typical < prev, -1, 0))
+    flow = typical * values(b["volume"]) * sign
+    inflow = rolling(np.where(flow >= 0.0, flow, 0.0), n, np.sum)
+    outflow = np.abs(rolling(np.where(flow < 0.0, flow, 0.0), n, np.sum))
+    return _series(100 - 100 / (1 + _ratio(inflow, outflow)), b["close"])
+
+
+def ultimate(b: pd.DataFrame, windows: tuple[int, int, int] = (7, 14, 28)) -> pd.Series:
+    """Ultimate oscillator: buying pressure over true range on three windows, weighted 4:2:1."""
+    high, low, close = values(b["high"]), values(b["low"]), values(b["close"])
+    prev = shift(close)
+    pressure = close - np.minimum(low, prev)  # NaN on the first bar, as in ta
+    true_range = np.fmax(np.fmax(high - low, np.abs(high - prev)), np.abs(low - prev))
+    avg = [_ratio(rolling(pressure, n, np.sum), rolling(true_range, n, np.sum)) for n in windows]
+    return _series(100.0 * (4.0 * avg[0] + 2.0 * avg[1] + 1.0 * avg[2]) / 7.0, b["close"])
+
+
+def stoch_rsi_k(close: pd.Series, n: int, smooth: int = 3) -> pd.Series:
+    """Stochastic RSI %K: where RSI(``n``) sits in its ``n``-bar range, averaged over
+    ``smooth`` bars (0 to 1)."""
+    r = values(rsi(close, n))
+    low = rolling(r, n, np.min)
+    k = _ratio(r - low, rolling(r, n, np.max) - low)
+    return _series(rolling(k, smooth, np.mean), close)
+
+
 def _ichimoku(b: pd.DataFrame) -> ta.trend.IchimokuIndicator:
     return ta.trend.IchimokuIndicator(b["high"], b["low"], 9, 26, 52, visual=False)
 
@@ -157,6 +188,17 @@ def by_ta() -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
         "rsi_6": lambda b: ta.momentum.RSIIndicator(b["close"], 6).rsi() / 100.0,
         "stoch_k": lambda b: _stoch(b).stoch() / 100.0,
         "stoch_d": lambda b: _stoch(b).stoch_signal() / 100.0,
+        "mfi_14": lambda b: (
+            (
+                ta.volume.MFIIndicator(b["high"], b["low"], b["close"], b["volume"], 14)
+            ).money_flow_index()
+            / 100.0
+        ),
+        "ultimate_osc": lambda b: (
+            ta.momentum.UltimateOscillator(b["high"], b["low"], b["close"]).ultimate_oscillator()
+            / 100.0
+        ),
+        "stoch_rsi": lambda b: ta.momentum.StochRSIIndicator(b["close"], 14).stochrsi_k(),
         "williams_r": lambda b: (
             ta.momentum.WilliamsRIndicator(b["high"], b["low"], b["close"], 14).williams_r() / 100.0
         ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,35 +81,20 @@ class Bars:
         digest.update(np.ascontiguousarray(self.frame[list(OHLCV)].to_numpy(np.float64)).tobytes())
         return digest.hexdigest()
 
+    @cached_property
+    def columns_sha256(self) -> str:
+        """Content hash of the extra columns, by name and value ("" without any)."""
+        if not self.columns:
+            return ""
+        digest = hashlib.sha256(json.dumps(self.columns).encode())
+        digest.update(
+            np.ascontiguousarray(self.frame[list(self.columns)].to_numpy(np.float64)).tobytes()
+        )
+        return digest.hexdigest()
+
     def head(self, n: int) -> Bars:
         """The first ``n`` bars (used to prove that features never look ahead)."""
         return Bars(self.frame.iloc[:n], f"{self.source}[:{n}]")
-
-
-@dataclass(frozen=True)
-class BarsSummary:
-    rows: int
-    start: pd.Timestamp
-    end: pd.Timestamp
-    interval: pd.Timedelta
-    gaps: int
-    largest_gap: pd.Timedelta
-    largest_gap_at: pd.Timestamp | None
-    zero_volume_rows: int
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "rows": self.rows,
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "interval": str(self.interval),
-            "gaps": self.gaps,
-            "largest_gap": str(self.largest_gap),
-            "largest_gap_at": None
-            if self.largest_gap_at is None
-            else self.largest_gap_at.isoformat(),
-            "zero_volume_rows": self.zero_volume_rows,
-        }
 
 
 def load_bars(
@@ -361,29 +347,3 @@ def validate_frame(frame: pd.DataFrame, label: str) -> None:
             f"{label}: duplicate time at {_row_ref(index, pos)} (same as row {pos - 1}). "
             "Remove duplicate bars (e.g. overlapping exports) so each time appears once."
         )
-
-
-def summarize(bars: Bars) -> BarsSummary:
-    """Rows, span, the typical bar interval, and gaps (steps over 1.5x that interval)."""
-    index = bars.index
-    steps = np.diff(index.asi8)
-    if len(steps) == 0:
-        interval = pd.Timedelta(0)
-        gaps, largest, largest_at = 0, pd.Timedelta(0), None
-    else:
-        interval = pd.Timedelta(int(np.median(steps)), unit="ns")
-        is_gap = steps > 1.5 * interval.value
-        gaps = int(is_gap.sum())
-        k = int(np.argmax(steps))
-        largest = pd.Timedelta(int(steps[k]), unit="ns") if gaps else pd.Timedelta(0)
-        largest_at = index[k + 1] if gaps else None
-    return BarsSummary(
-        rows=len(bars),
-        start=index[0],
-        end=index[-1],
-        interval=interval,
-        gaps=gaps,
-        largest_gap=largest,
-        largest_gap_at=largest_at,
-        zero_volume_rows=int((bars.frame["volume"].to_numpy() == 0).sum()),
-    )

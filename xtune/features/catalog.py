@@ -192,10 +192,7 @@ _register("tsi", "momentum", 37, "TSI(25, 13) / 100", memory=_decay(2 / 26, 2) +
     lambda b: ta.momentum.TSIIndicator(b["close"], window_slow=25, window_fast=13).tsi() / 100.0
 )  # fmt: skip
 _register("ultimate_osc", "momentum", 28, "Ultimate oscillator(7, 14, 28) / 100")(
-    lambda b: (
-        ta.momentum.UltimateOscillator(b["high"], b["low"], b["close"]).ultimate_oscillator()
-        / 100.0
-    )
+    lambda b: _ind.ultimate(b) / 100.0
 )
 _register("awesome_osc", "momentum", 33, "Awesome oscillator(5, 34) / close")(
     lambda b: (
@@ -224,7 +221,7 @@ _register("ppo_hist", "momentum", 33, "PPO histogram, percent", memory=_EMA26x2,
 )
 _register(
     "stoch_rsi", "momentum", 30, "StochRSI(14, 3, 3)", memory=_W14 + 17, window=14, neutral=0.5
-)(lambda b: ta.momentum.StochRSIIndicator(b["close"], window=14).stochrsi_k())
+)(lambda b: _ind.stoch_rsi_k(b["close"], 14))
 
 # ---------------------------------------------------------------- volatility (ta.volatility)
 _register("atr_14", "volatility", 42, "ATR(14) / close (Wilder)", memory=_W14, window=14)(
@@ -289,12 +286,7 @@ _register("vol_ratio", "volatility", 50, "log(realized vol 10 / realized vol 50)
 
 # ---------------------------------------------------------------- volume (ta.volume)
 _register("mfi_14", "volume", 14, "money flow index(14) / 100", window=14, neutral=0.5)(
-    lambda b: (
-        ta.volume.MFIIndicator(
-            b["high"], b["low"], b["close"], b["volume"], window=14
-        ).money_flow_index()
-        / 100.0
-    )
+    lambda b: _ind.mfi(b, 14) / 100.0
 )
 _register("cmf_20", "volume", 19, "Chaikin money flow(20)", window=20, neutral=0.0)(
     lambda b: ta.volume.ChaikinMoneyFlowIndicator(

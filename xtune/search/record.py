@@ -19,7 +19,7 @@ import json
 import math
 import os
 import socket
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -69,10 +69,25 @@ class DataRecord:
     source: str
     rows: int
     span: str
+    columns: str = ""  # sha256 of the precomputed columns it read ("": none, or an older record)
 
     @classmethod
     def of(cls, bars: Bars) -> DataRecord:
-        return cls(bars.sha256, bars.source, len(bars), f"{bars.index[0]} .. {bars.index[-1]}")
+        span = f"{bars.index[0]} .. {bars.index[-1]}"
+        return cls(bars.sha256, bars.source, len(bars), span, bars.columns_sha256)
+
+    def same(self, bars: Bars) -> bool:
+        """``bars`` are the ones recorded: times and OHLCV, and the precomputed columns read
+        (a record from before columns were hashed can check only the first)."""
+        return bars.sha256 == self.sha256 and (
+            not self.columns or bars.columns_sha256 == self.columns
+        )
+
+    def difference(self, bars: Bars) -> str:
+        """Which hashes differ, for a message."""
+        if bars.sha256 != self.sha256:
+            return f"sha256 {bars.sha256[:12]} vs {self.sha256[:12]}"
+        return f"precomputed columns sha256 {bars.columns_sha256[:12]} vs {self.columns[:12]}"
 
 
 def process_identity(pid: int) -> tuple[int, str]:
@@ -284,11 +299,11 @@ def _fields(part: Any, prefix: str) -> dict[str, Any]:
 
 
 def _part(cls: type[_T], a: dict[str, Any], prefix: str) -> _T | None:
-    """``cls`` from the keys ``prefix/<field>``, or None unless every one of them is there."""
-    keys = {f.name: f"{prefix}/{f.name}" for f in fields(cls)}  # type: ignore[arg-type]
-    if not all(k in a for k in keys.values()):
-        return None
-    return cls(**{name: a[k] for name, k in keys.items()})
+    """``cls`` from the keys ``prefix/<field>``, or None unless every field without a default
+    is there (a field added later has one, so older trials still read)."""
+    present = {f.name: a[f"{prefix}/{f.name}"] for f in fields(cls) if f"{prefix}/{f.name}" in a}  # type: ignore[arg-type]
+    needed = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}  # type: ignore[arg-type]
+    return cls(**present) if needed <= present.keys() else None
 
 
 def write(trial: optuna.Trial, record: TrialRecord) -> None:

@@ -86,10 +86,10 @@ def replay(
     assert record.data is not None and record.metrics is not None  # trained
     assert record.plan is not None  # trained
     bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
-    if bars.sha256 != record.data.sha256:
+    if not record.data.same(bars):
         raise XtuneError(
             f"{bars.source}: these bars differ from the ones trial {number} trained on "
-            f"(sha256 {bars.sha256[:12]} vs {record.data.sha256[:12]}). Pass --data with the original file."
+            f"({record.data.difference(bars)}). Pass --data with the original file."
         )
     params, dataset = trial_inputs(record, bars, cache_dir)[1:]
     metrics = train_and_evaluate(
