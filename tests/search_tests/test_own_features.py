@@ -100,6 +100,8 @@ def test_a_search_refuses_a_leaky_broken_or_missing_own_feature_before_any_work(
     assert expected in output and "Traceback" not in output
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and expected in errors[0], done.stderr
+    # one line in all: no study header, no empty progress bar before it
+    assert done.stdout == "" and done.stderr.strip() == errors[0], output
     assert set(tmp_path.iterdir()) == before  # no journal, no artifacts
 
 

@@ -72,7 +72,7 @@ def search(
     env = research()
     config = load_study_config(study_file)
     url = resolve_storage(config, storage, env)
-    out.print(f"study [bold]{config.study.name}[/] on {mask(url)}, sampler {config.study.sampler}, "
+    header = (f"study [bold]{config.study.name}[/] on {mask(url)}, sampler {config.study.sampler}, "
               f"objectives {', '.join(config.study.objectives)}, {workers} worker(s) on {device}")  # fmt: skip
     progress = Progress(
         TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[front]}"),
@@ -81,20 +81,31 @@ def search(
     task = progress.add_task("search", total=None, front="")
 
     def on_progress(done: float, target: int, front: int) -> None:
+        if not progress.live.is_started:  # the first call comes once bars and features passed:
+            out.print(header)  # bad input is then the only line printed, as for every command
+            progress.start()
         progress.update(task, completed=done, total=target, front=f"feasible Pareto front: {front}")
 
     try:
-        with progress:
-            study = run_search(
-                config, url, env, n_trials=n_trials, timeout=timeout, workers=workers, device=device,
-                data=data, allow_other_data=allow_other_data, artifacts=artifacts,
-                on_progress=on_progress,
-            )  # fmt: skip
+        study = run_search(
+            config, url, env, n_trials=n_trials, timeout=timeout, workers=workers, device=device,
+            data=data, allow_other_data=allow_other_data, artifacts=artifacts,
+            on_progress=on_progress,
+        )  # fmt: skip
     except KeyboardInterrupt:
+        _stop(progress)
         err.print("[yellow]interrupted[/]: the running trial(s) are marked FAIL; finished trials are "
                   "stored. Run the same command to resume.")  # fmt: skip
         raise typer.Exit(130) from None
+    finally:
+        _stop(progress)
     _print_summary(summary(study))
+
+
+def _stop(progress: Progress) -> None:
+    """End the bar if it began (stopping one that never began prints an empty line)."""
+    if progress.live.is_started:
+        progress.stop()
 
 
 @app.command("create-study")
