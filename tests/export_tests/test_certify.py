@@ -22,7 +22,7 @@ from xtune.cli import app
 from xtune.errors import XtuneError
 from xtune.features import load_bars
 from xtune.models import Resources
-from xtune.runtime import Predictor, load_bundle
+from xtune.runtime import Predictor, load_bundle, predict
 from xtune.runtime.bundle import MANIFEST, SUMS, sha256_file, write_sums
 from xtune.search import load_study_config
 from xtune.search.objective import constraints
@@ -202,6 +202,11 @@ def test_int8_is_rechecked_here_and_the_predictor_falls_back_to_fp32(
     assert logits.name == "logits"
     bot = Predictor(bundle_dir)
     assert bot.model == "model.onnx" and bot.int8_agreement == 0.0
+    # batch predict (and with it `xtune predict` and consensus) chooses as the bot does
+    bars = load_bars(_short_bars(exports, tmp_path))
+    batch = predict(load_bundle(bundle_dir), bars, last=True).filter(like="_p_").to_numpy()
+    live = bot.predict_last(bars).probabilities[1]
+    np.testing.assert_allclose(batch[0], list(live.values()), atol=1e-6)
     out = tmp_path / "report.json"
     code, report, _ = _certify(bundle_dir, "--out", out, "--bars", _short_bars(exports, tmp_path))
     int8 = _check(report, "int8 agreement")

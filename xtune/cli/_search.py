@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,18 +75,7 @@ def search(
     url = resolve_storage(config, storage, env)
     header = (f"study [bold]{config.study.name}[/] on {mask(url)}, sampler {config.study.sampler}, "
               f"objectives {', '.join(config.study.objectives)}, {workers} worker(s) on {device}")  # fmt: skip
-    progress = Progress(
-        TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[front]}"),
-        TimeElapsedColumn(), console=err, transient=False,
-    )  # fmt: skip
-    task = progress.add_task("search", total=None, front="")
-
-    def on_progress(done: float, target: int, front: int) -> None:
-        if not progress.live.is_started:  # the first call comes once bars and features passed:
-            out.print(header)  # bad input is then the only line printed, as for every command
-            progress.start()
-        progress.update(task, completed=done, total=target, front=f"feasible Pareto front: {front}")
-
+    progress, on_progress = _trials_bar(header)
     try:
         study = run_search(
             config, url, env, n_trials=n_trials, timeout=timeout, workers=workers, device=device,
@@ -100,6 +90,25 @@ def search(
     finally:
         _stop(progress)
     _print_summary(summary(study))
+
+
+def _trials_bar(header: str) -> tuple[Progress, Callable[[float, int, int], None]]:
+    """The search's progress bar and its ``on_progress``. The first call comes once the bars
+    and features passed: only then are the header and the bar printed, so bad input is the
+    one line printed, as for every command."""
+    progress = Progress(
+        TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[front]}"),
+        TimeElapsedColumn(), console=err, transient=False,
+    )  # fmt: skip
+    task = progress.add_task("search", total=None, front="")
+
+    def on_progress(done: float, target: int, front: int) -> None:
+        if not progress.live.is_started:
+            out.print(header)
+            progress.start()
+        progress.update(task, completed=done, total=target, front=f"feasible Pareto front: {front}")
+
+    return progress, on_progress
 
 
 def _stop(progress: Progress) -> None:

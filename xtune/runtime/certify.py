@@ -24,7 +24,6 @@ from xtune.errors import DataError, XtuneError
 from xtune.features.bars import Bars, load_bars
 from xtune.features.sample import synthetic_bars
 from xtune.runtime.bundle import SUMS, Bundle, load_bundle
-from xtune.runtime.predict import open_session
 from xtune.runtime.predictor import Predictor
 from xtune.runtime.reference import (
     INT8_MIN_AGREEMENT,
@@ -35,6 +34,7 @@ from xtune.runtime.reference import (
     parity,
     reference_bars,
 )
+from xtune.runtime.session import open_session
 from xtune.runtime.timing import Latency, ort_latency
 
 FORMAT = "xtune-certify"

@@ -35,10 +35,10 @@ from xtune.runtime.predict import (
     column,
     history_needed,
     latest_window,
-    run_model,
     show_interval,
 )
 from xtune.runtime.reference import choose_model
+from xtune.runtime.session import run_model
 
 # A bar may follow the last one after any whole number of intervals (weekends, holidays, a
 # missed bar), off by this share of an interval (a DST shift of a daily bar is 1/24).

@@ -20,7 +20,7 @@ from xtune.features.bars import Bars, load_bars
 from xtune.features.windows import windows
 from xtune.runtime.bundle import Bundle
 from xtune.runtime.manifest import BundleError, ReferenceEntry
-from xtune.runtime.predict import open_session, run_model
+from xtune.runtime.session import open_session, run_model
 
 PARITY_TOL = 1e-4  # onnxruntime fp32 vs torch: largest absolute difference (export and certify)
 INT8_MIN_AGREEMENT = 0.99  # int8 vs fp32: share of equal predicted classes
