@@ -158,6 +158,28 @@ def stoch_rsi_k(close: pd.Series, n: int, smooth: int = 3) -> pd.Series:
     return _series(rolling(k, smooth, np.mean), close)
 
 
+def kama(close: pd.Series, n: int = 10, fast: int = 2, slow: int = 30) -> pd.Series:
+    """Kaufman's adaptive moving average as ``ta`` computes it: seeded with the close at the
+    first bar with a full window, then moved towards each close by the squared smoothing
+    constant of its efficiency ratio. A recursion, so a loop, over Python floats (``ta``
+    indexes numpy arrays element by element, ten times slower)."""
+    c = values(close)
+    num = np.abs(c - np.roll(c, n))  # ta's roll wraps around; only the seed row sees it
+    den = rolling(np.abs(c - np.roll(c, 1)), n, np.sum)
+    ratio = np.divide(num, den, out=np.zeros_like(num), where=den != 0)
+    sc = (ratio * (2.0 / (fast + 1) - 2.0 / (slow + 1.0)) + 2 / (slow + 1.0)) ** 2.0
+    out, prev = [], None
+    for s, x in zip(sc.tolist(), c.tolist(), strict=True):
+        if s != s:  # NaN: no full window yet
+            prev = None if prev is None else s
+        elif prev is None:
+            prev = x
+        else:
+            prev = prev + s * (x - prev)
+        out.append(np.nan if prev is None else prev)
+    return _series(np.array(out, dtype=np.float64), close)
+
+
 def _ichimoku(b: pd.DataFrame) -> ta.trend.IchimokuIndicator:
     return ta.trend.IchimokuIndicator(b["high"], b["low"], 9, 26, 52, visual=False)
 
@@ -199,6 +221,9 @@ def by_ta() -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
             / 100.0
         ),
         "stoch_rsi": lambda b: ta.momentum.StochRSIIndicator(b["close"], 14).stochrsi_k(),
+        "kama_ratio": lambda b: (
+            b["close"] / ta.momentum.KAMAIndicator(b["close"], window=10).kama() - 1.0
+        ),
         "williams_r": lambda b: (
             ta.momentum.WilliamsRIndicator(b["high"], b["low"], b["close"], 14).williams_r() / 100.0
         ),

@@ -203,7 +203,7 @@ _register("awesome_osc", "momentum", 33, "Awesome oscillator(5, 34) / close")(
 # KAMA's factor adapts in [(2/31)^2, (2/3)^2]: 245 bars covered every start on EURUSD hourly, GOOG
 # daily and synthetic bars (the slowest factor bounds it only at 4,400; a frozen market needs more).
 _register("kama_ratio", "momentum", 60, "close / KAMA(10, 2, 30) - 1", memory=400, window=10)(
-    lambda b: b["close"] / ta.momentum.KAMAIndicator(b["close"], window=10).kama() - 1.0
+    lambda b: b["close"] / _ind.kama(b["close"], 10) - 1.0
 )
 
 
