@@ -11,7 +11,7 @@ from xtune.features._indicators import by_ta
 from xtune.features.sample import synthetic_bars
 
 
-@pytest.fixture(scope="module", params=["eurusd", "goog", "synthetic", "flat"])
+@pytest.fixture(scope="module", params=["eurusd", "goog", "synthetic", "flat", "no_volume"])
 def sample(request: pytest.FixtureRequest) -> Bars:
     if request.param == "synthetic":
         return load_bars(synthetic_bars(3000, seed=5), name="synthetic")
@@ -19,6 +19,10 @@ def sample(request: pytest.FixtureRequest) -> Bars:
         frame = synthetic_bars(600, seed=6)
         frame.iloc[200:240, :4] = frame.iloc[199]["close"]
         return load_bars(frame, name="flat")
+    if request.param == "no_volume":  # a holiday: bars move, nothing trades
+        frame = synthetic_bars(600, seed=7)
+        frame.iloc[300:330, frame.columns.get_loc("volume")] = 0.0
+        return load_bars(frame, name="no_volume")
     pytest.importorskip("backtesting")
     return load_bars(f"sample:{request.param}")
 
