@@ -217,7 +217,7 @@ def test_a_loaded_bundle_keeps_predicting_with_its_own_model_after_a_swap(
     from xtune.features import load_bars
     from xtune.runtime import predict
 
-    live = _copy(exports, tmp_path / "live", "xlstm")
+    live = _with_int8(_copy(exports, tmp_path / "live", "xlstm"))  # it reads its reference too
     bars = load_bars(exports["xlstm"][1].parent / "bars.csv")
     held = load_bundle(live)
     before = predict(held, bars, last=True)
@@ -226,16 +226,10 @@ def test_a_loaded_bundle_keeps_predicting_with_its_own_model_after_a_swap(
     assert predict(held, bars, last=True).equals(before)
 
 
-def test_an_int8_bundle_gives_each_bar_the_answer_the_live_bot_gets(
-    exports: Exports, tmp_path: Path
-) -> None:
-    """int8 quantizes activations per batch: a bar's probabilities must not depend on which
-    other bars were predicted with it (the bot predicts one window at a time)."""
+def _with_int8(bundle: Path) -> Path:
+    """The bundle as if export had kept an int8 model."""
     from xtune.export import quantize_int8
-    from xtune.features import load_bars
-    from xtune.runtime import predict
 
-    bundle = _copy(exports, tmp_path / "b", "xlstm")
     quantize_int8(bundle / "model.onnx", bundle / "model.int8.onnx")
 
     def use_int8(m: dict) -> None:  # type: ignore[type-arg]
@@ -243,7 +237,18 @@ def test_an_int8_bundle_gives_each_bar_the_answer_the_live_bot_gets(
         m["files"]["model.int8.onnx"] = sha256_file(bundle / "model.int8.onnx")
 
     _edit_manifest(bundle, use_int8)
-    loaded = load_bundle(bundle)
+    return bundle
+
+
+def test_an_int8_bundle_gives_each_bar_the_answer_the_live_bot_gets(
+    exports: Exports, tmp_path: Path
+) -> None:
+    """int8 quantizes activations per batch: a bar's probabilities must not depend on which
+    other bars were predicted with it (the bot predicts one window at a time)."""
+    from xtune.features import load_bars
+    from xtune.runtime import predict
+
+    loaded = load_bundle(_with_int8(_copy(exports, tmp_path / "b", "xlstm")))
     bars = load_bars(exports["xlstm"][1].parent / "bars.csv")
     every_bar = predict(loaded, bars)
     for cut in (0, 7, 50):

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from xtune.runtime.manifest import BundleError, Manifest
 from xtune.runtime.own_features import activate
@@ -38,14 +40,19 @@ def write_sums(folder: Path, names: list[str]) -> None:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle. The model's bytes are the ones whose hash was checked: predicting
-    never opens the file again, so a bundle replaced on disk meanwhile (a new export) cannot
-    mix its model with this manifest's features and scaler."""
+    """A verified bundle. It holds the bytes of every file whose hash was checked at load (a
+    bundle is a few hundred KB): predicting never opens a file again, so a bundle replaced on
+    disk meanwhile (a new export) cannot mix its models or reference windows with this
+    manifest's features and scaler."""
 
     folder: Path
     manifest: Manifest
-    model_bytes: bytes = field(repr=False)
+    contents: Mapping[str, bytes] = field(repr=False)  # file name -> its verified bytes
     manifest_sha256: str = ""  # of the verified manifest.json: it pins every file's hash
+
+    @property
+    def model_bytes(self) -> bytes:
+        return self.contents[self.manifest.model.file]
 
     @property
     def model_path(self) -> Path:
@@ -61,16 +68,14 @@ class Bundle:
         return self.manifest.window
 
     def read(self, name: str) -> bytes:
-        """A file the manifest lists, read now and checked against its recorded hash.
+        """A file the manifest lists, as verified at load.
 
         Raises:
-            BundleError: the file is not listed, or it changed since the bundle was exported.
+            BundleError: the file is not listed.
         """
         if name not in self.manifest.files:
             raise BundleError(f"{self.folder}: {name!r} is not one of the bundle's files.")
-        if name == self.manifest.model.file:
-            return self.model_bytes
-        return read_checked(self.folder, name, self.manifest.files[name])
+        return self.contents[name]
 
 
 def _member(folder: Path, name: str, where: str) -> Path:
@@ -152,4 +157,4 @@ def load_bundle(folder: str | Path) -> Bundle:
         if name not in listed:
             raise BundleError(f"{folder}: the manifest's model file {name!r} is not in {SUMS}.")
     activate(folder, manifest, contents)  # its plugin features and columns, if any
-    return Bundle(folder, manifest, contents[manifest.model.file], expected[MANIFEST])
+    return Bundle(folder, manifest, MappingProxyType(contents), expected[MANIFEST])
