@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from xtune.features.sample import synthetic_bars
-from xtune.search import StudyConfig, load_study_config
+from xtune.search import StudyConfig, is_feasible, load_study_config
 from xtune.search.record import status_of
 
 REFERENCE = (0.5, 0.70)  # (accuracy, loss): a point any useful model beats on both
@@ -113,8 +113,7 @@ def hypervolume(points: list[tuple[float, float]]) -> float:
 
 def _feasible_ok(t: optuna.trial.FrozenTrial) -> bool:
     """Trained to the end, within every cap: what the front is made of (never a stopped one)."""
-    constraints = t.system_attrs.get("constraints") or []
-    return status_of(t) == "ok" and all(c <= 0 for c in constraints) and t.values is not None
+    return status_of(t) == "ok" and is_feasible(t) and t.values is not None
 
 
 def trajectory(study: optuna.Study, clock: CpuClock | None = None) -> list[tuple[float, float]]:

@@ -18,10 +18,11 @@ from xtune.search.pruning import (
     Pruner,
     better_share,
     front_ranks,
+    planned_share,
     rung_epochs,
     share_done,
 )
-from xtune.search.record import rungs_of
+from xtune.search.record import TrialRecord, rungs_of, seconds_of, status_of, write
 from xtune.search.replay import trained_record
 from xtune.settings import Settings
 
@@ -54,17 +55,25 @@ def test_rung_epochs_are_geometric_and_below_the_last_epoch() -> None:
 
 
 def test_a_stopped_trial_costs_the_share_of_training_it_did() -> None:
-    assert share_done("fold0/epoch2", epochs=12, folds=1) == pytest.approx(2 / 12)
-    assert share_done("fold0/epoch6", epochs=12, folds=3) == pytest.approx(6 / 36)
-    assert share_done("fold1", epochs=12, folds=3) == pytest.approx(2 / 3)
+    assert planned_share("fold0/epoch2", epochs=12, folds=1) == pytest.approx(2 / 12)
+    assert planned_share("fold0/epoch6", epochs=12, folds=3) == pytest.approx(6 / 36)
+    assert planned_share("fold1", epochs=12, folds=3) == pytest.approx(2 / 3)
+    # Until MIN_TRIALS have trained, the planned share; then the compute it used, measured
+    # against the mean trained trial (which rarely runs all its planned epochs).
+    few = [10.0] * (MIN_TRIALS - 1)
+    assert share_done("fold0/epoch2", 12, 3, seconds=3.0, trained=few) == pytest.approx(2 / 36)
+    trained = [8.0, 12.0, 10.0, 6.0, 14.0]
+    assert share_done("fold0/epoch2", 12, 3, seconds=3.0, trained=trained) == pytest.approx(0.3)
+    assert share_done("fold1", 12, 3, seconds=25.0, trained=trained) == 1.0  # never above one
 
 
-def _study_with_rung(values: list[tuple[float, float]]) -> optuna.Study:
-    """A study whose trials each reached rung fold0/epoch2 with the given values."""
+def _study_with_rung(values: list[tuple[float, float]], rung: str = "fold0/epoch2") -> optuna.Study:
+    """A study whose trials each reached ``rung`` with the given values (stored as the judge
+    stores them, without judging them)."""
     study = optuna.create_study(directions=["maximize", "minimize"])
     for accuracy, loss in values:
         trial = study.ask()
-        Pruner(trial, ("accuracy", "loss"), MAX_MIN)("fold0/epoch2", _scores(accuracy, loss))
+        write(trial, TrialRecord(rungs={rung: (accuracy, loss)}))
         study.tell(trial, (accuracy, loss))
     return study
 
@@ -80,6 +89,26 @@ def test_a_dominated_trial_is_stopped_at_an_early_rung_and_a_good_one_is_not() -
     Pruner(good, ("accuracy", "loss"), MAX_MIN)("fold0/epoch2", _scores(0.60, 0.67))
     # Its value is stored on the trial, so the trials after it compare with it too.
     assert rungs_of(study._storage.get_trial(good._trial_id)) == {"fold0/epoch2": (0.60, 0.67)}
+
+
+def test_a_fold_rung_judges_harder_than_an_epoch_rung() -> None:
+    """After a whole fold the scores say more: outside the best third is stopped there, while
+    at an epoch rung only the worse half is."""
+    chain = [(0.60 - 0.01 * i, 0.60 + 0.01 * i) for i in range(6)]  # fronts 0, 1, ..., 5
+    half = _scores(0.575, 0.625)  # 3 of the 6 rank better
+    third = _scores(0.585, 0.615)  # 2 of the 6 rank better
+    for rung, stopped in (("fold0/epoch2", (half,)), ("fold0", (half, third))):
+        for point in (half, third):
+            judge = Pruner(_study_with_rung(chain, rung).ask(), ("accuracy", "loss"), MAX_MIN)
+            if point in stopped:
+                with pytest.raises(Stopped, match=f"{better_share_pct(point, chain)} of the 6"):
+                    judge(rung, point)
+            else:
+                judge(rung, point)  # goes on
+
+
+def better_share_pct(point: Scores, others: list[tuple[float, float]]) -> str:
+    return f"{better_share((point.accuracy, point.loss), others, MAX_MIN):.0%}"
 
 
 def test_nothing_is_judged_before_enough_trials_reached_the_rung() -> None:
@@ -105,9 +134,14 @@ def test_stopped_trials_teach_the_sampler_but_never_reach_the_front(tmp_path: Pa
     study = run_search(config, str(tmp_path / "s.journal"), Settings())
     stopped = [t for t in study.trials if is_stopped(t)]
     assert stopped, "with rungs at epochs 2 and 6, some of these trials should rank low"
-    # A stopped trial costs the budget only the share of its training it did.
+    # A stopped trial costs the budget the compute it used, against the trials trained before.
     shares = [read(t).share or 0.0 for t in stopped]
-    assert all(s in (pytest.approx(2 / 7), pytest.approx(6 / 7)) for s in shares)
+    for t, share in zip(stopped, shares, strict=True):
+        before = [seconds_of(u) or 0.0 for u in study.trials
+                  if status_of(u) == "ok" and u.datetime_complete < t.datetime_start]  # fmt: skip
+        rung = (read(t).reason or "").split()[3].rstrip(":")
+        seconds = read(t).metrics.log.seconds  # type: ignore[union-attr]
+        assert seconds > 0 and share == pytest.approx(share_done(rung, 7, 1, seconds, before))
     assert count_trained(study) + sum(shares) == pytest.approx(spent(study))
     assert 10 <= spent(study) < 11 and count_trained(study) < 10
     front = {t.number for t in pareto_front(study)}

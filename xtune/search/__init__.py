@@ -7,10 +7,8 @@ from xtune.search.config import StudyConfig, StudyError, load_study_config
 from xtune.search.objective import CapError, Objective
 from xtune.search.record import (
     Plan,
-    StudyNotFound,
     StudyRecord,
     TrialRecord,
-    open_study,
     read,
     read_study,
 )
@@ -20,7 +18,7 @@ from xtune.search.run import prepare_inputs, run_search
 from xtune.search.seeds import SeedError, enqueue, load_entries, seed_study
 from xtune.search.space import Replay, suggest
 from xtune.search.storage import mask, open_storage, resolve_storage
-from xtune.search.study import create_study, make_sampler
+from xtune.search.study import StudyNotFound, create_study, make_sampler, open_study
 from xtune.search.sweep import sweep
 
 __all__ = [

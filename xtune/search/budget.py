@@ -1,8 +1,8 @@
 """The budget counts trained trials. A draw over a cap that is known before training
 (parameters, latency) is stored as infeasible, so the sampler learns the boundary, but costs
-no training and no budget. A trial that early stopping ended counts the share of its training
-it did (stopped after 2 of 12 epochs: 1/6), so a budget of N trials is about N trainings of
-compute with early stopping on or off. A space that almost never fits its caps stops with the
+no training and no budget. A trial that early stopping ended counts the compute it used: its
+training seconds over the mean trained trial's (:func:`xtune.search.pruning.share_done`), so a
+budget of N trials is about N trainings of compute with early stopping on or off. A space that almost never fits its caps stops with the
 cap named."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def count_trained(study: optuna.Study) -> int:
 
 
 def spent(study: optuna.Study) -> float:
-    """The budget used: 1 per trained trial plus each stopped trial's share of its training."""
+    """The budget used: 1 per trained trial plus each stopped trial's share (its compute)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return sum(
         1.0 if is_trained(t) else share_of(t) for t in complete if status_of(t) != "infeasible"

@@ -8,6 +8,7 @@ so the sampler learns where the cap is. A PRUNED trial would teach GPSampler and
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,15 @@ from xtune.models.train import TrainLog, default_threads
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord
 from xtune.search.pruning import Pruner, share_done
-from xtune.search.record import DataRecord, Plan, TrialRecord, Worker, write
+from xtune.search.record import (
+    DataRecord,
+    Plan,
+    TrialRecord,
+    Worker,
+    seconds_of,
+    status_of,
+    write,
+)
 from xtune.search.space import suggest
 
 # What an infeasible or diverged trial reports, per objective.
@@ -85,12 +94,13 @@ def check_hard_caps(config: StudyConfig, plan: Plan) -> None:
 
 
 def learning_curve_png(metrics: Metrics, path: Path, title: str) -> Path:
-    import matplotlib
+    """The trial's learning curve for the dashboard. A bare Agg ``Figure`` with a fixed layout:
+    pyplot's global state and ``tight_layout`` (a second draw) doubled a worker's cost per
+    trial (bench/overhead.py)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
+    fig = Figure(figsize=(8, 3))
+    ax1, ax2 = fig.subplots(1, 2)
     curve = metrics.log.curve
     epochs = [r.epoch for r in curve]
     ax1.plot(epochs, [r.train_loss for r in curve], label="train loss")
@@ -102,9 +112,8 @@ def learning_curve_png(metrics: Metrics, path: Path, title: str) -> Path:
     ax2.set_xlabel("epoch")
     ax2.legend()
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.86, wspace=0.25)
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
 
 
@@ -155,14 +164,11 @@ class Objective:
             return self.worst()
         threads = plan.params.train.threads or default_threads()
         write(trial, replace(record, threads=threads))
+        started = time.perf_counter()
         try:
             metrics = self.train(trial, plan, init)
         except Stopped as stop:  # early stopping: the values at its rung, never on the front
-            log = TrainLog((), 0, 0, 0.0, stop.reason)
-            share = share_done(stop.rung, plan.params.train.epochs, plan.data.split.folds)
-            write(trial, TrialRecord(status="stopped", reason=stop.reason, share=share,
-                                     metrics=Metrics(stop.scores, log)))  # fmt: skip
-            return tuple(float(getattr(stop.scores, o)) for o in config.study.objectives)
+            return self.stopped(trial, plan, stop, time.perf_counter() - started)
         write(trial, TrialRecord(status=metrics.status, reason=metrics.log.reason, metrics=metrics))
         if metrics.status != "ok":
             return self.worst()
@@ -196,6 +202,22 @@ class Objective:
             fault = _fault(exc, self.device.device)
             write(trial, TrialRecord(status="failed", reason=str(fault)))
             raise fault from exc
+
+    def stopped(
+        self, trial: optuna.Trial, plan: Plan, stop: Stopped, seconds: float
+    ) -> tuple[float, ...]:
+        """Store a trial early stopping ended: its values at the rung, and what it cost."""
+        trained = [
+            s for t in trial.study.get_trials(deepcopy=False)
+            if status_of(t) == "ok" and (s := seconds_of(t)) is not None
+        ]  # fmt: skip
+        share = share_done(
+            stop.rung, plan.params.train.epochs, plan.data.split.folds, seconds, trained
+        )
+        log = TrainLog((), 0, 0, seconds, stop.reason)
+        write(trial, TrialRecord(status="stopped", reason=stop.reason, share=share,
+                                 metrics=Metrics(stop.scores, log)))  # fmt: skip
+        return tuple(float(getattr(stop.scores, o)) for o in self.config.study.objectives)
 
     def worst(self) -> tuple[float, ...]:
         return tuple(WORST[o] for o in self.config.study.objectives)

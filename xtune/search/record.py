@@ -33,7 +33,6 @@ from xtune.models.evaluate import Scores
 from xtune.models.probe import Resources
 from xtune.models.train import EpochRecord, Metrics, Params, TrainLog
 from xtune.search.device import DeviceRecord
-from xtune.settings import Settings
 
 _T = TypeVar("_T")
 Status = Literal[
@@ -182,8 +181,13 @@ def rungs_of(trial: FrozenTrial) -> dict[str, tuple[float, ...]]:
 
 
 def share_of(trial: FrozenTrial) -> float:
-    """The share of its training a stopped trial did (what it cost the budget); 0 if unset."""
+    """What a stopped trial cost the budget (its compute, in trained trials); 0 if unset."""
     return float(trial.user_attrs.get(_SHARE, 0.0))
+
+
+def seconds_of(trial: FrozenTrial) -> float | None:
+    """The seconds a trained trial's training took (all folds), without parsing the rest."""
+    return trial.user_attrs.get(_LOG_KEYS["seconds"])
 
 
 def label_of(trial: FrozenTrial) -> str | None:
@@ -223,7 +227,7 @@ class TrialRecord:
     attempt: int | None = None  # 0: the first try of this configuration; n: its n-th retry
     swept: str | None = None  # why the sweep failed it (its owner died); status then "orphaned"
     rungs: dict[str, tuple[float, ...]] | None = None  # rung -> objective values there
-    share: float | None = None  # a stopped trial: the share of its training it did
+    share: float | None = None  # a stopped trial: what it cost the budget, in trained trials
     label: str | None = None  # a trader's own setup, queued by [[enqueue]] or `xtune enqueue`
 
     @property
@@ -367,33 +371,3 @@ def write_study(study: optuna.Study, record: StudyRecord) -> None:
 
 def read_study(study: optuna.Study) -> StudyRecord | None:
     return StudyRecord.from_attrs(study.user_attrs)
-
-
-class StudyNotFound(XtuneError):
-    """No study of that name in that storage."""
-
-
-def open_study(
-    name: str,
-    storage_url: str,
-    settings: Settings,
-    *,
-    study_file: object = "STUDY.toml",
-    storage: optuna.storages.BaseStorage | None = None,
-) -> optuna.Study:
-    """Load an existing study, or say in one line where it was looked for and what to run.
-
-    Raises:
-        StudyNotFound: with the storage (password hidden) and the command that creates it.
-    """
-    from xtune.search.storage import mask, open_storage
-
-    try:
-        return optuna.load_study(
-            study_name=name, storage=storage or open_storage(storage_url, settings)
-        )
-    except KeyError:
-        raise StudyNotFound(
-            f"no study '{name}' in {mask(storage_url)}; run `xtune search {study_file}` first "
-            "(or pass the --storage it was searched in)."
-        ) from None

@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 
+from xtune.errors import XtuneError
 from xtune.features import Bars
 from xtune.search.config import StudyConfig, StudyError
 from xtune.search.record import StudyRecord, read_study, write_study
@@ -158,3 +159,31 @@ def create_study(
     save_note(study, study_note(config))
     seed_study(study, config)  # after the record: a queued trial belongs to a finished study
     return study, True
+
+
+class StudyNotFound(XtuneError):
+    """No study of that name in that storage."""
+
+
+def open_study(
+    name: str,
+    storage_url: str,
+    settings: Settings,
+    *,
+    study_file: object = "STUDY.toml",
+    storage: optuna.storages.BaseStorage | None = None,
+) -> optuna.Study:
+    """Load an existing study, or say in one line where it was looked for and what to run.
+
+    Raises:
+        StudyNotFound: with the storage (password hidden) and the command that creates it.
+    """
+    try:
+        return optuna.load_study(
+            study_name=name, storage=storage or open_storage(storage_url, settings)
+        )
+    except KeyError:
+        raise StudyNotFound(
+            f"no study '{name}' in {mask(storage_url)}; run `xtune search {study_file}` first "
+            "(or pass the --storage it was searched in)."
+        ) from None
