@@ -83,11 +83,12 @@ early_stop = {early_stop}
 def bench_study(
     folder: Path, *, sampler: str = "tpe", seed: int = 0, trials: int = 60, bars: int = 3000,
     epochs: int = 6, folds: int = 1, early_stop: bool = False, families: str = '["lstm"]',
+    momentum: float = 0.15,
 ) -> StudyConfig:  # fmt: skip
     """Write the synthetic bars (once) and a bench study file into ``folder``; load it."""
-    source = folder / f"synthetic_{bars}.csv"
+    source = folder / f"synthetic_{bars}_{momentum:g}.csv"
     if not source.exists():
-        synthetic_bars(bars).to_csv(source)
+        synthetic_bars(bars, momentum=momentum).to_csv(source)
     text = STUDY.format(trials=trials, seed=seed, sampler=sampler, source=source.name,
                         folds=folds, families=families, epochs=epochs,
                         early_stop=str(early_stop).lower())  # fmt: skip

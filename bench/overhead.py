@@ -10,7 +10,7 @@ fresh process pinned to one core, one after the other:
 
 - previous: Optuna's full ``gc.collect()`` after each trial walks every object of the
   process, and the learning curve is drawn through pyplot with ``tight_layout``;
-- now: the worker freezes the objects that survive each trial (``worker.freeze_survivors``),
+- now: the worker freezes the objects that survive each trial (``worker.FreezeSurvivors``),
   so the collection sees only the new ones, and the curve is a bare Agg figure.
 
 For each it reports the CPU seconds per trial, the training seconds inside it (what the
@@ -59,7 +59,7 @@ def previous_png(metrics: Metrics, path: Path, title: str) -> Path:
 
 def one_run(folder: str, way: str, trials: int, epochs: int) -> dict[str, float]:
     if way == "previous":
-        worker.freeze_survivors = lambda *_: None  # type: ignore[assignment]
+        worker.FreezeSurvivors.__call__ = lambda *_: None  # type: ignore[method-assign]
         objective.learning_curve_png = previous_png
     config = bench_study(Path(folder), sampler="random", trials=trials, epochs=epochs)
     clock = CpuClock()

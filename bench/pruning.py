@@ -38,7 +38,7 @@ def one_run(folder: str, seed: int, early_stop: bool, args: argparse.Namespace) 
     _set_rule(args)  # in this process
     config = bench_study(Path(folder), seed=seed, trials=args.trials, epochs=args.epochs,
                          folds=args.folds, early_stop=early_stop, families=args.families,
-                         sampler=args.sampler)  # fmt: skip
+                         sampler=args.sampler, bars=args.bars, momentum=args.momentum)  # fmt: skip
     clock = CpuClock()
     study = run_search(config, str(Path(folder) / f"{seed}_{early_stop}.journal"), Settings(),
                        on_progress=clock)  # fmt: skip
@@ -67,6 +67,10 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--families", default='["lstm"]')
     parser.add_argument("--sampler", default="random")
+    parser.add_argument("--bars", type=int, default=3000)
+    parser.add_argument("--momentum", type=float, default=0.3,
+                        help="the synthetic bars' effect (README: why 0.3, not the sample's 0.15)")  # fmt: skip
+    parser.add_argument("--keep", type=Path, help="keep the journals in this folder")
     parser.add_argument("--stop-share", type=float, default=pruning.STOP_SHARE,
                         help="at an epoch rung, stop when this share of the others rank "
                         "better (default: xtune's)")  # fmt: skip
@@ -79,8 +83,10 @@ def main() -> None:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     ctx = mp.get_context("spawn")
     runs: dict[tuple[int, bool], dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        bench_study(Path(tmp))  # writes the bars once, before the pool reads them
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.keep or scratch)
+        Path(tmp).mkdir(parents=True, exist_ok=True)
+        bench_study(Path(tmp), bars=args.bars, momentum=args.momentum)  # the bars, once
         pool = ProcessPoolExecutor(2, ctx, initializer=pin, initargs=(ctx.Value("i", 0),))
         with pool:
             jobs = {pool.submit(one_run, tmp, seed, es, args): (seed, es)
@@ -110,7 +116,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
     ratios = [r["t_plain"] / r["t_early"] for r in rows]
     reached = sum(math.isfinite(r["t_early"]) for r in rows)
     print(f"\na budget of {args.trials} trials per run, {args.epochs} epochs, {args.folds} "
-          f"fold(s), {args.sampler} sampler, seeds {rows[0]['seed']}-{rows[-1]['seed']}; stop "
+          f"fold(s), {args.bars} bars (momentum {args.momentum:g}), {args.sampler} sampler, seeds {rows[0]['seed']}-{rows[-1]['seed']}; stop "
           f"share {args.stop_share:.2f} at epoch rungs {sorted(pruning.rung_epochs(args.epochs))}"
           f", {args.fold_stop_share:.2f} at fold rungs\n")  # fmt: skip
     print("| | no early stopping | early stopping |")

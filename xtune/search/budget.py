@@ -1,7 +1,7 @@
 """The budget counts trained trials. A draw over a cap that is known before training
 (parameters, latency) is stored as infeasible, so the sampler learns the boundary, but costs
 no training and no budget. A trial that early stopping ended counts the compute it used: its
-training seconds over the mean trained trial's (:func:`xtune.search.pruning.share_done`), so a
+time over the mean trained trial's (:func:`xtune.search.pruning.share_done`), so a
 budget of N trials is about N trainings of compute with early stopping on or off. A space that almost never fits its caps stops with the
 cap named."""
 

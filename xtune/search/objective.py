@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,6 @@ from xtune.search.record import (
     Plan,
     TrialRecord,
     Worker,
-    seconds_of,
     status_of,
     write,
 )
@@ -206,13 +206,16 @@ class Objective:
     def stopped(
         self, trial: optuna.Trial, plan: Plan, stop: Stopped, seconds: float
     ) -> tuple[float, ...]:
-        """Store a trial early stopping ended: its values at the rung, and what it cost."""
+        """Store a trial early stopping ended: its values at the rung, and what it cost (its
+        time so far against the trained trials' whole time, each from Optuna's own stamps)."""
         trained = [
-            s for t in trial.study.get_trials(deepcopy=False)
-            if status_of(t) == "ok" and (s := seconds_of(t)) is not None
+            t.duration.total_seconds() for t in trial.study.get_trials(deepcopy=False)
+            if status_of(t) == "ok" and t.duration is not None
         ]  # fmt: skip
+        assert trial.datetime_start is not None
+        elapsed = (datetime.now() - trial.datetime_start).total_seconds()
         share = share_done(
-            stop.rung, plan.params.train.epochs, plan.data.split.folds, seconds, trained
+            stop.rung, plan.params.train.epochs, plan.data.split.folds, elapsed, trained
         )
         log = TrainLog((), 0, 0, seconds, stop.reason)
         write(trial, TrialRecord(status="stopped", reason=stop.reason, share=share,

@@ -18,7 +18,7 @@ A stopped trial is stored COMPLETE with the values it had at its rung and the st
 NSGA-II and GP ignore PRUNED trials, and its multi-objective TPE ranks them below every complete
 one, whatever their values). The front, the export and the luck guard's best pick never use
 a stopped trial (the luck guard does count it among the N tried). It costs the budget the
-compute it used: its training seconds over the mean of the study's trained trials
+compute it used: its time over the mean time of the study's trained trials
 (:func:`share_done`, :func:`xtune.search.budget.spent`), so a budget of N trials is about N
 trainings of compute with early stopping on or off.
 
@@ -63,9 +63,8 @@ def planned_share(rung: str, epochs: int, folds: int) -> float:
 def share_done(
     rung: str, epochs: int, folds: int, seconds: float, trained: Sequence[float]
 ) -> float:
-    """What a trial stopped at ``rung`` after ``seconds`` of training costs the budget: those
-    seconds over the mean of the study's trained trials (``trained``: their training seconds),
-    at most 1. Trained trials rarely run every planned epoch (their own early stopping on
+    """What a trial stopped at ``rung`` after ``seconds`` costs the budget: those seconds over
+    the mean of the study's trained trials (``trained``: how long each took), at most 1. Trained trials rarely run every planned epoch (their own early stopping on
     validation loss ends most of them halfway), so the planned share alone would undercharge
     a stopped trial; it serves until ``MIN_TRIALS`` trials have trained."""
     if len(trained) < MIN_TRIALS:

@@ -185,11 +185,6 @@ def share_of(trial: FrozenTrial) -> float:
     return float(trial.user_attrs.get(_SHARE, 0.0))
 
 
-def seconds_of(trial: FrozenTrial) -> float | None:
-    """The seconds a trained trial's training took (all folds), without parsing the rest."""
-    return trial.user_attrs.get(_LOG_KEYS["seconds"])
-
-
 def label_of(trial: FrozenTrial) -> str | None:
     """The label of a trader's own setup (``[[enqueue]]``), or None, without parsing the rest."""
     return trial.user_attrs.get(_LABEL)

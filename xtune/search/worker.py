@@ -142,15 +142,26 @@ def run_worker(
             delay = min(30.0, delay * 2)
 
 
-def freeze_survivors(*_: object) -> None:
-    """Move every object alive now out of the collector's reach. Optuna's ``gc_after_trial``
-    (which frees a trial's reference cycles, CUDA tensors among them) otherwise walks every
-    object of the process after each trial: torch, pandas, the bars, the study cache. That
-    took 0.4-0.5 s per trial here, longer than a trial stopped at its first rung trained
-    (bench/overhead.py). Frozen objects are still freed when their last reference goes; only
-    a cycle among them would outlive its use."""
-    gc.collect()
-    gc.freeze()
+class FreezeSurvivors:
+    """After each trial, move every object still alive out of the collector's reach. Optuna's
+    ``gc_after_trial`` (which frees a trial's reference cycles, CUDA tensors among them)
+    otherwise walks every object of the process after each trial: torch, pandas, the bars,
+    the study cache. That took 0.4-0.5 s per trial here, longer than a trial stopped at its
+    first rung trained (bench/overhead.py). Frozen objects are still freed when their last
+    reference goes; a cycle among them that died meanwhile is collected by the full pass
+    every ``FULL_EVERY`` trials."""
+
+    FULL_EVERY = 50
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *_: object) -> None:
+        self.calls += 1
+        if self.calls % self.FULL_EVERY == 0:
+            gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
 
 def _run_worker_once(
@@ -179,11 +190,12 @@ def _run_worker_once(
         sweep(s, storage, grace_s=grace)
 
     budget = Budget(args.target, config.study.trials)
-    callbacks: list[Callback] = [budget, interrupt.callback, sweep_between_trials, freeze_survivors]
+    freeze = FreezeSurvivors()
+    callbacks: list[Callback] = [budget, interrupt.callback, sweep_between_trials, freeze]
     if callback is not None:
         callbacks.append(callback)
     timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
-    freeze_survivors()
+    freeze()
     # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
     study.optimize(objective, n_trials=None if remaining > 1e-9 else 0, timeout=timeout, callbacks=callbacks,
                    gc_after_trial=True, catch=FAULTS)  # fmt: skip
