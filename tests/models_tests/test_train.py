@@ -210,3 +210,21 @@ def test_max_seconds_stops_training_and_scores_the_best_epoch(data: Dataset) -> 
     assert m.log.stopped.startswith("time limit: max_seconds = 1 reached")
     assert m.log.seconds < 5.0  # one epoch of this size takes well under a second
     assert m.val.loss == min(r.val_loss for r in m.log.curve)  # scored on the best epoch
+
+
+def test_a_rung_judges_the_best_epoch_so_far_as_the_trial_would_report_it(data: Dataset) -> None:
+    """A trial past its best epoch would report the best one (its weights are restored), so a
+    rung scores that epoch, not the current one."""
+    from xtune.models import Rungs, Scores
+
+    seen: dict[str, Scores] = {}
+    config = TrainConfig(epochs=8, lr=0.05, patience=8, seed=3)
+    params = Params(LSTMConfig(n_features=len(FEATURES), hidden=16), config)
+    rungs = Rungs(frozenset(range(1, 8)), lambda rung, scores: seen.setdefault(rung, scores))
+    log = train(params, data, rungs=rungs).metrics.log
+    losses = [r.val_loss for r in log.curve]
+    past_best = [e for e in range(2, 8) if losses[e - 1] > min(losses[: e - 1])]
+    assert past_best, "these settings should overshoot at some epoch; the test needs one"
+    for epoch in range(1, 8):
+        best = min(losses[:epoch])
+        assert seen[f"fold0/epoch{epoch}"].loss == pytest.approx(best, abs=1e-6)

@@ -87,8 +87,9 @@ class Stopped(Exception):
 class Rungs:
     """Where a trial reports its validation scores while it trains, to be judged: after the
     listed ``epochs`` of its first walk-forward fold (scored on that fold's validation part
-    with the weights of that epoch), and after every fold but the last (the mean over the
-    folds so far). ``judge(rung, scores)`` returns to go on or raises :class:`Stopped`."""
+    with the best weights so far, as the trial would report if it ended there; the epoch's
+    own weights ranked trials past their best below their final standing), and after every
+    fold but the last (the mean over the folds so far). ``judge(rung, scores)`` returns to go on or raises :class:`Stopped`."""
 
     epochs: frozenset[int]
     judge: Callable[[str, Scores], None]

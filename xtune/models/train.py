@@ -173,10 +173,12 @@ def _fit_early_stopping(
 ) -> tuple[nn.Module, TrainLog, float, np.ndarray]:  # fmt: skip
     """Train on ``fold.train``, judge every epoch on ``fold.val``, keep the best weights.
     Returns the model (on CPU), the log, the best validation loss and the return scale.
-    ``at_epoch`` sees each epoch's validation outputs (a rung's judge may stop the trial)."""
+    ``at_epoch`` sees, after each epoch, the validation outputs of the best epoch so far: what
+    the trial would report if it ended there (a rung's judge may stop the trial)."""
     cfg = params.train
     run = _Run(params, data, fold, device, cfg.epochs, init)
     best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
+    best_outputs: Outputs | None = None
     curve: list[EpochRecord] = []
     reason, started = "", time.perf_counter()
     with torch_threads(cfg.threads or default_threads()):
@@ -195,17 +197,17 @@ def _fit_early_stopping(
             curve.append(record)
             if on_epoch is not None:
                 on_epoch(record)
-            if at_epoch is not None:
-                at_epoch(epoch, outputs)
             if val_loss < best_loss - 1e-6:
-                best_loss, best_epoch, stale = val_loss, epoch, 0
+                best_loss, best_epoch, stale, best_outputs = val_loss, epoch, 0, outputs
                 best_state = copy.deepcopy(run.model.state_dict())
             else:
                 stale += 1
                 if cfg.schedule == "plateau" and stale % max(1, cfg.patience // 2) == 0:
                     run.plateau *= 0.5
-                if stale >= cfg.patience:
-                    break
+            if at_epoch is not None and best_outputs is not None:
+                at_epoch(epoch, best_outputs)  # what the trial would report if it ended here
+            if stale >= cfg.patience:
+                break
             if run.out_of_time:
                 break
     if best_state is not None:
