@@ -13,8 +13,8 @@ core of its own, and time is each process's CPU time, so other load on the machi
 tilt the comparison (wall time is reported too). From each run's feasible-front hypervolume
 over time it reports the time the plain run took to reach its final hypervolume, the time
 the early-stopping run took to reach that same value, and both final hypervolumes, then the
-means with standard errors. The default seeds (100...) are not the ones the rule was chosen
-on (0-3, README).
+means with standard errors. The default seeds (100...) are not the ones the rule's shares
+were chosen on (0-3, README).
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def main() -> None:
     parser.add_argument("--families", default='["lstm"]')
     parser.add_argument("--sampler", default="random")
     parser.add_argument("--bars", type=int, default=3000)
-    parser.add_argument("--momentum", type=float, default=0.3,
-                        help="the synthetic bars' effect (README: why 0.3, not the sample's 0.15)")  # fmt: skip
+    parser.add_argument("--momentum", type=float, default=0.15,
+                        help="the synthetic bars' effect (default: the sample's)")  # fmt: skip
     parser.add_argument("--keep", type=Path, help="keep the journals in this folder")
     parser.add_argument("--stop-share", type=float, default=pruning.STOP_SHARE,
                         help="at an epoch rung, stop when this share of the others rank "
