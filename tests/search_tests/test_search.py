@@ -191,6 +191,7 @@ def test_search_on_postgresql(tmp_path: Path, pg_url: str, workers: int) -> None
         status = xtune("status", str(study_file), "--storage", secret, "--json", "--no-plots")
         assert status.returncode == 0 and "s3cret-word" not in status.stdout + status.stderr
         assert json.loads(status.stdout)["pareto_front"]
+        assert any(p.is_file() for p in (tmp_path / "artifacts").rglob("*"))  # XTUNE_ARTIFACTS
     finally:
         optuna.delete_study(study_name=study.study_name, storage=open_storage(pg_url))
 
