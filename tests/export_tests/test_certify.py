@@ -184,6 +184,33 @@ def _as_int8(folder: Path, model: onnx.ModelProto) -> None:
     _reseal(folder, edit)
 
 
+def test_batch_predict_checks_int8_once_per_bundle_and_again_for_new_bytes(
+    exports: Exports, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agreement check runs 512 windows through two models: once per loaded bytes, not on
+    every `predict` call; a bundle exported anew in the same folder is checked again."""
+    import xtune.runtime.reference as reference
+
+    checked: list[float] = []
+    real = reference.agreement
+
+    def counted(*args: Any) -> float:
+        checked.append(real(*args))
+        return checked[-1]
+
+    monkeypatch.setattr(reference, "agreement", counted)
+    bundle_dir = _copy(exports, tmp_path)
+    fp32 = onnx.load(str(bundle_dir / "model.onnx"))
+    _as_int8(bundle_dir, fp32)
+    bars = load_bars(_short_bars(exports, tmp_path))
+    first = [predict(load_bundle(bundle_dir), bars, last=True) for _ in range(3)]
+    assert checked == [1.0] and all(f.equals(first[0]) for f in first)
+    fp32.graph.doc_string = "exported again"  # other bytes, same answers
+    _as_int8(bundle_dir, fp32)
+    assert predict(load_bundle(bundle_dir), bars, last=True).equals(first[0])
+    assert checked == [1.0, 1.0]
+
+
 @pytest.mark.slow
 def test_int8_is_rechecked_here_and_the_predictor_falls_back_to_fp32(
     exports: Exports, tmp_path: Path
