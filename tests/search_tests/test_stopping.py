@@ -162,3 +162,35 @@ def test_an_owner_in_another_process_space_is_left_alone(tmp_path: Path) -> None
     other = replace(Worker.here(seed=1), pid=_dead_pid(), ns="pid:[1]")
     write(trial, TrialRecord(status="running", worker=other))
     assert sweep(study, storage, grace_s=0) == []
+
+
+def test_a_worker_resuming_after_an_outage_fails_the_trial_it_cut_off(tmp_path: Path) -> None:
+    """An outage inside a trial leaves it RUNNING (Optuna could not store its FAIL either) and
+    perhaps without its owner recorded; the worker fails and requeues it when it resumes."""
+    from xtune.search.sweep import CUT_OFF
+    from xtune.search.worker import CutOff
+
+    config = load_study_config(write_study(tmp_path))
+    storage = open_storage(resolve_storage(config, None, Settings()))
+    study = optuna.create_study(study_name="cut-off", storage=storage, directions=["maximize"])
+    cut, finished = CutOff(), study.ask()
+    cut.wrap(lambda t: (0.5,))(finished)
+    study.tell(finished, [0.5])
+    cut.callback(study, study.trials[finished.number])  # stored: nothing left to settle
+    cut.settle(study, storage)
+    assert study.trials[finished.number].state == TrialState.COMPLETE
+    trial = study.ask()
+    trial.suggest_categorical("family", ["lstm"])
+
+    def outage(t: optuna.Trial) -> tuple[float]:
+        raise ConnectionError("the database went away")
+
+    with pytest.raises(ConnectionError):
+        cut.wrap(outage)(trial)
+    assert sweep(study, storage, grace_s=3600) == []  # no owner recorded, too young to judge
+    cut.settle(study, storage)
+    failed = study.trials[trial.number]
+    assert failed.state == TrialState.FAIL and read(failed).reason == CUT_OFF
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    assert read(retry).retry_of == trial.number
+    assert retry.system_attrs["fixed_params"] == {"family": "lstm"}

@@ -57,6 +57,35 @@ def test_sweep_closes_the_no_heartbeat_hole(tmp_path: Path, pg_url: str) -> None
         _cleanup(config.study.name, pg_url)
 
 
+@pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage is supposed to be used with Study.optimize"
+)
+def test_on_postgresql_a_dead_local_owner_is_swept_before_its_heartbeat_is_stale(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A fresh heartbeat does not keep a trial whose owner on this machine is gone: waiting
+    for it to go stale could outlast the study's last worker. A live owner's trial stays."""
+    from dataclasses import replace
+
+    from xtune.search.record import TrialRecord, Worker, write
+
+    config = load_study_config(write_study(tmp_path))
+    study, _ = create_study(config, pg_url, Settings(), load_bars(tmp_path / "bars.csv"))
+    try:
+        storage = open_storage(pg_url)
+        dead, alive = study.ask(), study.ask()
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        write(dead, TrialRecord(status="running", worker=replace(Worker.here(1), pid=gone.pid)))
+        write(alive, TrialRecord(status="running", worker=Worker.here(seed=1)))
+        for t in (dead, alive):
+            storage.record_heartbeat(t._trial_id)
+        assert sweep(study, storage, grace_s=3600) == [dead.number]
+        assert sweep(study, storage, grace_s=0) == []  # this process: alive, and beating
+    finally:
+        _cleanup(config.study.name, pg_url)
+
+
 def test_four_workers_reach_the_global_budget(tmp_path: Path, pg_url: str) -> None:
     study_file = write_study(tmp_path, trials=8, storage=pg_url)
     config = load_study_config(study_file)

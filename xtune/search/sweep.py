@@ -6,9 +6,12 @@ heartbeat, or the last worker of a study, leaves RUNNING trials forever. The swe
 holes: a RUNNING trial whose heartbeat is stale, or that never sent one and started more than
 the grace period ago, is orphaned.
 
-Journal files have no heartbeat. There a RUNNING trial is orphaned when its recorded owner
-ran on this machine and that process is gone (or it has no owner recorded and is older than
-the grace period); owners on other machines are left alone.
+On either storage, a RUNNING trial is orphaned when its recorded owner ran on this machine and
+that process is gone; journal files have no heartbeat, so there that (or no owner recorded and
+older than the grace period) is the only test, and owners on other machines are left alone. A
+worker that resumes after a database outage fails the trial the outage cut off itself
+(:func:`fail_cut_off`): Optuna could not store its FAIL, its owner may not even be recorded,
+and waiting for its heartbeat to go stale could outlast the study's last worker.
 
 An orphan is marked FAIL and its parameters are queued again, at most ``MAX_RETRIES`` times
 per configuration: a trial that kills its worker every time (out of memory) is then left FAIL
@@ -30,6 +33,7 @@ from xtune.search.record import TrialRecord, mark, process_identity, read
 
 MAX_RETRIES = 2
 ORPHANED = "worker died (no live owner); marked FAIL and requeued by sweep"
+CUT_OFF = "cut off by a database outage; marked FAIL and requeued by its worker"
 
 
 def _database_orphans(study: optuna.Study, storage: RDBStorage, running: list[FrozenTrial],
@@ -51,15 +55,17 @@ def _old(trial: FrozenTrial, grace_s: float) -> bool:
     return start is not None and datetime.now() - start > timedelta(seconds=grace_s)
 
 
-def _local_orphans(running: list[FrozenTrial], grace_s: float) -> list[FrozenTrial]:
+def _local_orphans(running: list[FrozenTrial], grace_s: float | None) -> list[FrozenTrial]:
     """Trials whose owner ran in this machine's process space and is gone (its pid is dead or
-    now names another process). Owners elsewhere are left alone: nothing here can tell."""
+    now names another process). Owners elsewhere are left alone: nothing here can tell. With
+    ``grace_s``, a trial with no owner recorded is orphaned once older than that (killed
+    before it wrote its owner; journals only: a database has the heartbeat for that)."""
     here, my_ns = socket.gethostname(), process_identity(os.getpid())[1]
     orphans = []
     for trial in running:
         owner = read(trial).worker
         if owner is None:
-            gone = _old(trial, grace_s)  # killed before it wrote its owner
+            gone = grace_s is not None and _old(trial, grace_s)
         else:
             local = owner.host == here and owner.ns == my_ns != ""
             gone = local and process_identity(owner.pid) != (owner.started, owner.ns)
@@ -69,10 +75,11 @@ def _local_orphans(running: list[FrozenTrial], grace_s: float) -> list[FrozenTri
 
 
 def _fail_and_requeue(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, trial: FrozenTrial
-) -> bool:
+    study: optuna.Study, storage: optuna.storages.BaseStorage, trial: FrozenTrial,
+    why: str = ORPHANED,
+) -> bool:  # fmt: skip
     attempt = read(trial).attempt or 0
-    reason = ORPHANED if attempt < MAX_RETRIES else (
+    reason = why if attempt < MAX_RETRIES else (
         f"its worker died on each of {attempt + 1} tries of this configuration (out of memory?); "
         "not retried again")  # fmt: skip
     try:  # its own key, first: a finished trial cannot be updated, and if the owner finishes
@@ -96,6 +103,13 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
         study.enqueue_trial(trial.params, user_attrs=retry.to_attrs())
 
 
+def fail_cut_off(study: optuna.Study, storage: optuna.storages.BaseStorage, trial_id: int) -> bool:
+    """Fail (and requeue) the trial a database outage cut off in this worker, if Optuna could
+    not store its end; returns whether it was still RUNNING."""
+    trial = storage.get_trial(trial_id)
+    return trial.state == TrialState.RUNNING and _fail_and_requeue(study, storage, trial, CUT_OFF)
+
+
 def sweep(
     study: optuna.Study, storage: optuna.storages.BaseStorage, *, grace_s: float
 ) -> list[int]:
@@ -108,7 +122,10 @@ def sweep(
     if not running:
         return []
     if isinstance(storage, RDBStorage):
-        orphans = _database_orphans(study, storage, running, grace_s)
+        beyond = _database_orphans(study, storage, running, grace_s)
+        local = _local_orphans(running, None)
+        seen = {t.number for t in beyond}
+        orphans = beyond + [t for t in local if t.number not in seen]
     else:
         orphans = _local_orphans(running, grace_s)
     return [t.number for t in orphans if _fail_and_requeue(study, storage, t)]

@@ -22,7 +22,7 @@ from xtune.search.device import DeviceRecord, check_device
 from xtune.search.objective import CapError, Objective, TrialFault
 from xtune.search.storage import StorageError, is_database, open_storage
 from xtune.search.study import make_sampler
-from xtune.search.sweep import queued_retries, sweep
+from xtune.search.sweep import fail_cut_off, queued_retries, sweep
 from xtune.settings import Settings
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
@@ -91,6 +91,32 @@ class GracefulInterrupt:
             study.stop()
 
 
+class CutOff:
+    """The trial this worker runs, from the objective's start until Optuna stored its end (the
+    after-trial callback). A database outage in between leaves it RUNNING, since Optuna could
+    not store its FAIL either; the worker fails and requeues it when the database is back."""
+
+    def __init__(self) -> None:
+        self.trial_id: int | None = None
+
+    def wrap(
+        self, objective: Callable[[optuna.Trial], tuple[float, ...]]
+    ) -> Callable[[optuna.Trial], tuple[float, ...]]:
+        def run(trial: optuna.Trial) -> tuple[float, ...]:
+            self.trial_id = trial._trial_id
+            return objective(trial)
+
+        return run
+
+    def callback(self, *_: object) -> None:
+        self.trial_id = None
+
+    def settle(self, study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
+        if self.trial_id is not None:
+            fail_cut_off(study, storage, self.trial_id)
+            self.trial_id = None
+
+
 # What a database restart or a dropped connection raises somewhere inside Optuna or SQLAlchemy.
 TRANSIENT = (
     sqlalchemy.exc.OperationalError,
@@ -122,13 +148,13 @@ def run_worker(
     """Run trials until the study holds ``args.target`` finished ones, riding out database
     restarts (backoff up to MAX_OUTAGE_S, then a fresh connection pool and study).
 
-    A trial cut off by the outage is swept after its grace period and retried with the same
-    parameters; every trial finished before the outage is already stored."""
+    The trial the outage cut off is failed and retried with the same parameters once the
+    database is back; every trial finished before the outage is already stored."""
     device = check_device(args.device, bf16=True)  # once, before any trial; may fall back to fp32
-    delay, waited = 1.0, 0.0
+    delay, waited, cut = 1.0, 0.0, CutOff()
     while True:
         try:
-            _run_worker_once(args, inputs, device, interrupt, callback)
+            _run_worker_once(args, inputs, device, (interrupt, cut), callback)
             return
         except Exception as exc:
             if not _is_transient(exc) or waited >= MAX_OUTAGE_S or not is_database(args.storage):
@@ -165,14 +191,15 @@ class FreezeSurvivors:
 
 
 def _run_worker_once(
-    args: WorkerArgs, inputs: Inputs, device: DeviceRecord, interrupt: GracefulInterrupt,
-    callback: Callback | None,
+    args: WorkerArgs, inputs: Inputs, device: DeviceRecord,
+    guards: tuple[GracefulInterrupt, CutOff], callback: Callback | None,
 ) -> None:  # fmt: skip
-    config, grace = args.config, args.settings.grace_s
+    (interrupt, cut), config, grace = guards, args.config, args.settings.grace_s
     storage = open_storage(args.storage, args.settings)
     study = optuna.load_study(
         study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.seed)
     )
+    cut.settle(study, storage)  # this worker's trial, if the database outage cut it off
     sweep(study, storage, grace_s=grace)  # trials of workers that died before this one started
     remaining = args.target - spent(study)
     if remaining <= 1e-9 and not queued_retries(study):
@@ -181,8 +208,8 @@ def _run_worker_once(
 
     Path(args.artifacts).mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(args.artifacts)
-    objective = interrupt.wrap(Objective(config, inputs.bars, inputs.candidates, device=device,
-                                         seed=args.seed, artifact_store=store))  # fmt: skip
+    objective = cut.wrap(interrupt.wrap(Objective(config, inputs.bars, inputs.candidates,
+                         device=device, seed=args.seed, artifact_store=store)))  # fmt: skip
 
     # Sweep between trials too: a worker killed before its first heartbeat is invisible to
     # Optuna's own stale check, and its retry should run while live workers are still here.
@@ -191,7 +218,13 @@ def _run_worker_once(
 
     budget = Budget(args.target, config.study.trials)
     freeze = FreezeSurvivors()
-    callbacks: list[Callback] = [budget, interrupt.callback, sweep_between_trials, freeze]
+    callbacks: list[Callback] = [
+        cut.callback,
+        budget,
+        interrupt.callback,
+        sweep_between_trials,
+        freeze,
+    ]
     if callback is not None:
         callbacks.append(callback)
     timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
@@ -204,7 +237,7 @@ def _run_worker_once(
     retries = queued_retries(study)
     if retries and not interrupt.requested:
         study.optimize(objective, n_trials=len(retries), gc_after_trial=True, catch=FAULTS,
-                       callbacks=[interrupt.callback, sweep_between_trials])  # fmt: skip
+                       callbacks=[cut.callback, interrupt.callback, sweep_between_trials])  # fmt: skip
     if interrupt.requested:
         raise KeyboardInterrupt
     budget.check()
