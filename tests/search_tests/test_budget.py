@@ -61,6 +61,29 @@ def test_an_out_of_memory_trial_fails_alone_and_the_worker_goes_on(
     assert sum(map(is_trained, study.trials)) == 2  # the worker went on to the budget
 
 
+def test_training_that_fails_every_time_stops_the_search_naming_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed trials spend no budget; before, a search whose every training raised (a bug in
+    a custom feature) drew new trials forever."""
+    from xtune.search import objective
+    from xtune.search.budget import FAULT_STREAK, TrainingKeepsFailing
+
+    def always_fails(*args: object, **kwargs: object) -> object:
+        raise ValueError("my_indicator: operands could not be broadcast together")
+
+    monkeypatch.setattr(objective, "train_and_evaluate", always_fails)
+    study_file = write_study(tmp_path, trials=2)
+    config = load_study_config(study_file)
+    storage = resolve_storage(config, None, Settings())
+    with pytest.raises(TrainingKeepsFailing, match="ValueError: my_indicator: operands") as err:
+        run_search(config, storage, Settings())
+    assert f"the last {FAULT_STREAK} trials all failed in training" in str(err.value)
+    trials = _study(study_file).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == FAULT_STREAK and not any(map(is_trained, trials))  # the rest: over a cap
+
+
 def test_a_study_can_optimize_what_traders_judge_by(tmp_path: Path) -> None:
     objectives = '["edge", "max_drawdown", "confident_accuracy"]'
     config = load_study_config(write_study(tmp_path, trials=2, objectives=objectives))

@@ -55,3 +55,16 @@ def test_the_front_ignores_infeasible_and_dominated_trials() -> None:
     study.add_trial(_trial(0.3, 0.3, 0.90, 0.10, feasible=False))  # over a cap: never on the front
     study.add_trial(_trial(0.4, 0.4, 0.58, 0.60))  # trade-off: on the front
     assert [t.number for t in pareto_front(study)] == [0, 3]
+
+
+def test_a_stopped_trial_is_never_on_the_front_even_where_nothing_dominates_it() -> None:
+    """Early stopping's values are one rung's, not a trained model's: a stopped trial that no
+    trained one dominates must still stay off the front (nothing there could be exported)."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(_trial(0.1, 0.1, 0.60, 0.68))
+    stopped = _trial(0.2, 0.2, 0.70, 0.50)  # better on both than the trained one
+    stopped.user_attrs.update(
+        TrialRecord(status="stopped", reason="stopped early at fold0/2: worse").to_attrs()
+    )
+    study.add_trial(stopped)
+    assert [t.number for t in pareto_front(study)] == [0]

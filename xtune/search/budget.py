@@ -2,8 +2,12 @@
 (parameters, latency) is stored as infeasible, so the sampler learns the boundary, but costs
 no training and no budget. A trial that early stopping ended counts the compute it used: its
 time over the mean trained trial's (:func:`xtune.search.pruning.share_done`), so a
-budget of N trials is about N trainings of compute with early stopping on or off. A space that almost never fits its caps stops with the
-cap named."""
+budget of N trials is about N trainings of compute with early stopping on or off.
+
+Two kinds of draw spend no budget, so a worker stops on a streak of them rather than loop
+forever: a space that almost never fits its caps stops with the cap named, and training that
+raises on every try (a bug in a custom feature, a device out of memory) stops with the error
+named after ``FAULT_STREAK`` failed trials in a row."""
 
 from __future__ import annotations
 
@@ -13,13 +17,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from xtune.errors import XtuneError
-from xtune.search.record import share_of, status_of
+from xtune.search.record import read, share_of, status_of
 
 STREAK_PER_BUDGET = 20  # infeasible draws in a row, per trial of budget, before giving up
+FAULT_STREAK = 10  # trials whose training raised, in a row with none trained, before giving up
 
 
 class InfeasibleSpace(XtuneError):
     """Nearly every configuration of the space breaks a cap; the message names the cap."""
+
+
+class TrainingKeepsFailing(XtuneError):
+    """Every recent trial's training raised; the message names the last error."""
 
 
 def is_trained(trial: FrozenTrial) -> bool:
@@ -48,12 +57,13 @@ def spent(study: optuna.Study) -> float:
 
 class Budget:
     """An ``optimize`` callback: stop once ``target`` trials' worth of training is spent (see
-    :func:`spent`), or after ``limit``
-    infeasible draws in a row (then :meth:`check` raises, naming the caps broken)."""
+    :func:`spent`), after ``limit`` infeasible draws in a row, or after ``FAULT_STREAK`` failed
+    trainings in a row (then :meth:`check` raises, naming the caps broken or the error)."""
 
     def __init__(self, target: int, budget: int) -> None:
         self.target, self.limit = target, STREAK_PER_BUDGET * budget
         self.streak, self.broken = 0, Counter[str]()
+        self.faults, self.last_fault = 0, ""
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state == TrialState.COMPLETE and status_of(trial) == "infeasible":
@@ -61,10 +71,25 @@ class Budget:
             self.broken.update(k for k, v in trial.constraints.items() if v > 0)
         elif trial.state == TrialState.COMPLETE:  # trained, in full or until stopped early
             self.streak, self.broken = 0, Counter()
-        if self.streak >= self.limit or spent(study) >= self.target - 1e-9:
+            self.faults = 0
+        elif trial.state == TrialState.FAIL:
+            self.faults += 1
+            self.last_fault = f"trial {trial.number}: {read(trial).reason or 'no reason recorded'}"
+        if (
+            self.streak >= self.limit
+            or self.faults >= FAULT_STREAK
+            or spent(study) >= self.target - 1e-9
+        ):
             study.stop()
 
     def check(self) -> None:
+        if self.faults >= FAULT_STREAK:
+            raise TrainingKeepsFailing(
+                f"the last {self.faults} trials all failed in training, the last one with "
+                f"{self.last_fault}. Fix that error (a custom feature, the device's memory: "
+                "smaller [model] sizes or [train] batch_size) and run the search again; finished "
+                "trials are kept."
+            )
         if self.streak < self.limit:
             return
         caps = ", ".join(f"{k} ({n} times)" for k, n in self.broken.most_common())

@@ -13,7 +13,8 @@ The best of N noisy validation scores is biased upwards even when no trial has a
   the spread of Sharpe ratios across the trials and the validation length (normal returns
   assumed: skew 0, kurtosis 3). Below 0.95: not distinguishable from luck.
 
-N is the number of trained trials; trials on the same validation part are correlated, so the
+N is the number of configurations trained, to their end or until early stopping ended
+them (each was a try the best was picked from); trials on the same validation part are correlated, so the
 true number of independent tries is smaller and this errs on the side of calling luck.
 """
 

@@ -7,6 +7,7 @@ so the sampler learns where the cap is. A PRUNED trial would teach GPSampler and
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from dataclasses import replace
@@ -58,13 +59,21 @@ class TrialFault(Exception):
     with the reason recorded, and the worker goes on."""
 
 
-def _fault(exc: Exception, device: str) -> TrialFault:
-    if device.startswith("cuda"):  # what the failed trial held must not starve the next one
+def _describe(exc: Exception) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first[:300]}"
+
+
+def _release(device: str) -> None:
+    """Hand what a failed trial held back to the device, once its traceback (whose frames
+    hold the trial's tensors) is gone, so that it cannot starve the next trial."""
+    if device.startswith("cuda"):
+        import gc
+
         import torch
 
+        gc.collect()
         torch.cuda.empty_cache()
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return TrialFault(f"{type(exc).__name__}: {first[:300]}")
 
 
 def constraints(config: StudyConfig, plan: Plan, resources: Resources) -> dict[str, float]:
@@ -199,9 +208,13 @@ class Objective:
         except Stopped:
             raise
         except Exception as exc:  # never KeyboardInterrupt: Ctrl-C still stops the worker
-            fault = _fault(exc, self.device.device)
-            write(trial, TrialRecord(status="failed", reason=str(fault)))
-            raise fault from exc
+            logging.getLogger("xtune").warning(
+                "trial %d: training raised", trial.number, exc_info=exc
+            )
+            reason = _describe(exc)
+        _release(self.device.device)  # here, after the except: `exc` and its frames are gone
+        write(trial, TrialRecord(status="failed", reason=reason))
+        raise TrialFault(reason)
 
     def stopped(
         self, trial: optuna.Trial, plan: Plan, stop: Stopped, seconds: float

@@ -113,7 +113,7 @@ class ModelSection:
 @dataclass(frozen=True)
 class TrainSection:
     epochs: int = 20
-    max_seconds: float = 0.0  # per trial's training; 0: no limit
+    max_seconds: float = 0.0  # per fold's training (a trial trains one per fold); 0: no limit
     patience: int = 4
     batch_size: Space = field(default_factory=lambda: Choice((128, 256)))
     lr: Space = field(default_factory=lambda: FloatRange(3e-4, 1e-2, log=True))
