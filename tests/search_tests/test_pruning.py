@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from xtune.search.pruning import (
 )
 from xtune.search.record import TrialRecord, rungs_of, status_of, write
 from xtune.search.replay import trained_record
+from xtune.search.report import summary
 from xtune.settings import Settings
 
 MAX_MIN = (1.0, -1.0)  # accuracy up, loss down
@@ -146,6 +148,13 @@ def test_stopped_trials_teach_the_sampler_but_never_reach_the_front(tmp_path: Pa
         assert share >= share_done(rung, 7, 1, 0.9 * took - 0.05, before)
     assert count_trained(study) + sum(shares) == pytest.approx(spent(study))
     assert 10 <= spent(study) < 11 and count_trained(study) < 10
+    counts, by_status = summary(study), Counter(read(t).status for t in study.trials)
+    assert counts["stopped"] == by_status["stopped"] == len(stopped) > 0
+    assert counts["infeasible"] == by_status["infeasible"]
+    assert (
+        counts["trained"] + counts["stopped"] + counts["infeasible"] == counts["states"]["COMPLETE"]
+    )
+    assert counts["budget_spent"] == pytest.approx(spent(study), abs=1e-3)
     front = {t.number for t in pareto_front(study)}
     for t in stopped:
         record = read(t)
