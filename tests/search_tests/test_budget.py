@@ -39,6 +39,18 @@ def test_a_space_that_never_fits_its_caps_stops_naming_the_cap(tmp_path: Path) -
     assert len(_study(study_file).trials) == 20
 
 
+def test_the_infeasible_streak_scales_with_this_runs_budget_not_the_study_files(
+    tmp_path: Path,
+) -> None:
+    """`--n-trials 1` on a 100-trial study gives up after 20 draws, not 2,000."""
+    from xtune.search.budget import InfeasibleSpace
+
+    config = load_study_config(write_study(tmp_path, trials=100, max_params=50))
+    storage = resolve_storage(config, None, Settings())
+    with pytest.raises(InfeasibleSpace, match="the last 20 configurations drawn all broke"):
+        run_search(config, storage, Settings(), n_trials=1)
+
+
 def test_an_out_of_memory_trial_fails_alone_and_the_worker_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -216,7 +217,7 @@ def _run_worker_once(
     def sweep_between_trials(s: optuna.Study, _: FrozenTrial) -> None:
         sweep(s, storage, grace_s=grace)
 
-    budget = Budget(args.target, config.study.trials)
+    budget = Budget(args.target, max(1, math.ceil(remaining)))  # this run's budget (--n-trials)
     freeze = FreezeSurvivors()
     callbacks: list[Callback] = [
         cut.callback,
