@@ -14,8 +14,9 @@ The best of N noisy validation scores is biased upwards even when no trial has a
   assumed: skew 0, kurtosis 3). Below 0.95: not distinguishable from luck.
 
 N is the number of configurations trained, to their end or until early stopping ended
-them (each was a try the best was picked from); trials on the same validation part are correlated, so the
-true number of independent tries is smaller and this errs on the side of calling luck.
+them (each was a try the best was picked from); trials on the same validation part are
+correlated, so the true number of independent tries is smaller and this errs on the side of
+calling luck.
 """
 
 from __future__ import annotations
