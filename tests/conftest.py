@@ -52,3 +52,16 @@ def csv_file(tmp_path: Path, frame: pd.DataFrame) -> Path:
     path = tmp_path / "bars.csv"
     frame.rename_axis("timestamp").to_csv(path)
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run where torch sees a CUDA GPU, and are skipped elsewhere."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in gpu_tests:
+            item.add_marker(skip)

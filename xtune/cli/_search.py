@@ -32,6 +32,13 @@ ArtifactsOpt = Annotated[
     ),
 ]
 
+WorkersOpt = Annotated[
+    str,
+    typer.Option(
+        help="Local worker processes on this study: a number, or auto (with --device cuda: as "
+        "many per GPU as its free memory holds for the study's largest model; on cpu: 1)."
+    ),
+]
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -59,7 +66,7 @@ def search(
     device: Annotated[
         str, typer.Option(help="cpu, cuda (workers spread over all GPUs) or cuda:K.")
     ] = "cpu",
-    workers: Annotated[int, typer.Option(help="Local worker processes on this study.", min=1)] = 1,
+    workers: WorkersOpt = "1",
     artifacts: ArtifactsOpt = None,
 ) -> None:
     """Run a multi-objective search (maximize validation accuracy, minimize validation loss).
@@ -69,7 +76,9 @@ def search(
     trial is marked failed, every finished trial stays stored; run the command again to resume.
     """
     from xtune.search import load_study_config, mask, resolve_storage, run_search, summary
+    from xtune.search.gpus import parse_workers
 
+    count = parse_workers(workers)  # before any work
     env = research()
     config = load_study_config(study_file)
     url = resolve_storage(config, storage, env)
@@ -78,7 +87,7 @@ def search(
     progress, on_progress = _trials_bar(header)
     try:
         study = run_search(
-            config, url, env, n_trials=n_trials, timeout=timeout, workers=workers, device=device,
+            config, url, env, n_trials=n_trials, timeout=timeout, workers=count, device=device,
             data=data, allow_other_data=allow_other_data, artifacts=artifacts,
             on_progress=on_progress,
         )  # fmt: skip

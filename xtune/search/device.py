@@ -11,6 +11,7 @@ warning, once, instead of failing every trial the same way mid-search.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ class DeviceRecord:
     precision: str  # "fp32" or "bf16" (autocast)
     torch: str  # torch version, with its CUDA build ("2.13.0+cpu", "2.13.0 cuda 12.8")
     gpu: str = ""  # the GPU's name; empty on the CPU
+    gpu_index: int | None = None  # the GPU as nvidia-smi numbers it
 
 
 def _torch_build() -> str:
@@ -121,4 +123,19 @@ def check_device(
             ) from None
     cuda = device.startswith("cuda") and torch.cuda.is_available()
     gpu = torch.cuda.get_device_name(torch.device(device)) if cuda else ""
-    return DeviceRecord(device, precision, _torch_build(), gpu)
+    index = physical_index(device) if cuda else None
+    return DeviceRecord(device, precision, _torch_build(), gpu, index)
+
+
+def physical_index(device: str) -> int | None:
+    """The GPU ``device`` is, as NVML and ``nvidia-smi`` number it (None on the CPU, or for a
+    GPU that ``CUDA_VISIBLE_DEVICES`` names by UUID)."""
+    if not device.startswith("cuda"):
+        return None
+    ordinal = int(device.partition(":")[2] or 0)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return ordinal
+    idents = [p.strip() for p in visible.split(",")]
+    ident = idents[ordinal] if ordinal < len(idents) else ""
+    return int(ident) if ident.isdigit() else None

@@ -24,6 +24,7 @@ from xtune.features.plugins import use_columns, use_plugins
 from xtune.search.budget import spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import require_device
+from xtune.search.gpus import worker_slots
 from xtune.search.ranges import highest
 from xtune.search.report import pareto_front
 from xtune.search.storage import open_storage
@@ -88,6 +89,11 @@ def _worker_main(args: WorkerArgs, inputs: Inputs) -> None:
     # ...nor the parent's own features: register them from the bytes the parent hashed
     use_plugins(args.config.features.plugins)
     use_columns(args.config.features.columns)
+    if args.visible is not None:  # before this process first touches CUDA
+        os.environ["CUDA_DEVICE_ORDER"] = (
+            "PCI_BUS_ID"  # GPU numbers as NVML and nvidia-smi give them
+        )
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.visible
     interrupt = GracefulInterrupt()
     # On Ctrl-C Optuna has already marked the running trial FAIL; the parent reports.
     with signals_to(interrupt.handler), contextlib.suppress(KeyboardInterrupt):
@@ -105,7 +111,7 @@ def run_search(
     *,
     n_trials: int | None = None,
     timeout: float | None = None,
-    workers: int = 1,
+    workers: int | str = 1,
     device: str = "cpu",
     data: str | None = None,
     allow_other_data: bool = False,
@@ -115,9 +121,11 @@ def run_search(
     """Run the search; returns the study. ``on_progress(done, target, front_size)`` is called
     as trials finish. Ctrl-C or SIGTERM stops cleanly: the running trial(s) turn FAIL, finished
     ones stay. The first worker of the run that creates the study samples with the study's
-    seed; every other worker, and every later run, draws a fresh seed (recorded per trial)."""
+    seed; every other worker, and every later run, draws a fresh seed (recorded per trial).
+    ``workers="auto"``: as many as the GPUs hold (see :mod:`xtune.search.gpus`)."""
     require_device(device)
     inputs = prepare_inputs(config, settings, data, progress=True)  # bad bars fail here
+    slots = worker_slots(config, device, workers, len(inputs.bars))
     study, created = create_study(
         config, storage_url, settings, inputs.bars, other_data=allow_other_data
     )
@@ -135,17 +143,16 @@ def run_search(
 
     def args(k: int) -> WorkerArgs:
         seed = config.study.seed if created and k == 0 else fresh_seed()
-        return WorkerArgs(
-            config, settings, storage_url, target, _device(device, k), k, seed, art, deadline
-        )
+        return WorkerArgs(config, settings, storage_url, target, slots[k].device, k, seed, art,
+                          deadline, slots[k].visible)  # fmt: skip
 
     report(study)
-    if workers <= 1:
+    if len(slots) == 1 and slots[0].visible is None:
         interrupt = GracefulInterrupt()
         with signals_to(interrupt.handler):
             run_worker(args(0), inputs, interrupt, callback=report)
     else:
-        _run_processes([args(k) for k in range(workers)], inputs, study, report)
+        _run_processes([args(k) for k in range(len(slots))], inputs, study, report)
     report(study)
     return study
 
@@ -210,13 +217,3 @@ def _after_dead_workers(
             f"budget was reached ({spent(study):.1f} of {first.target} trials spent); see the "
             "log above, then run the same command to resume."
         )
-
-
-def _device(device: str, worker: int) -> str:
-    """``cuda`` spreads workers over all GPUs round-robin; ``cuda:K`` pins them all to GPU K."""
-    if device == "cuda":
-        import torch
-
-        n = torch.cuda.device_count()
-        return f"cuda:{worker % n}" if n else "cpu"
-    return device

@@ -51,6 +51,7 @@ class WorkerArgs:
     seed: int  # this worker's sampler seed, recorded on each of its trials
     artifacts: str
     deadline: float | None = None  # time.time() after which no new trial starts
+    visible: str | None = None  # CUDA_VISIBLE_DEVICES for this worker's process (--workers auto)
 
 
 class GracefulInterrupt:
