@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,3 +77,40 @@ def test_no_function_over_60_lines_and_no_module_over_400() -> None:
                         f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines"
                     )
     assert too_long == []
+
+
+def test_the_readme_is_a_readme() -> None:
+    """The manual lives in docs/; the README is the two commands, what xtune is, and links."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / link).is_file(), f"README links to {link}, which does not exist"
+
+
+HISTORY = re.compile(
+    r"before this (change|commit|fix)|re-measured|previous commit|\(was [0-9]|\bwas (\S+ )?before\b"
+    r"|in an earlier run|issue \d+",
+    re.IGNORECASE,
+)
+
+
+def test_docs_describe_what_is_not_how_it_got_there() -> None:
+    """History belongs in commit messages; measurements on the benchmarks page."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = [
+        f"{page.relative_to(ROOT)}: {m.group(0)!r}"
+        for page in pages
+        for m in HISTORY.finditer(page.read_text())
+    ]
+    assert found == []
+
+
+def test_the_docs_site_builds_with_every_link_and_reference_resolved(tmp_path: Path) -> None:
+    """`mkdocs build --strict` fails on a broken link, a missing anchor or a bad reference."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "site" / "benchmarks" / "index.html").is_file()

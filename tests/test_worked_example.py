@@ -1,4 +1,4 @@
-"""The README's worked example, the trader's two-model setup on the real EURUSD sample, runs
+"""The docs' worked example, the trader's two-model setup on the real EURUSD sample, runs
 as written: two searches, two exports, the consensus report and predict on the consensus."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ MARK = "<!-- worked example: tests/test_worked_example.py runs these lines as wr
 
 
 def commands() -> list[str]:
-    """The lines of the first bash block after the README's marker, comments left out."""
-    text = (ROOT / "README.md").read_text()
-    assert text.count(MARK) == 1, "the README lost the worked example's marker"
+    """The lines of the first bash block after the consensus page's marker, comments left out."""
+    text = (ROOT / "docs" / "consensus.md").read_text()
+    assert text.count(MARK) == 1, "docs/consensus.md lost the worked example's marker"
     block = text.split(MARK, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 

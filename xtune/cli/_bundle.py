@@ -163,8 +163,9 @@ def predict(
 ) -> None:
     """Predict direction probabilities and returns per bar with a full window.
 
-    Needs neither torch nor optuna: `pip install "xtune[runtime]"`. Verifies the bundle's
-    checksums and format first and recomputes the features from raw bars exactly as training did.
+    Needs neither torch nor optuna: the trading PC installs xtune with its `runtime` extra
+    (docs/quickstart.md). Verifies the bundle's checksums and format first and recomputes the
+    features from raw bars exactly as training did.
     """
     frame = _predictions(bundle_dir, data, last, allow_other_interval)
     if out_path is None:

@@ -5,7 +5,7 @@
 - ``random_walk``: 6,000 hourly bars of a pure geometric random walk: nothing is predictable,
   and any model that scores above chance on it is leaking the future.
 - ``eurusd`` / ``goog``: real EURUSD hourly (5,000 bars) and GOOG daily (2,148 bars) shipped by
-  the ``backtesting`` package (AGPL, so an optional extra: ``pip install "xtune[sample]"``).
+  the ``backtesting`` package (AGPL, so an optional extra: ``pip install -e ".[sample]"``).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def load_sample(name: str) -> pd.DataFrame:
         except ImportError as exc:
             raise DataError(
                 f"sample:{name} needs the optional 'backtesting' package (AGPL). "
-                'Install it with: pip install "xtune[sample]"'
+                'Install it with: pip install -e ".[sample]"'
             ) from exc
         frame: pd.DataFrame = getattr(bt_test, name.upper()).copy()
         frame.index.name = "time"

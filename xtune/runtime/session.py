@@ -11,6 +11,24 @@ import numpy as np
 from xtune.runtime.bundle import Bundle
 from xtune.runtime.manifest import BundleError
 
+RUNTIME_EXTRA = (
+    "this install has no onnxruntime: install xtune with its runtime extra, "
+    'pip install "xtune-<version>-py3-none-any.whl[runtime]" or, in a clone, pip install ".[runtime]"'
+)
+
+
+def onnxruntime() -> Any:
+    """The onnxruntime module, or a one-line error naming the extra that brings it.
+
+    Raises:
+        BundleError: onnxruntime is not installed.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BundleError(RUNTIME_EXTRA) from None
+    return ort
+
 
 def open_session(
     bundle: Bundle, model: Path | None = None, threads: int = 1, *, fp32: bool = False
@@ -19,8 +37,7 @@ def open_session(
     names and input shape (a model file from another bundle is refused here, not
     mid-prediction). The bundle's model (int8 when export kept it), its fp32 model if
     ``fp32``, or another ``model`` file."""
-    import onnxruntime as ort
-
+    ort = onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     name = bundle.manifest.model.fp32 if fp32 else bundle.manifest.model.file

@@ -43,7 +43,9 @@ def ort_latency(
 ) -> Latency:
     """Batch-1 latency of an ONNX model (a file or its bytes) in onnxruntime on one thread:
     the first window of ``x`` [N, L, F], as the live bot calls it."""
-    import onnxruntime as ort
+    from xtune.runtime.session import onnxruntime
+
+    ort = onnxruntime()
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
