@@ -193,3 +193,16 @@ def test_a_plugin_returning_text_is_one_line_naming_it_in_audit_and_search(
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert "'my_direction'" in line and "values such as 'down'" in line and "return numbers" in line
+
+
+def test_a_column_is_named_as_unprovable_not_counted_as_a_pass(tmp_path: Path) -> None:
+    from tests.search_tests.test_own_features import own_study
+    from xtune.cli import app
+
+    study = own_study(tmp_path)  # a causal plugin feature and a precomputed column
+    result = CliRunner().invoke(app, ["features", "audit", str(study)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "my_signal: cannot prove it causal: a precomputed column, read from the bars file, " \
+        "not computed" in lines, result.output  # fmt: skip
+    assert lines[-1] == "1 of 2 features pass; 1 cannot be proven causal (above)"

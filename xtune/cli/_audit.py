@@ -72,9 +72,9 @@ def features_audit(
     for line in report.unproven:
         out.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if report.unproven:
-        passed = len(report.features) - len(report.unproven)
-        out.print(f"{passed} features pass; {len(report.unproven)} cannot be proven causal "
-                  "(above)", highlight=False)  # fmt: skip
+        passed, n = len(report.features) - len(report.unproven), len(report.features)
+        out.print(f"{passed} of {n} features pass; {len(report.unproven)} cannot be proven "
+                  "causal (above)", highlight=False)  # fmt: skip
         return
     out.print(f"all {len(report.features)} features pass", highlight=False)
 
