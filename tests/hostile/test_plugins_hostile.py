@@ -133,7 +133,7 @@ def test_an_ema_declared_like_a_rolling_window_is_refused_naming_the_memory_it_n
     message = str(caught.value)
     assert "my_ema_gap: memory: " in message and "more than its memory 19" in message, message
     assert "\n" not in message
-    needed = int(message.split("declare memory=")[1].split()[0])
+    needed = int(message.split("add memory=")[1].split()[0])
     assert needed > 19
     # the live path (the newest rows over history_of + rows bars) with the README's declaration
     # differs from training's values by more than the README's 1e-6 ...

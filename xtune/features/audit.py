@@ -197,7 +197,8 @@ def preflight(names: Iterable[str], bars: Bars) -> AuditReport | None:
     report = audit(own, bars)
     if report.failures:
         raise FeatureError(
-            f"{bars.source}: your own feature fails the catalog's checks: {report.failures[0]}"
+            f"{bars.source}: your own feature fails the catalog's checks: "
+            f"{report.failures[0].rstrip('.')}"
             f"{f' (and {len(report.failures) - 1} more)' if len(report.failures) > 1 else ''}. "
             "Fix it or leave it out; `xtune features audit STUDY.toml` prints every check."
         )
@@ -232,8 +233,8 @@ def _memory(
     advised = max(need, memory_needed(full, later, tol=_ADVISED_TOL) or need)
     return (
         f"its values depend on where computation starts for {need} bars (to 1e-6 of its "
-        f"scale), more than its memory {declared}, so the live bot's history is too short; "
-        f'declare memory={advised} in @register(...) ("memory=" keyword)',
+        f"scale), more than its memory {declared}, so the live bot's history would be too "
+        f"short; add memory={advised} to its @register(...)",
         need,
     )
 
