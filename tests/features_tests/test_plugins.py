@@ -10,6 +10,7 @@ import pytest
 
 from xtune.errors import DataError, FeatureError
 from xtune.features import CATALOG, Bars, audit, build_features, load_bars, load_plugin
+from xtune.features._cuts import own_cuts
 from xtune.features.audit import preflight
 from xtune.features.plugins import columns_of, forget_all, plugins_of, use_columns
 
@@ -66,8 +67,8 @@ def test_the_preflight_refuses_a_planted_leaky_plugin_naming_the_feature_and_the
     assert "my_tomorrow: look-ahead: row " in message and "on all bars" in message
     assert "\n" not in message and "xtune features audit" in message
     row = int(message.split("look-ahead: row ")[1].split()[0])
-    # the first cut is at 10% of the bars: its last row is the first that sees the future
-    assert row == round(len(bars) * 0.1) - 1
+    # the last row before the first cut is the first that sees the future
+    assert row == own_cuts(bars.index, warmup=0)[0] - 1
 
 
 def test_loading_the_same_file_twice_runs_it_once_and_forgetting_removes_it(

@@ -4,7 +4,11 @@ The checks (the catalog's tests, ``xtune features audit`` and the search's pre-f
 this one implementation):
 
 - **look-ahead**: values on rows < t are the same whether computed on ``bars[:t]`` or on all
-  bars, for several cut points t; a failure names the first row that differs.
+  bars, for several cut points t; a failure names the first row that differs. A trader's own
+  (plugin) feature is cut at many points (:mod:`xtune.features._cuts`: late, calendar and
+  random ones), and each of its computations runs apart from every other: a fresh run of the
+  plugin's bytes (:func:`~xtune.features.plugins.fresh_feature`) on a copy of the bars, so a
+  memo or counter kept between calls cannot hand a truncated call the full bars' values.
 - **warm-up**: every value after the declared warm-up is finite, and a TA-Lib feature's rows
   before it are NaN (TA-Lib writes 0 during its lookback, which must not read as "no pattern").
 - **scale**: values stay below ``MAX_ABS`` after warm-up; prices x1024 and volume x8 (exact in
@@ -12,9 +16,13 @@ this one implementation):
   size in the last quarter stays within ``MAX_DRIFT`` x of the first quarter (skipped for the
   pattern and calendar groups, whose values are codes, not magnitudes, and for precomputed
   columns, which the walk lacks).
+- **memory** (plugin features): computed from later starts, the values agree with those from
+  the first bar within the declared memory (:func:`~xtune.features.history.memory_needed`);
+  else the live history would be too short, and the failure names the memory to declare.
 
 A precomputed column (``[features] columns``) passes the look-ahead check by construction:
-it is read, not computed, so xtune cannot prove it causal and says so where it is used.
+it is read, not computed, so xtune cannot prove it causal: the report says so
+(:attr:`AuditReport.unproven`) instead of calling it a pass.
 
 Example:
     >>> from xtune.features import load_bars
@@ -35,11 +43,13 @@ import pandas as pd
 from rich.progress import track
 
 from xtune.errors import FeatureError
+from xtune.features._cuts import own_cuts, spread_cuts
 from xtune.features.bars import Bars
 from xtune.features.catalog import CATALOG, Feature, resolve, warmup_of
-from xtune.features.registry import COLUMN_GROUP
+from xtune.features.history import memory_needed, memory_starts
+from xtune.features.plugins import PLUGIN, fresh_feature
+from xtune.features.registry import COLUMN_GROUP, COLUMN_ORIGIN
 
-CUT_FRACTIONS = (0.1, 0.41, 0.82)  # of the rows, where the look-ahead check truncates the bars
 PRICE_SCALE, VOLUME_SCALE = 1024.0, 8.0
 MAX_ABS = 1e3  # features are ratios and oscillators; a level or running total is far larger
 MAX_DRIFT = 4.0
@@ -47,6 +57,7 @@ UNSCALED_GROUPS = ("pattern", "calendar", COLUMN_GROUP)  # exempt from the drift
 # (a precomputed column has no value on the synthetic walk the drift check uses)
 _RTOL, _ATOL = 1e-9, 1e-12  # look-ahead: the same code on the same rows agrees to rounding
 _SCALE_RTOL, _SCALE_ATOL = 1e-6, 1e-9
+_ADVISED_TOL = 1e-8  # of its scale: the memory to declare, with the catalog's 100x margin
 
 
 @dataclass(frozen=True)
@@ -59,12 +70,16 @@ class FeatureAudit:
     lookahead: str | None
     warmup_check: str | None
     scale: str | None
+    memory: str | None = None
+    memory_need: int | None = None  # bars, as measured on these bars (None: not measured)
+    cuts: int = 0  # how many cut points the look-ahead check compared at
+    unproven: str | None = None  # why no audit can prove it causal (None: the checks can)
 
     @property
     def problems(self) -> tuple[str, ...]:
         """The failed checks, each as ``"<name>: <check>: <what>"``."""
         checks = (("look-ahead", self.lookahead), ("warm-up", self.warmup_check),
-                  ("scale", self.scale))  # fmt: skip
+                  ("scale", self.scale), ("memory", self.memory))  # fmt: skip
         return tuple(f"{self.name}: {check}: {what}" for check, what in checks if what)
 
 
@@ -76,11 +91,21 @@ class AuditReport:
     rows: int
     cuts: tuple[int, ...]
     features: tuple[FeatureAudit, ...]
+    own_cuts: tuple[int, ...] = ()  # where plugin features are cut (see xtune.features._cuts)
 
     @property
     def failures(self) -> tuple[str, ...]:
         """Every failed check of every feature, in catalog order; empty when all passed."""
         return tuple(p for f in self.features for p in f.problems)
+
+    @property
+    def unproven(self) -> tuple[str, ...]:
+        """One line per feature that passed but that no audit can prove causal, and why."""
+        return tuple(
+            f"{f.name}: cannot prove it causal: {f.unproven}"
+            for f in self.features
+            if f.unproven and not f.problems
+        )
 
 
 def default_cuts(rows: int, warmup: int) -> tuple[int, ...]:
@@ -90,8 +115,7 @@ def default_cuts(rows: int, warmup: int) -> tuple[int, ...]:
             f"{rows} bars: the audited features need {warmup} bars of warm-up and a few more "
             "to check. Use more bars."
         )
-    cuts = {min(rows - 1, max(warmup + 2, round(rows * f))) for f in CUT_FRACTIONS}
-    return tuple(sorted(cuts))
+    return spread_cuts(rows, warmup)
 
 
 def audit(
@@ -102,7 +126,8 @@ def audit(
     Args:
         names: features to audit (output in catalog order).
         bars: the bars to check them on, e.g. a study's data.
-        cuts: where the look-ahead check truncates the bars (default :func:`default_cuts`).
+        cuts: where the look-ahead check truncates the bars (default :func:`default_cuts`,
+            and for plugin features :func:`~xtune.features._cuts.own_cuts`).
         progress: show a progress bar, one step per feature.
 
     Raises:
@@ -110,35 +135,52 @@ def audit(
             outside the bars.
     """
     listed = resolve(list(names))
-    cuts = tuple(cuts) if cuts is not None else default_cuts(len(bars), warmup_of(listed))
-    if not all(0 < t <= len(bars) for t in cuts):
-        raise FeatureError(f"cut points {cuts} must lie within the {len(bars)} bars.")
+    shared = tuple(cuts) if cuts is not None else default_cuts(len(bars), warmup_of(listed))
+    if not all(0 < t <= len(bars) for t in shared):
+        raise FeatureError(f"cut points {shared} must lie within the {len(bars)} bars.")
+    own = shared
+    if cuts is None and any(_is_plugin(CATALOG[n]) for n in listed):
+        own = own_cuts(bars.index, warmup_of(listed))
     frame = bars.frame
     scaled = frame.copy()
     scaled[["open", "high", "low", "close"]] *= PRICE_SCALE
     scaled["volume"] *= VOLUME_SCALE
     results = []
     for name in track(listed, description="audit", disable=not progress, transient=True):
-        results.append(_audit_one(CATALOG[name], frame, scaled, cuts))
-    return AuditReport(bars.source, len(bars), cuts, tuple(results))
+        feature = CATALOG[name]
+        at = own if _is_plugin(feature) else shared
+        results.append(_audit_one(feature, frame, scaled, at))
+    return AuditReport(bars.source, len(bars), shared, tuple(results), own)
 
 
 def _audit_one(
     feature: Feature, frame: pd.DataFrame, scaled: pd.DataFrame, cuts: Sequence[int]
 ) -> FeatureAudit:
     """One feature's checks; a plugin that raises fails its audit instead of ending it."""
+    f = feature
     try:
-        full = _values(feature, frame)
-        return FeatureAudit(
-            feature.name,
-            feature.group,
-            feature.warmup,
-            _lookahead(feature, full, frame, cuts),
-            _warmup(feature, full),
-            _scale(feature, full, _values(feature, scaled)),
-        )
+        full = _values(f, frame)
+        lookahead, warmup = _lookahead(f, full, frame, cuts), _warmup(f, full)
+        scale = _scale(f, full, _values(f, scaled))
+        memory, need = None, None
+        if _is_plugin(f) and not (lookahead or warmup):
+            memory, need = _memory(f, frame, full)
     except FeatureError as exc:
-        return FeatureAudit(feature.name, feature.group, feature.warmup, str(exc), None, None)
+        return FeatureAudit(f.name, f.group, f.warmup, str(exc), None, None, cuts=len(cuts))
+    return FeatureAudit(f.name, f.group, f.warmup, lookahead, warmup, scale, memory, need,
+                        len(cuts), _unproven(f))  # fmt: skip
+
+
+def _is_plugin(feature: Feature) -> bool:
+    return feature.origin.startswith(PLUGIN)
+
+
+def _unproven(feature: Feature) -> str | None:
+    """Why no audit can prove ``feature`` causal, whatever its values show; None when the
+    checks can (its code is computed here, on the bars alone)."""
+    if feature.origin == COLUMN_ORIGIN:
+        return "a precomputed column, read from the bars file, not computed"
+    return None
 
 
 def preflight(names: Iterable[str], bars: Bars) -> AuditReport | None:
@@ -155,7 +197,8 @@ def preflight(names: Iterable[str], bars: Bars) -> AuditReport | None:
     report = audit(own, bars)
     if report.failures:
         raise FeatureError(
-            f"{bars.source}: your own feature fails the catalog's checks: {report.failures[0]}"
+            f"{bars.source}: your own feature fails the catalog's checks: "
+            f"{report.failures[0].rstrip('.')}"
             f"{f' (and {len(report.failures) - 1} more)' if len(report.failures) > 1 else ''}. "
             "Fix it or leave it out; `xtune features audit STUDY.toml` prints every check."
         )
@@ -163,7 +206,37 @@ def preflight(names: Iterable[str], bars: Bars) -> AuditReport | None:
 
 
 def _values(feature: Feature, frame: pd.DataFrame) -> np.ndarray:
-    return feature.values(frame)
+    """The feature on ``frame``, a plugin's from a fresh run of its code (no state carried
+    from any other call) on a copy of the bars (see :meth:`Feature.values`)."""
+    return fresh_feature(feature).values(frame)
+
+
+def _memory(
+    feature: Feature, frame: pd.DataFrame, full: np.ndarray
+) -> tuple[str | None, int | None]:
+    """The plugin feature's memory measured on ``frame``, and what is wrong with its
+    declaration: a shorter one leaves the live bot's history too short, so its values would
+    differ from training's."""
+    starts = memory_starts(len(frame), feature.warmup)
+    later = {s: _values(feature, frame.iloc[s:]) for s in starts}
+    need = memory_needed(full, later)
+    if need is None:
+        return (
+            f"its values depend on where computation starts for all {len(frame)} bars (a "
+            "running total, or a level relative to the first bar?): no live history gives "
+            "training's values",
+            None,
+        )
+    declared = max(feature.memory, feature.warmup)
+    if need <= declared:
+        return None, need
+    advised = max(need, memory_needed(full, later, tol=_ADVISED_TOL) or need)
+    return (
+        f"its values depend on where computation starts for {need} bars (to 1e-6 of its "
+        f"scale), more than its memory {declared}, so the live bot's history would be too "
+        f"short; add memory={advised} to its @register(...)",
+        need,
+    )
 
 
 def _lookahead(

@@ -5,6 +5,8 @@ a bot that keeps the last 300 bars computes other values than training, which sa
 file, unless the seed's weight has decayed. Each catalog feature declares that ``memory``
 (:class:`~xtune.features.registry.Feature`); :func:`memory_violations` checks the declarations
 on real bars, and :func:`~xtune.features.registry.history_of` adds them up for a feature list.
+A trader's own feature's declaration is measured against its values at audit time
+(:func:`memory_needed`, run by :mod:`xtune.features.audit`).
 """
 
 from __future__ import annotations
@@ -69,3 +71,38 @@ def memory_violations(
                     f"the value computed from bar 0 (memory {m}; {len(bad)} such rows)"
                 )
     return problems
+
+
+def memory_starts(rows: int, warmup: int) -> tuple[int, ...]:
+    """Later starts to measure a memory from: the first bars and a quarter and half way in,
+    each leaving rows after the warm-up."""
+    return tuple(s for s in sorted({1, 17, rows // 4, rows // 2}) if 0 < s < rows - warmup - 2)
+
+
+def memory_needed(
+    full: np.ndarray, later: Mapping[int, np.ndarray], *, tol: float = TOLERANCE
+) -> int | None:
+    """The shortest memory that holds for one feature on these bars: the bars after each
+    start in ``later`` from which its values agree with ``full`` to ``tol`` of its scale.
+
+    Args:
+        full: the feature computed from the first bar. # [T]
+        later: start -> the feature computed from that bar on. # [T - start]
+        tol: allowed difference, in units of the scale (:func:`~xtune.features.scaler.fit_robust`
+            on the finite values of ``full``).
+
+    Returns:
+        The memory in bars, or None when some start's newest value still differs: the value
+        depends on where computation started for as long as these bars show (a running
+        total, a level relative to the first bar).
+    """
+    finite = full[np.isfinite(full)]
+    scale = float(fit_robust(finite[:, None], ("x",)).scale[0]) if finite.size else 1.0
+    need = 0
+    for s, part in later.items():
+        diff = np.abs(part - full[s:]) / scale  # [T - s]
+        bad = np.flatnonzero(~(diff <= tol))  # NaN counts as bad
+        if bad.size and bad[-1] == len(part) - 1:
+            return None
+        need = max(need, int(bad[-1]) + 1 if bad.size else 0)
+    return need

@@ -29,11 +29,13 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sys
 import traceback
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +48,7 @@ from xtune.features.registry import (
     Feature,
     FeatureFn,
     add,
+    apart,
     declaring,
     forget,
 )
@@ -126,6 +129,46 @@ def load_plugin_source(source: bytes, label: str) -> PluginFile:
     plugin = PluginFile(label, sha, tuple(declared), source)
     _LOADED[sha] = plugin
     return plugin
+
+
+_FRESH = itertools.count()  # numbers the modules of fresh runs apart
+
+
+def fresh_feature(feature: Feature) -> Feature:
+    """``feature`` as a fresh run of its plugin's bytes declares it, in a module of its own:
+    no state an earlier call left behind (a memo, a counter, a cached frame) reaches the
+    next call. The catalog's features and columns are returned as they are (stateless).
+
+    Raises:
+        FeatureError: the plugin fails or declares other features when run again.
+    """
+    if not feature.origin.startswith(PLUGIN):
+        return feature
+    plugin = _LOADED[feature.origin.removeprefix(PLUGIN)]
+    module = types.ModuleType(f"xtune_plugin_{plugin.sha256[:16]}_fresh_{next(_FRESH)}")
+    module.__file__ = plugin.label
+    sys.modules[module.__name__] = module  # dataclasses look their module up while declared
+    try:
+        with apart(feature.origin) as box:
+            exec(_compiled(plugin.source, plugin.label), module.__dict__)  # the trader's code
+    except Exception as exc:
+        raise FeatureError(
+            f"{plugin.label}: the plugin fails when run a second time{_line_of(exc, plugin.label)}"
+            f": {type(exc).__name__}: {exc}. A plugin must declare the same features every time."
+        ) from None
+    finally:
+        sys.modules.pop(module.__name__, None)
+    if box.get(feature.name) != feature:  # the name, group, warm-up, memory, parameters
+        raise FeatureError(
+            f"{plugin.label}: declares feature {feature.name!r} differently (or not at all) when "
+            "run a second time; a plugin must declare the same features every time."
+        )
+    return box[feature.name]
+
+
+@cache
+def _compiled(source: bytes, label: str) -> types.CodeType:
+    return compile(source, label, "exec")
 
 
 def _line_of(exc: Exception, label: str) -> str:

@@ -72,7 +72,7 @@ class Feature:
         """A plugin's function, held to the catalog's contract: one number per bar, or a
         clear error naming the feature (never a traceback from inside the trader's code)."""
         try:
-            out = self.fn(bars)
+            out = self.fn(bars.copy())  # a copy: a column the function adds stays its own
         except Exception as exc:
             raise FeatureError(
                 f"feature {self.name!r} ({self.where}) raised {type(exc).__name__}: {exc}. "
@@ -84,11 +84,30 @@ class Feature:
                 f"feature {self.name!r} ({self.where}) returned a {got} for {len(bars)} bars; "
                 "return a pandas Series on the bars' index."
             )
-        return pd.Series(out.to_numpy(), index=bars.index)
+        try:
+            numbers = out.to_numpy(np.float64)
+        except (TypeError, ValueError):
+            raise FeatureError(
+                f"feature {self.name!r} ({self.where}) returned {out.dtype} values such as "
+                f"{_first_non_number(out)!r}; return numbers, one per bar (e.g. 1.0 / -1.0 in "
+                "place of 'up' / 'down')."
+            ) from None
+        return pd.Series(numbers, index=bars.index)
+
+
+def _first_non_number(values: pd.Series) -> object:
+    """The first value of ``values`` that is not a number (for a message)."""
+    for v in values:
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            return v
+    return values.iloc[0]
 
 
 _REGISTRY: dict[str, Feature] = {}
 _DECLARING: list[str] = []  # the origin of the plugin being loaded, if any (see ``declaring``)
+_APART: list[dict[str, Feature]] = []  # where registrations go instead, if any (see ``apart``)
 
 
 def register(
@@ -106,23 +125,26 @@ def register(
     origin = _DECLARING[-1] if _DECLARING else ""
 
     def wrap(fn: FeatureFn) -> FeatureFn:
-        problem = _declaration_problem(name, group, warmup, memory)
+        target = _APART[-1] if _APART else _REGISTRY
+        problem = _declaration_problem(name, group, warmup, memory, target)
         if problem and origin:
             raise FeatureError(problem)
         if problem:  # pragma: no cover - a programming error in the catalog, caught at import
             raise RuntimeError(problem)
-        _REGISTRY[name] = Feature(name, group, warmup, fn, MappingProxyType(dict(params)), doc,
+        target[name] = Feature(name, group, warmup, fn, MappingProxyType(dict(params)), doc,
                                   neutral, warmup if memory is None else memory, origin)  # fmt: skip
         return fn
 
     return wrap
 
 
-def _declaration_problem(name: str, group: str, warmup: int, memory: int | None) -> str:
+def _declaration_problem(
+    name: str, group: str, warmup: int, memory: int | None, taken: Mapping[str, Feature]
+) -> str:
     if not isinstance(name, str) or not name.isidentifier():
         return f"feature name {name!r} must be a Python identifier (letters, digits, _)"
-    if name in _REGISTRY:
-        return f"feature {name!r} is already declared by {_REGISTRY[name].where}; rename yours"
+    if name in taken:
+        return f"feature {name!r} is already declared by {taken[name].where}; rename yours"
     if group not in GROUPS:
         return f"feature {name!r}: group {group!r} is not one of {list(GROUPS)}"
     if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
@@ -147,6 +169,21 @@ def declaring(origin: str) -> Iterator[list[str]]:
             del _REGISTRY[n]
         raise
     finally:
+        _DECLARING.pop()
+
+
+@contextlib.contextmanager
+def apart(origin: str) -> Iterator[Mapping[str, Feature]]:
+    """Register the block's features with ``origin`` into the yielded mapping, never into the
+    catalog: a second, independent run of a plugin's code (see
+    :func:`xtune.features.plugins.fresh_feature`)."""
+    box: dict[str, Feature] = {}
+    _DECLARING.append(origin)
+    _APART.append(box)
+    try:
+        yield MappingProxyType(box)
+    finally:
+        _APART.pop()
         _DECLARING.pop()
 
 
