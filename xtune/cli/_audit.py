@@ -42,7 +42,9 @@ def features_audit(
     before a cut must agree. Warm-up: every value after the declared warm-up is finite, and
     TA-Lib's fill values fall inside it. Scale: values stay below 1e3, do not change when prices
     are x1024 and volume x8, and do not drift with the price level. Exits 1 when any check
-    fails, naming the feature and the first offending row or value.
+    fails, naming the feature and the first offending row or value. A precomputed column, and
+    a plugin feature that opens a file while it computes, pass the look-ahead check whatever
+    they hold: they are marked "cannot prove", the files named.
     """
     from xtune.features import load_bars, resolve
     from xtune.features.audit import audit
@@ -60,6 +62,15 @@ def features_audit(
     bars = load_bars(source, columns=[c for c in columns if names is None or c in names])
     report = audit(resolve(names), bars, progress=sys.stderr.isatty())
     out.print(_table(report))
+    for f in report.features:  # one line each: which file makes the check prove nothing
+        if f.reads and f.unproven:
+            out.print(
+                f"[yellow]cannot prove[/] {f.name}: it reads {escape(', '.join(f.reads))} while it "
+                "computes, and a lookup by bar time passes the look-ahead check whatever the file "
+                "holds; each row must use only what the file knew at that bar's close.",
+                highlight=False,
+                soft_wrap=True,
+            )
     if report.failures:
         out.print(f"[bold red]{len(report.failures)} check(s) failed[/]", highlight=False)
         raise typer.Exit(1)
@@ -67,8 +78,6 @@ def features_audit(
 
 
 def _table(report: AuditReport) -> Table:
-    from xtune.features.registry import COLUMN_GROUP
-
     cuts = ", ".join(str(t) for t in report.cuts)
     table = Table(title=f"{len(report.features)} features on {report.source} "
                   f"({report.rows} bars, cut at {cuts})")  # fmt: skip
@@ -76,10 +85,15 @@ def _table(report: AuditReport) -> Table:
         table.add_column(col, overflow="fold")
     for f in report.features:
         checks = [_verdict(what) for what in (f.lookahead, f.warmup_check, f.scale)]
-        if f.group == COLUMN_GROUP and f.lookahead is None:  # read, not computed
-            checks[0] = "[yellow]cannot prove: a precomputed column[/]"
+        if f.unproven:  # read, not computed: a column, or a file the plugin opens
+            what = "a precomputed column" if not f.reads else f"reads {_names(f.reads)}"
+            checks[0] = f"[yellow]cannot prove: {escape(what)}[/]"
         table.add_row(f.name, f.group, str(f.warmup), *checks)
     return table
+
+
+def _names(paths: tuple[str, ...]) -> str:
+    return ", ".join(Path(p).name for p in paths)
 
 
 def _verdict(problem: str | None) -> str:

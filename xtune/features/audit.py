@@ -14,7 +14,10 @@ this one implementation):
   columns, which the walk lacks).
 
 A precomputed column (``[features] columns``) passes the look-ahead check by construction:
-it is read, not computed, so xtune cannot prove it causal and says so where it is used.
+it is read, not computed, so xtune cannot prove it causal and says so where it is used. The same
+holds for a plugin feature that opens a file while it computes (:mod:`xtune.features.reads`): a
+lookup by bar time survives truncation whatever the file holds; :attr:`FeatureAudit.reads` names
+the files.
 
 Example:
     >>> from xtune.features import load_bars
@@ -37,6 +40,7 @@ from rich.progress import track
 from xtune.errors import FeatureError
 from xtune.features.bars import Bars
 from xtune.features.catalog import CATALOG, Feature, resolve, warmup_of
+from xtune.features.reads import files_read
 from xtune.features.registry import COLUMN_GROUP
 
 CUT_FRACTIONS = (0.1, 0.41, 0.82)  # of the rows, where the look-ahead check truncates the bars
@@ -59,6 +63,16 @@ class FeatureAudit:
     lookahead: str | None
     warmup_check: str | None
     scale: str | None
+    reads: tuple[str, ...] = ()  # files a plugin feature opened while it computed
+
+    @property
+    def unproven(self) -> str | None:
+        """Why a passed look-ahead check proves nothing (a column, a file read), else None."""
+        if self.lookahead is not None:
+            return None
+        if self.group == COLUMN_GROUP:
+            return "a precomputed column"
+        return f"reads {', '.join(self.reads)}" if self.reads else None
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -136,9 +150,15 @@ def _audit_one(
             _lookahead(feature, full, frame, cuts),
             _warmup(feature, full),
             _scale(feature, full, _values(feature, scaled)),
+            _reads(feature),
         )
     except FeatureError as exc:
         return FeatureAudit(feature.name, feature.group, feature.warmup, str(exc), None, None)
+
+
+def _reads(feature: Feature) -> tuple[str, ...]:
+    """The files the feature opened while the audit (or an earlier build) computed it."""
+    return files_read(feature.origin, feature.name) or () if feature.origin else ()
 
 
 def preflight(names: Iterable[str], bars: Bars) -> AuditReport | None:
