@@ -176,7 +176,7 @@ def test_a_trial_records_each_plugin_and_the_files_it_read_and_older_trials_stil
 # ------------------------------------------------------------------ after the search
 @pytest.mark.slow
 def test_a_plugin_or_its_file_edited_after_the_search_is_refused_by_export_replay_and_bundle(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from xtune.export import export_bundle, pick_trial
     from xtune.features.plugins import forget_all
@@ -189,6 +189,7 @@ def test_a_plugin_or_its_file_edited_after_the_search_is_refused_by_export_repla
     study_file = reader_study(tmp_path)
     config = load_study_config(study_file)
     study = run_search(config, resolve_storage(config, None, env), env)
+    assert "feature my_lookup reads " in caplog.text and "cannot prove" in caplog.text
     trial = pick_trial(study)
     data, plugin = tmp_path / "lookup.csv", tmp_path / "my_features.py"
     (recorded,) = read(trial).plugins or ()

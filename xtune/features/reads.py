@@ -16,9 +16,11 @@ the Python installation or virtual environment (a library's data), and ``/proc``
 path); hand such a reader an open file (``pd.read_parquet(open(path, "rb"))``).
 
 Example:
+    >>> import tempfile
+    >>> path = tempfile.mkstemp(suffix=".csv")[1]
     >>> with watching("plugin:example", "my_feature"):
-    ...     _ = open(__file__, "rb").read()
-    >>> files_read("plugin:example", "my_feature") == (str(Path(__file__).absolute()),)
+    ...     _ = Path(path).read_text()
+    >>> files_read("plugin:example", "my_feature") == (path,)
     True
 """
 
