@@ -45,8 +45,9 @@ def features_audit(
     below 1e3, do not change when prices are x1024 and volume x8, and do not drift with the
     price level. Memory (plugin features): values computed from later starts agree within the
     declared memory. Exits 1 when any check fails, one line per failure naming the feature and
-    the first offending row or value; a feature no audit can prove causal (a precomputed
-    column) is named as such, not as a pass.
+    the first offending row or value. A feature no audit can prove causal (a precomputed
+    column, or a plugin feature that opens a file while it computes) is named as such, with
+    the files it read, not as a pass.
     """
     from xtune.features import load_bars, resolve
     from xtune.features.audit import audit
@@ -69,14 +70,24 @@ def features_audit(
     if report.failures:
         out.print(f"[bold red]{len(report.failures)} check(s) failed[/]", highlight=False)
         raise typer.Exit(1)
-    for line in report.unproven:
-        out.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    _print_unproven(report)
     if report.unproven:
         passed, n = len(report.features) - len(report.unproven), len(report.features)
         out.print(f"{passed} of {n} features pass; {len(report.unproven)} cannot be proven "
                   "causal (above)", highlight=False)  # fmt: skip
         return
     out.print(f"all {len(report.features)} features pass", highlight=False)
+
+
+def _print_unproven(report: AuditReport) -> None:
+    """One line per feature the checks cannot prove causal, naming the files it read."""
+    for f, line in zip([f for f in report.features if f.unproven and not f.problems],
+                       report.unproven, strict=True):  # fmt: skip
+        if f.reads:
+            line = (f"cannot prove {f.name}: it reads {', '.join(f.reads)} while it computes, and "
+                    "a lookup by bar time passes the look-ahead check whatever the file holds; "
+                    "each row must use only what the file knew at that bar's close.")  # fmt: skip
+        out.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
 
 
 def _table(report: AuditReport) -> Table:
@@ -89,12 +100,17 @@ def _table(report: AuditReport) -> Table:
         table.add_column(col, overflow="fold")
     for f in report.features:
         checks = [_verdict(what) for what in (f.lookahead, f.warmup_check, f.scale, f.memory)]
-        if f.unproven and f.lookahead is None:  # e.g. a column: read, not computed
-            checks[0] = f"[yellow]cannot prove: {escape(f.unproven)}[/]"
+        if f.unproven and f.lookahead is None:  # read, not computed: a column, or files it opens
+            what = f"reads {_names(f.reads)}" if f.reads else f.unproven
+            checks[0] = f"[yellow]cannot prove: {escape(what)}[/]"
         if f.memory is None:  # measured on plugin features; the catalog's tests check its own
             checks[3] = "-" if f.memory_need is None else f"ok (needs {f.memory_need})"
         table.add_row(f.name, f.group, str(f.warmup), *checks)
     return table
+
+
+def _names(paths: tuple[str, ...]) -> str:
+    return ", ".join(Path(p).name for p in paths)
 
 
 def _verdict(problem: str | None) -> str:

@@ -22,6 +22,7 @@ from xtune.export.pick import ExportError
 from xtune.export.quantize import ort_latency_ms, try_int8
 from xtune.export.replace import check_target, install
 from xtune.features import Bars, Dataset, load_bars, summarize
+from xtune.features.audit import preflight
 from xtune.features.build import feature_specs
 from xtune.features.catalog import history_of, warmup_of
 from xtune.features.plugins import columns_of
@@ -53,7 +54,7 @@ from xtune.runtime.own_features import write_plugins
 from xtune.runtime.reference import LATENCY_BARS, PARITY_TOL, WINDOWS, write_reference
 from xtune.search.config import StudyConfig
 from xtune.search.record import Plan, TrialRecord, read
-from xtune.search.replay import trial_inputs
+from xtune.search.replay import check_plugins, trial_inputs
 from xtune.settings import Settings
 
 PACKAGES = ("xtune", "torch", "onnx", "onnxruntime", "optuna", "numpy", "pandas", "ta", "ta-lib")
@@ -211,6 +212,7 @@ def refit_trial(
     evaluate it once on the test part."""
     record = trained(trial)
     assert record.plan is not None and record.data is not None and record.metrics is not None
+    check_plugins(record, trial.number)  # the plugins and their files the trial validated
     bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
     if not record.data.same(bars) and not allow_other_data:
         raise ExportError(
@@ -218,6 +220,8 @@ def refit_trial(
             f"({record.data.difference(bars)}). Pass the original file with "
             "--data, or --allow-other-data to refit on these bars on purpose."
         )
+    if record.plugins is None:  # a trial from before plugins were hashed: audit what ships
+        preflight(record.plan.data.features, bars)
     plan, params, dataset = trial_inputs(record, bars, settings.cache_dir)
     final = fit_final(params, dataset, record.metrics.log.best_epoch, device=device,
                       fee=config.trading.fee, confident_share=config.trading.confident_share)  # fmt: skip

@@ -22,7 +22,9 @@ this one implementation):
 
 A precomputed column (``[features] columns``) passes the look-ahead check by construction:
 it is read, not computed, so xtune cannot prove it causal: the report says so
-(:attr:`AuditReport.unproven`) instead of calling it a pass.
+(:attr:`AuditReport.unproven`) instead of calling it a pass. The same holds for a plugin feature
+that opens a file while it computes (:mod:`xtune.features.reads`): a lookup by bar time survives
+truncation whatever the file holds; :attr:`FeatureAudit.reads` names the files.
 
 Example:
     >>> from xtune.features import load_bars
@@ -48,6 +50,7 @@ from xtune.features.bars import Bars
 from xtune.features.catalog import CATALOG, Feature, resolve, warmup_of
 from xtune.features.history import memory_needed, memory_starts
 from xtune.features.plugins import PLUGIN, fresh_feature
+from xtune.features.reads import files_read
 from xtune.features.registry import COLUMN_GROUP, COLUMN_ORIGIN
 
 PRICE_SCALE, VOLUME_SCALE = 1024.0, 8.0
@@ -74,6 +77,7 @@ class FeatureAudit:
     memory_need: int | None = None  # bars, as measured on these bars (None: not measured)
     cuts: int = 0  # how many cut points the look-ahead check compared at
     unproven: str | None = None  # why no audit can prove it causal (None: the checks can)
+    reads: tuple[str, ...] = ()  # files a plugin feature opened while it computed
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -167,20 +171,28 @@ def _audit_one(
             memory, need = _memory(f, frame, full)
     except FeatureError as exc:
         return FeatureAudit(f.name, f.group, f.warmup, str(exc), None, None, cuts=len(cuts))
+    reads = _reads(f)
     return FeatureAudit(f.name, f.group, f.warmup, lookahead, warmup, scale, memory, need,
-                        len(cuts), _unproven(f))  # fmt: skip
+                        len(cuts), _unproven(f, reads), reads)  # fmt: skip
 
 
 def _is_plugin(feature: Feature) -> bool:
     return feature.origin.startswith(PLUGIN)
 
 
-def _unproven(feature: Feature) -> str | None:
+def _unproven(feature: Feature, reads: tuple[str, ...]) -> str | None:
     """Why no audit can prove ``feature`` causal, whatever its values show; None when the
     checks can (its code is computed here, on the bars alone)."""
     if feature.origin == COLUMN_ORIGIN:
         return "a precomputed column, read from the bars file, not computed"
+    if reads:  # a lookup by bar time survives any truncation, whatever the file holds
+        return f"reads {', '.join(reads)}"
     return None
+
+
+def _reads(feature: Feature) -> tuple[str, ...]:
+    """The files the feature opened while the audit (or an earlier build) computed it."""
+    return files_read(feature.origin, feature.name) or () if feature.origin else ()
 
 
 def preflight(names: Iterable[str], bars: Bars) -> AuditReport | None:

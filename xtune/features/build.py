@@ -1,7 +1,10 @@
 """Compute a feature list on bars once, drop the warm-up, check the values, cache the result.
 
 The cache key is the bars' content hash plus the exact definitions of the listed features and
-the library versions, so a changed file, feature or library never serves stale values.
+the library versions, so a changed file, feature or library never serves stale values. A plugin
+feature that opens files while it computes (:mod:`xtune.features.reads`) adds the hash of each
+file's bytes: beside the frame the cache records which files the build read, a lookup hashes
+those files as they are now, and an edited data file is a miss, as an edited plugin is.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,8 @@ from rich.progress import track
 from xtune.errors import FeatureError
 from xtune.features.bars import Bars
 from xtune.features.catalog import CATALOG, Feature, history_of, resolve, warmup_of
-from xtune.features.plugins import columns_of
+from xtune.features.plugins import PLUGIN, columns_of
+from xtune.features.reads import file_hashes, files_read, remember
 
 # A feature this large is broken, not informative (features are ratios and oscillators).
 MAX_FEATURE_ABS = 1e9
@@ -63,8 +67,11 @@ def feature_fingerprint(names: Sequence[str]) -> dict[str, object]:
     }
 
 
-def cache_key(bars: Bars, names: Sequence[str]) -> str:
-    blob = json.dumps(feature_fingerprint(names), sort_keys=True, default=str)
+def cache_key(bars: Bars, names: Sequence[str], files: Mapping[str, str] | None = None) -> str:
+    """The hash of everything the listed features' values depend on; ``files``: path -> sha256
+    of each file their plugins read (:func:`own_reads`)."""
+    fingerprint = feature_fingerprint(names) | ({"files": dict(files)} if files else {})
+    blob = json.dumps(fingerprint, sort_keys=True, default=str)
     digest = hashlib.sha256(f"{bars.sha256}\n{blob}".encode())
     for name in columns_of(names):  # a precomputed column's values are not in bars.sha256
         digest.update(np.ascontiguousarray(bars.frame[name].to_numpy(np.float64)).tobytes())
@@ -114,18 +121,68 @@ def build_features(
             f"{bars.source}: {len(bars)} bars, but the selected features need {warmup} bars of "
             "warm-up before the first valid value. Use more bars or drop long-window features."
         )
-    path = None
-    if use_cache:
-        root = cache_dir or default_cache_dir()
-        path = root / "features" / f"{bars.sha256[:16]}-{cache_key(bars, names)[:24]}.parquet"
-        cached = _read_cache(path, names)
+    root = (cache_dir or default_cache_dir()) / "features" if use_cache else None
+    if root is not None:
+        cached = _cached(root, bars, names)
         if cached is not None:
             return cached
     frame = compute_features(bars, names, progress=progress).iloc[warmup:]
     _check_values(frame, bars.source)
-    if path is not None:
-        _write_cache(path, frame)
+    if root is not None:
+        _store(root, bars, names, frame)
     return frame
+
+
+def own_reads(names: Sequence[str]) -> dict[str, tuple[str, ...]] | None:
+    """Each listed plugin feature -> the files it read in this process (absolute paths); None
+    when one has not computed here yet, so its files are unknown. Other features read none."""
+    reads = {
+        n: files_read(CATALOG[n].origin, n) for n in names if CATALOG[n].origin.startswith(PLUGIN)
+    }
+    if any(paths is None for paths in reads.values()):
+        return None
+    return {n: paths or () for n, paths in reads.items()}
+
+
+def _frame_path(
+    root: Path, bars: Bars, names: Sequence[str], reads: dict[str, tuple[str, ...]]
+) -> Path:
+    files = file_hashes(p for paths in reads.values() for p in paths)  # as they are now
+    return root / f"{bars.sha256[:16]}-{cache_key(bars, names, files)[:24]}.parquet"
+
+
+def _reads_path(root: Path, bars: Bars, names: Sequence[str]) -> Path:
+    """Where a build of these features on these bars records the files its plugins read."""
+    return root / f"{bars.sha256[:16]}-{cache_key(bars, names)[:24]}.reads.json"
+
+
+def _cached(root: Path, bars: Bars, names: Sequence[str]) -> pd.DataFrame | None:
+    """The cached frame under the key of the files its plugins read, hashed as they are now."""
+    reads = own_reads(names)
+    if reads is None:  # not computed here: the files the last build recorded
+        try:
+            reads = {
+                n: tuple(p)
+                for n, p in json.loads(_reads_path(root, bars, names).read_text()).items()
+            }
+        except (OSError, ValueError, TypeError):
+            return None
+        if set(reads) != {n for n in names if CATALOG[n].origin.startswith(PLUGIN)}:
+            return None
+    frame = _read_cache(_frame_path(root, bars, names, reads), names)
+    if frame is not None:
+        for name, paths in reads.items():  # known here from now on (the trial record, export)
+            remember(CATALOG[name].origin, name, paths)
+    return frame
+
+
+def _store(root: Path, bars: Bars, names: Sequence[str], frame: pd.DataFrame) -> None:
+    reads = own_reads(names)
+    if reads is None:  # pragma: no cover - compute_features ran every plugin feature
+        return
+    if reads:
+        _write_atomic(_reads_path(root, bars, names), json.dumps(reads).encode())
+    _write_cache(_frame_path(root, bars, names, reads), frame)
 
 
 def latest_features(bars: Bars, names: Sequence[str], rows: int) -> pd.DataFrame:
@@ -176,6 +233,13 @@ def _read_cache(path: Path, names: Sequence[str]) -> pd.DataFrame | None:
     if list(frame.columns) != list(names):
         return None
     return frame
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def _write_cache(path: Path, frame: pd.DataFrame) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from xtune.errors import FeatureError
+from xtune.features.reads import watching
 
 GROUPS = ("returns", "trend", "momentum", "volatility", "volume", "pattern", "calendar")
 COLUMN_GROUP = "column"  # a precomputed column of the bars file, ``[features] columns``
@@ -72,7 +73,8 @@ class Feature:
         """A plugin's function, held to the catalog's contract: one number per bar, or a
         clear error naming the feature (never a traceback from inside the trader's code)."""
         try:
-            out = self.fn(bars.copy())  # a copy: a column the function adds stays its own
+            with watching(self.origin, self.name):  # the files it opens (features/reads.py)
+                out = self.fn(bars.copy())  # a copy: a column the function adds stays its own
         except Exception as exc:
             raise FeatureError(
                 f"feature {self.name!r} ({self.where}) raised {type(exc).__name__}: {exc}. "

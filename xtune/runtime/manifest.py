@@ -50,6 +50,10 @@ class PluginEntry:
     name: str  # the file's name where the study loaded it
     sha256: str
     features: tuple[str, ...]  # the features it declares that this model uses
+    # Files it read while it computed: absolute path -> sha256 of the bytes the model was
+    # trained and tested on. Not copied into the bundle (the plugin opens its own path): the
+    # bundle refuses to load where one is missing or differs.
+    reads: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from xtune.search.pruning import Pruner, share_done
 from xtune.search.record import (
     DataRecord,
     Plan,
+    PluginRecord,
     TrialRecord,
     Worker,
     status_of,
@@ -138,8 +139,10 @@ class Objective:
         device: DeviceRecord,
         seed: int,
         artifact_store: Any = None,
+        plugins: tuple[PluginRecord, ...] = (),
     ) -> None:
         self.config, self.bars, self.candidates = config, bars, candidates
+        self.plugins = plugins  # the study's plugin files, hashed where the features were built
         self.device, self.artifact_store = device, artifact_store
         self.data, self.worker = DataRecord.of(bars), Worker.here(seed)  # built in the worker
         # Every trial starts at the widest candidate's warm-up, so all split the same rows.
@@ -163,7 +166,9 @@ class Objective:
             trial.set_constraint(key, value)
         # optuna-dashboard 0.21 ignores constraints when it marks best trials: say it in an attr.
         feasible = all(v <= 0 for v in violations.values())
-        record = TrialRecord(plan=plan, data=self.data, resources=resources, feasible=feasible)
+        used = tuple(p for p in self.plugins if set(p.features) & set(plan.data.features))
+        record = TrialRecord(plan=plan, data=self.data, resources=resources, feasible=feasible,
+                             plugins=used)  # fmt: skip
         if not feasible:
             over = ", ".join(k for k, v in violations.items() if v > 0)
             write(

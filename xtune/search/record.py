@@ -19,7 +19,7 @@ import json
 import math
 import os
 import socket
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -29,6 +29,8 @@ from optuna.trial import FrozenTrial
 from xtune.errors import XtuneError
 from xtune.features.bars import Bars
 from xtune.features.dataset import DataSpec
+from xtune.features.plugins import PluginFile
+from xtune.features.reads import read_hashes
 from xtune.models.evaluate import Scores
 from xtune.models.probe import Resources
 from xtune.models.train import EpochRecord, Metrics, Params, TrainLog
@@ -87,6 +89,24 @@ class DataRecord:
         if bars.sha256 != self.sha256:
             return f"sha256 {bars.sha256[:12]} vs {self.sha256[:12]}"
         return f"precomputed columns sha256 {bars.columns_sha256[:12]} vs {self.columns[:12]}"
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    """A plugin file a trial's features came from: the hash of its bytes, the features it
+    declares, and each file it read while it computed (absolute path -> sha256 of its bytes,
+    "" where it was missing). Export and replay refuse when any of these differs now."""
+
+    label: str  # the path as the study file resolved it
+    sha256: str
+    features: tuple[str, ...]
+    reads: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, plugin: PluginFile) -> PluginRecord:
+        """The plugin as loaded, with the files its features read in this process (hashed now)."""
+        reads = read_hashes(plugin.origin, plugin.features)
+        return cls(plugin.label, plugin.sha256, plugin.features, reads)
 
 
 def process_identity(pid: int) -> tuple[int, str]:
@@ -167,6 +187,7 @@ def _status(a: dict[str, Any]) -> tuple[Status | None, str | None]:
 
 
 _RUNGS, _SHARE, _LABEL = "train/rungs", "train/share", "enqueue/label"
+_PLUGINS = "features/plugins"
 
 
 def rungs_of_attrs(a: dict[str, Any]) -> dict[str, tuple[float, ...]]:
@@ -224,6 +245,7 @@ class TrialRecord:
     rungs: dict[str, tuple[float, ...]] | None = None  # rung -> objective values there
     share: float | None = None  # a stopped trial: what it cost the budget, in trained trials
     label: str | None = None  # a trader's own setup, queued by [[enqueue]] or `xtune enqueue`
+    plugins: tuple[PluginRecord, ...] | None = None  # the plugin files its features came from
 
     @property
     def trained(self) -> bool:
@@ -260,6 +282,8 @@ class TrialRecord:
             a[_SHARE] = self.share
         if self.label is not None:
             a[_LABEL] = self.label
+        if self.plugins is not None:
+            a[_PLUGINS] = [asdict(p) for p in self.plugins]
         # Status last: a write cut off midway never shows "ok" without the metrics before it.
         if self.reason is not None:
             a["train/reason"] = self.reason
@@ -290,7 +314,14 @@ class TrialRecord:
             rungs=rungs_of_attrs(a) or None,
             share=a.get(_SHARE),
             label=a.get(_LABEL),
+            plugins=_plugins_from(a),
         )
+
+
+def _plugins_from(a: dict[str, Any]) -> tuple[PluginRecord, ...] | None:
+    raw = a.get(_PLUGINS)  # None: a trial from before plugins were recorded, or cut off
+    return None if raw is None else tuple(
+        PluginRecord(p["label"], p["sha256"], tuple(p["features"]), p["reads"]) for p in raw)  # fmt: skip
 
 
 def _fields(part: Any, prefix: str) -> dict[str, Any]:

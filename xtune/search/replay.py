@@ -9,7 +9,8 @@ import optuna
 
 from xtune.errors import XtuneError
 from xtune.features import Bars, Dataset, load_bars, prepare
-from xtune.features.plugins import columns_of
+from xtune.features.plugins import columns_of, plugins_of
+from xtune.features.reads import changed_file
 from xtune.models import Params, Scores
 from xtune.models.train import train_and_evaluate
 from xtune.search.record import Plan, TrialRecord, read
@@ -35,6 +36,33 @@ def trial_inputs(
     if record.threads:
         train = replace(train, threads=record.threads)
     return plan, Params(plan.params.model, train), dataset
+
+
+def check_plugins(record: TrialRecord, number: int) -> None:
+    """Refuse, in one line naming the file, when a plugin the trial's features came from, or a
+    file it read while it computed, is not what the trial recorded: export and replay run only
+    code and data the search validated. A trial from before plugins were recorded passes.
+
+    Raises:
+        XtuneError: the plugin's bytes differ (or it is not loaded), or a file it read differs
+            or is missing.
+    """
+    for rec in record.plugins or ():
+        loaded = plugins_of(rec.features)
+        if not any(p.sha256 == rec.sha256 for p in loaded):
+            where, now = (loaded[0].label, loaded[0].sha256[:12]) if loaded else (rec.label, "none")
+            raise XtuneError(
+                f"{where}: this plugin is not the one trial {number} was searched with (sha256 "
+                f"{now} vs {rec.sha256[:12]}); only code a trial validated is replayed or "
+                "exported. Restore the file the search ran, or search again with this one."
+            )
+        changed = changed_file(rec.reads)
+        if changed is not None:
+            raise XtuneError(
+                f"{changed[0]}: the file plugin {Path(rec.label).name} reads is not the one trial "
+                f"{number} was searched with ({changed[1]}). Restore that file, or search again "
+                "with this one."
+            )
 
 
 def find_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
@@ -85,6 +113,7 @@ def replay(
     record = trained_record(study, number)
     assert record.data is not None and record.metrics is not None  # trained
     assert record.plan is not None  # trained
+    check_plugins(record, number)  # before any work
     bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
     if not record.data.same(bars):
         raise XtuneError(

@@ -26,6 +26,7 @@ from xtune.search.config import StudyConfig
 from xtune.search.device import require_device
 from xtune.search.gpus import worker_slots
 from xtune.search.ranges import highest
+from xtune.search.record import PluginRecord
 from xtune.search.report import pareto_front
 from xtune.search.storage import open_storage
 from xtune.search.study import artifacts_dir, create_study, fresh_seed
@@ -57,7 +58,15 @@ def prepare_inputs(
             f"({worst.window}) with all candidate features needs {worst.min_bars}. Use more bars, "
             "a smaller [data] window range, or fewer long-window features."
         )
-    preflight(config.features.candidates, bars)  # the trader's own features, before any trial
+    audited = preflight(config.features.candidates, bars)  # own features, before any trial
+    for feature in audited.features if audited is not None else ():
+        if feature.reads:
+            logging.getLogger("xtune").warning(
+                "feature %s reads %s while it computes: xtune cannot prove it free of look-ahead. "
+                "Each row must use only what the file knew at that bar's close.",
+                feature.name,
+                ", ".join(feature.reads),
+            )
     if config.features.columns:
         logging.getLogger("xtune").warning(
             "columns %s are read from the bars as they are: xtune cannot prove them free of "
@@ -67,7 +76,8 @@ def prepare_inputs(
     candidates = build_features(
         bars, config.features.candidates, cache_dir=settings.cache_dir, progress=progress
     )
-    return Inputs(bars, candidates)
+    # each plugin's hash and the files it read, hashed once, for every trial's record
+    return Inputs(bars, candidates, tuple(PluginRecord.of(p) for p in config.features.plugins))
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -21,6 +21,7 @@ from xtune.search.budget import Budget, spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord, check_device
 from xtune.search.objective import CapError, Objective, TrialFault
+from xtune.search.record import PluginRecord
 from xtune.search.storage import StorageError, is_database, open_storage
 from xtune.search.study import make_sampler
 from xtune.search.sweep import fail_cut_off, queued_retries, sweep
@@ -38,6 +39,7 @@ class Inputs:
 
     bars: Bars
     candidates: pd.DataFrame
+    plugins: tuple[PluginRecord, ...] = ()  # the plugin files and the files they read, hashed
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,8 @@ def _run_worker_once(
     Path(args.artifacts).mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(args.artifacts)
     objective = cut.wrap(interrupt.wrap(Objective(config, inputs.bars, inputs.candidates,
-                         device=device, seed=args.seed, artifact_store=store)))  # fmt: skip
+                         device=device, seed=args.seed, artifact_store=store,
+                         plugins=inputs.plugins)))  # fmt: skip
 
     # Sweep between trials too: a worker killed before its first heartbeat is invisible to
     # Optuna's own stale check, and its retry should run while live workers are still here.
