@@ -119,7 +119,10 @@ class Outcome:
         return self.winner.edge / self.winner.bayes.noise
 
 
-def outcome(study: optuna.Study, tests: dict[int, TrialTest]) -> Outcome:
+def outcome(study: optuna.Study, tests: dict[int, TrialTest]) -> Outcome | None:
+    """None: no feasible trial trained, nothing to export."""
+    if not tests:
+        return None
     front = pareto_front(study)
     winner = tests[pick_trial(study).number]
     lucky = sum(bool(luck(study, t)["lucky"]) for t in front)

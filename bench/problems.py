@@ -113,12 +113,16 @@ def one_run(folder: str, problem: str, sampler: str, seed: int, early_stop: bool
     searched = time.perf_counter() - start
     tests = test_trials(config, study, make_problem(problem, args.bars, seed=seed), settings)
     r, o = reach(study, tests), outcome(study, tests)
-    return {"problem": problem, "sampler": sampler, "seed": seed, "early_stop": early_stop,
-            "reach": r.winner, "reach_any": r.any_trial, "share": o.winner.share,
-            "price": o.price, "z": o.z, "edge": o.winner.edge, "bayes": o.winner.bayes.edge,
-            "bayes_expected": o.winner.bayes.expected_edge, "front": o.front,
-            "lucky": o.front_lucky, "trained": o.trained, "search_s": searched,
-            "seconds": time.perf_counter() - start}  # fmt: skip
+    row = {"problem": problem, "sampler": sampler, "seed": seed, "early_stop": early_stop,
+           "reach": r.winner, "reach_any": r.any_trial, "search_s": searched,
+           "seconds": time.perf_counter() - start, "share": math.nan, "price": math.nan,
+           "z": math.nan, "edge": math.nan, "bayes": math.nan, "bayes_expected": math.nan,
+           "front": 0, "lucky": 0, "trained": 0}  # fmt: skip
+    if o is not None:
+        row |= {"share": o.winner.share, "price": o.price, "z": o.z, "edge": o.winner.edge,
+                "bayes": o.winner.bayes.edge, "bayes_expected": o.winner.bayes.expected_edge,
+                "front": o.front, "lucky": o.front_lucky, "trained": o.trained}  # fmt: skip
+    return row
 
 
 def main() -> None:
@@ -164,6 +168,12 @@ def main() -> None:
     report(rows, args, wall)
 
 
+def _mean(values: list[float]) -> str:
+    """The mean of the finite values ("—" where none is: no Bayes edge on noise)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return f"{np.mean(finite):.2f}" if finite else "—"
+
+
 def _median(values: list[float]) -> str:
     m = float(np.median(values))
     return "never" if math.isinf(m) else f"{m:.1f}"
@@ -185,8 +195,8 @@ def report(rows: list[dict], args: argparse.Namespace, wall: float) -> None:
         print(f"| {key[0]} | {'on' if key[1] else 'off'} | {key[2]} | "
               f"{np.mean([r['bayes'] for r in g]):+.3f} / {np.mean([r['bayes_expected'] for r in g]):+.3f} | "
               f"{_median([r['reach'] for r in g])} | {_median([r['reach_any'] for r in g])} | "
-              f"{reached}/{len(g)} | {np.nanmean([r['share'] for r in g]):.2f} | "
-              f"{np.nanmean([r['price'] for r in g]):.2f} | "
+              f"{reached}/{len(g)} | {_mean([r['share'] for r in g])} | "
+              f"{_mean([r['price'] for r in g])} | "
               f"{sum(r['lucky'] for r in g)}/{sum(r['front'] for r in g)} | "
               f"{_zs(g)} |")  # fmt: skip
     for es in sorted({r["early_stop"] for r in rows}):
