@@ -152,15 +152,19 @@ def _check_inputs(out: Path, inputs: Iterable[Path], flag: str) -> None:
             )
 
 
-def _check_place(out: Path, flag: str) -> None:
-    if not out.parent.is_dir():
-        raise XtuneError(f"{flag} {out}: the folder {out.parent} does not exist; create it first.")
+def _check_outside_bundles(out: Path, flag: str) -> None:
     bundle = bundle_around(out)
     if bundle is not None:
         raise XtuneError(
             f"{flag} {out}: that is inside the bundle {bundle}, which must stay exactly as "
-            "exported (its checksums would no longer cover every file). Write it elsewhere."
+            f"exported (its checksums would no longer cover every file). Choose another {flag}."
         )
+
+
+def _check_place(out: Path, flag: str) -> None:
+    if not out.parent.is_dir():
+        raise XtuneError(f"{flag} {out}: the folder {out.parent} does not exist; create it first.")
+    _check_outside_bundles(out, flag)
 
 
 def check_output_folder(out: Path, inputs: Sequence[Path] = (), flag: str = "--out") -> None:
@@ -170,12 +174,7 @@ def check_output_folder(out: Path, inputs: Sequence[Path] = (), flag: str = "--o
     Raises:
         XtuneError: one line naming ``out``, what it would destroy, and the fix.
     """
-    bundle = bundle_around(out)
-    if bundle is not None:
-        raise XtuneError(
-            f"{flag} {out}: that is inside the bundle {bundle}, which must stay exactly as "
-            "exported (its checksums would no longer cover every file). Choose another folder."
-        )
+    _check_outside_bundles(out, flag)
     _check_inputs(out, inputs, flag)
 
 
