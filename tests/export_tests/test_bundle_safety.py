@@ -232,8 +232,8 @@ def test_predict_out_never_replaces_its_bars_a_study_file_or_a_bundle_file(
         "b/manifest.json": "inside the bundle",
         "b/p.csv": "inside the bundle",
     }
-    for out, says in cases.items():
-        result = _xtune("predict", "b", str(bars), "--out", out, "--overwrite", cwd=tmp_path)
+    for (out, says), flags in zip(cases.items(), [[], ["--overwrite"]] * 4, strict=False):
+        result = _xtune("predict", "b", str(bars), "--out", out, *flags, cwd=tmp_path)
         assert result.returncode == 2 and says in result.stderr, (out, result.stderr)
         assert "Traceback" not in result.stderr
     assert {p: p.read_bytes() for p in files} == before
@@ -250,8 +250,9 @@ def test_predict_out_replaces_only_its_own_predictions_and_only_when_asked(
     bars = str(study_file.parent / "bars.csv")
     mine = tmp_path / "mine.csv"
     mine.write_text("time,h1_note\n2024-01-01,keep\n")  # not xtune's predictions
-    result = _xtune("predict", str(bundle), bars, "--out", str(mine), "--overwrite")
-    assert result.returncode == 2 and "xtune did not write" in result.stderr
+    for flags in ([], ["--overwrite"]):
+        result = _xtune("predict", str(bundle), bars, "--out", str(mine), *flags)
+        assert result.returncode == 2 and "xtune did not write" in result.stderr
     assert mine.read_text() == "time,h1_note\n2024-01-01,keep\n"
     for name in ("p.csv", "p.parquet"):
         out = tmp_path / name

@@ -21,9 +21,9 @@ def _bars(folder: Path, name: str = "bars2.csv") -> Path:
 def test_features_build_never_writes_over_its_bars(tmp_path: Path) -> None:
     bars = _bars(tmp_path)
     before = bars.read_bytes()
-    for out in ("bars2.csv", "./bars2.csv", str(bars)):
-        result = xtune("features", "build", "bars2.csv", "-f", "ret_1", "--out", out,
-                       "--overwrite", cwd=tmp_path)  # fmt: skip
+    for out, flags in (("bars2.csv", []), ("./bars2.csv", ["--overwrite"]), (str(bars), [])):
+        result = xtune("features", "build", "bars2.csv", "-f", "ret_1", "--out", out, *flags,
+                       cwd=tmp_path)  # fmt: skip
         assert result.returncode == 2 and "which this command reads" in result.stderr, out
         assert "Traceback" not in result.stderr
     assert bars.read_bytes() == before
@@ -37,10 +37,9 @@ def test_features_build_replaces_only_its_own_frame_and_only_when_asked(
     bars, out = _bars(tmp_path), tmp_path / name
     other = tmp_path / "other.csv"
     _bars(tmp_path, "other.csv")  # bars: not a feature frame
-    foreign = xtune(
-        "features", "build", str(bars), "-f", "ret_1", "--out", str(other), "--overwrite"
-    )
-    assert foreign.returncode == 2 and "xtune did not write" in foreign.stderr
+    for flags in ([], ["--overwrite"]):
+        foreign = xtune("features", "build", str(bars), "-f", "ret_1", "--out", str(other), *flags)
+        assert foreign.returncode == 2 and "xtune did not write" in foreign.stderr
     first = xtune("features", "build", str(bars), "-f", "ret_1", "--out", str(out))
     assert first.returncode == 0, first.stderr
     assert FEATURES.ours(out) and not PREDICTIONS.ours(out) and not FEATURES.ours(other)
