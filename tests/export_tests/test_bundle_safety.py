@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from xtune.export import ExportError
@@ -207,6 +208,63 @@ def test_predict_out_into_a_missing_folder_is_one_line(exports: Exports, tmp_pat
                     str(tmp_path / "missing" / "p.csv"))  # fmt: skip
     assert result.returncode == 2 and "does not exist; create it first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_predict_out_never_replaces_its_bars_a_study_file_or_a_bundle_file(
+    exports: Exports, tmp_path: Path
+) -> None:
+    """Issue 21 A: `--out` over the bars (by any name: relative, a link, a hard link), the
+    study file, or a file in the bundle is refused before any work; nothing changes."""
+    bundle = _copy(exports, tmp_path / "b")
+    bars, study = tmp_path / "bars.csv", tmp_path / "mk.toml"
+    shutil.copy(exports["lstm"][1].parent / "bars.csv", bars)
+    shutil.copy(exports["lstm"][1], study)
+    (tmp_path / "link.csv").symlink_to(bars)
+    os.link(bars, tmp_path / "hard.csv")
+    files = [bars, study, *bundle.iterdir()]
+    before = {p: p.read_bytes() for p in files}
+    cases = {
+        "bars.csv": "which this command reads",
+        "./b/../bars.csv": "which this command reads",
+        "hard.csv": "which this command reads",
+        "link.csv": "which this command reads",
+        "mk.toml": "name a file ending in .csv",
+        "b/manifest.json": "inside the bundle",
+        "b/p.csv": "inside the bundle",
+    }
+    for (out, says), flags in zip(cases.items(), [[], ["--overwrite"]] * 4, strict=False):
+        result = _xtune("predict", "b", str(bars), "--out", out, *flags, cwd=tmp_path)
+        assert result.returncode == 2 and says in result.stderr, (out, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in files} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["b", "bars.csv", "mk.toml", "link.csv", "hard.csv"]
+    )
+    load_bundle(bundle)  # still whole
+
+
+def test_predict_out_replaces_only_its_own_predictions_and_only_when_asked(
+    exports: Exports, tmp_path: Path
+) -> None:
+    bundle, study_file, _ = exports["lstm"]
+    bars = str(study_file.parent / "bars.csv")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("time,h1_note\n2024-01-01,keep\n")  # not xtune's predictions
+    for flags in ([], ["--overwrite"]):
+        result = _xtune("predict", str(bundle), bars, "--out", str(mine), *flags)
+        assert result.returncode == 2 and "xtune did not write" in result.stderr
+    assert mine.read_text() == "time,h1_note\n2024-01-01,keep\n"
+    for name in ("p.csv", "p.parquet"):
+        out = tmp_path / name
+        assert _xtune("predict", str(bundle), bars, "--out", str(out), "--last").returncode == 0
+        again = _xtune("predict", str(bundle), bars, "--out", str(out))
+        assert again.returncode == 2 and "pass --overwrite" in again.stderr
+        assert (
+            _xtune("predict", str(bundle), bars, "--out", str(out), "--overwrite").returncode == 0
+        )
+        frame = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out)
+        assert len(frame) > 1 and "h1_direction" in frame.columns  # replaced: all bars now
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.csv", "p.csv", "p.parquet"]
 
 
 def test_a_loaded_bundle_keeps_predicting_with_its_own_model_after_a_swap(

@@ -24,6 +24,7 @@ from xtune.features import load_bars
 from xtune.models import Resources
 from xtune.runtime import Predictor, load_bundle, predict
 from xtune.runtime.bundle import MANIFEST, SUMS, sha256_file, write_sums
+from xtune.runtime.predict import history_needed
 from xtune.search import load_study_config
 from xtune.search.objective import constraints
 from xtune.search.record import Plan
@@ -115,6 +116,47 @@ def test_the_report_never_goes_into_the_bundle_or_over_a_foreign_file(
     assert sorted(p.name for p in bundle_dir.iterdir()) == sorted(
         p.name for p in exports["lstm"][0].iterdir()
     )
+
+
+@pytest.mark.slow
+def test_a_consensus_bundle_certifies_each_member_and_its_decision_per_bar(
+    exports: Exports, tmp_path: Path
+) -> None:
+    """Issue 21, 12: a consensus folder is certified as the trader runs it, not "incomplete"."""
+    from xtune.export.consensus import write_consensus
+    from xtune.runtime.consensus import Consensus
+
+    members = tuple(load_bundle(exports[f][0]) for f in ("lstm", "xlstm"))
+    both = write_consensus(Consensus(None, "unanimous", 0.0, members), tmp_path / "both")
+    bars = load_bars(exports["lstm"][1].parent / "bars.csv")
+    history = max(history_needed(b) for b in members)
+    short = tmp_path / "short.csv"
+    bars.frame.iloc[-(history + 12) :].to_csv(short)
+    report_file = tmp_path / "report.json"
+    code, report, output = _certify(both, "--bars", short, "--out", report_file)
+    assert code == 0, output
+    assert "CERTIFIED" in output and "incomplete" not in output
+    assert report["format"] == "xtune-certify" and report["kind"] == "consensus"
+    assert report["passed"] and report["rule"] == "unanimous"
+    folders = [Path(m["bundle"]).resolve() for m in report["members"]]
+    assert folders == [b.folder.resolve() for b in members]
+    for m in report["members"]:
+        assert set(m) >= FIELDS and m["passed"] and m["bar_ms"]["calls"] == 12
+    decision = _check(report, "consensus decision")
+    assert decision["ok"] and "at 12 of 12 bar-horizons" in decision["detail"], decision
+    cap = _check(report, "consensus latency cap")
+    together = sum(m["model_ms"][m["precision"]]["p50"] for m in report["members"])
+    assert cap["ok"] and report["model_ms"] == pytest.approx(together) and report["cap_ms"] == 50.0
+    assert report["bar_ms"]["calls"] == 12 and report["bars"] == str(short)
+    code, report, _ = _certify(
+        both, "--bars", short, "--out", report_file, "--max-latency-ms", "1e-6"
+    )
+    assert (
+        code == 1
+        and not report["passed"]
+        and _check(report, "consensus latency cap")["ok"] is False
+    )
+    assert sorted(p.name for p in both.iterdir()) == ["SHA256SUMS", "consensus.json"]
 
 
 @pytest.mark.slow

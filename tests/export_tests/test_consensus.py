@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.export_tests.test_export import _blocked_env
+from xtune.errors import XtuneError
 from xtune.export import ExportError
 from xtune.export.consensus import write_consensus
 from xtune.features import Bars, load_bars
@@ -113,9 +114,9 @@ def _pair(exports: Exports, rule: str = "unanimous") -> Consensus:
     return Consensus(None, rule, 0.0, bundles)
 
 
-def _xtune(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def _xtune(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "xtune", *map(str, args)], capture_output=True,
-                          text=True, env=os.environ | {"COLUMNS": "300"}, timeout=300)  # fmt: skip
+                          text=True, cwd=cwd, env=os.environ | {"COLUMNS": "300"}, timeout=300)  # fmt: skip
 
 
 def _edited(
@@ -256,6 +257,60 @@ def test_a_tampered_member_or_consensus_is_refused(exports: Exports, tmp_path: P
     with pytest.raises(ExportError, match="already holds a bundle"):
         write_consensus(pair, out)
     assert write_consensus(pair, out, overwrite=True) == out  # ours: replaced
+
+
+@pytest.mark.slow
+def test_a_consensus_is_never_written_over_around_or_into_a_member(
+    exports: Exports, tmp_path: Path
+) -> None:
+    """Issue 21 B: a consensus written over a member would leave only its own two files."""
+    for family in ("lstm", "xlstm"):
+        shutil.copytree(exports[family][0], tmp_path / family)
+    bars_file = exports["lstm"][1].parent / "bars.csv"
+    before = {p: p.read_bytes() for f in ("lstm", "xlstm") for p in (tmp_path / f).iterdir()}
+    cases = {
+        "lstm": "that is lstm, which this command reads",
+        "./xlstm/": "that is xlstm, which this command reads",
+        ".": "that folder holds lstm",
+        "lstm/both": "inside the bundle",
+    }
+    for out, says in cases.items():
+        result = _xtune("consensus", "lstm", "xlstm", "--data", bars_file, "--out", out,
+                        "--overwrite", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 2 and says in result.stderr, (out, result.stderr)
+        assert "Traceback" not in result.stderr
+    pair = Consensus(
+        None, "majority", 0.0, tuple(load_bundle(tmp_path / f) for f in ("lstm", "xlstm"))
+    )
+    with pytest.raises(XtuneError, match="which this command reads"):
+        write_consensus(pair, tmp_path / "xlstm", overwrite=True)
+    assert {
+        p: p.read_bytes() for f in ("lstm", "xlstm") for p in (tmp_path / f).iterdir()
+    } == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lstm", "xlstm"]
+
+
+@pytest.mark.slow
+def test_one_bundle_twice_or_a_consensus_as_a_member_is_refused_in_one_line(
+    exports: Exports, tmp_path: Path
+) -> None:
+    lstm, xlstm = exports["lstm"][0], exports["xlstm"][0]
+    bars_file = exports["lstm"][1].parent / "bars.csv"
+    shutil.copytree(lstm, tmp_path / "copy")
+    both = write_consensus(_pair(exports), tmp_path / "both")
+    cases = {
+        (lstm, lstm): f"{lstm} is named twice: the same model twice",
+        (lstm, tmp_path / "copy"): f"{tmp_path / 'copy'} is a copy of {lstm}",
+        (both, xlstm): f"{both} is a consensus bundle (consensus.json), not a model bundle",
+    }
+    for (a, b), says in cases.items():
+        result = _xtune("consensus", a, b, "--data", bars_file)
+        message = " ".join(result.stderr.split())
+        assert result.returncode == 2 and says in message, message
+        assert "Traceback" not in result.stderr and "incomplete" not in message
+    with pytest.raises(ConsensusError, match="the same model twice"):
+        write_consensus(Consensus(None, "unanimous", 0.0, (load_bundle(lstm),) * 2), tmp_path / "c")
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.slow

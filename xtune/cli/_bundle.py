@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from xtune.cli._app import app, err, open_study_file, out
-from xtune.errors import XtuneError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,29 +159,28 @@ def predict(
         bool,
         typer.Option(help="Predict on bars at another interval than the model was trained on."),
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace predictions xtune wrote at --out.")
+    ] = False,
 ) -> None:
     """Predict direction probabilities and returns per bar with a full window.
 
     Needs neither torch nor optuna: the trading PC installs xtune with its `runtime` extra
     (docs/quickstart.md). Verifies the bundle's checksums and format first and recomputes the
     features from raw bars exactly as training did.
+    --out never replaces a file xtune did not write, nor the bars, nor anything in a bundle.
     """
+    from xtune.outputs import PREDICTIONS, as_inputs, check_output_file, save_frame, write_file
+
+    inputs = as_inputs(bundle_dir, data)
+    if out_path is not None:  # before any work
+        check_output_file(out_path, PREDICTIONS, inputs=inputs, overwrite=overwrite)
     frame = _predictions(bundle_dir, data, last, allow_other_interval)
     if out_path is None:
         out.print(
             frame.to_string(float_format=lambda v: f"{v:.6f}"), soft_wrap=True, highlight=False
         )
         return
-    if not out_path.parent.is_dir() or out_path.is_dir():
-        raise XtuneError(
-            f"--out {out_path}: "
-            + (f"that is a folder; name a file in it, e.g. {out_path / 'predictions.csv'}."
-               if out_path.is_dir() else f"the folder {out_path.parent} does not exist; create it first.")
-        )  # fmt: skip
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    if out_path.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(tmp)
-    else:
-        frame.to_csv(tmp)
-    tmp.replace(out_path)
+    write_file(out_path, PREDICTIONS, lambda tmp: save_frame(frame, tmp, out_path.suffix),
+               inputs=inputs, overwrite=overwrite)  # fmt: skip
     out.print(f"wrote {len(frame)} prediction(s) to {out_path}")

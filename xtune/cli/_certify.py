@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,10 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from xtune.cli._app import app, out
-from xtune.errors import XtuneError
 
 if TYPE_CHECKING:
-    from xtune.runtime.certify import CertifyReport
+    from xtune.runtime.certify import CertifyReport, Check, Cpu
+    from xtune.runtime.consensus_certify import ConsensusCertifyReport
 
 REPORT = "certify.json"
 
@@ -23,7 +21,11 @@ REPORT = "certify.json"
 @app.command()
 def certify(
     bundle_dir: Annotated[
-        Path, typer.Argument(help="Bundle directory from `xtune export`.", show_default=False)
+        Path,
+        typer.Argument(
+            help="Bundle directory from `xtune export` (or `xtune consensus --out`).",
+            show_default=False,
+        ),
     ],
     bars: Annotated[
         Path | None,
@@ -50,14 +52,22 @@ def certify(
     1e-4) and int8 against fp32 (99%+ of classes; else the Predictor uses fp32 here) on test
     windows stored at export; times the Predictor per bar (features included, p50/p99) and the
     bare model; compares with the study's latency cap and with the latency measured at export;
-    names the CPU's vector instructions. Writes certify.json (never into the bundle). Exit 0:
+    names the CPU's vector instructions. A consensus bundle: every member so, then the
+    consensus as the trader runs it (each bar's decision, timed, equal to `xtune predict`'s; the
+    members' models together under the cap). Writes certify.json (never into a bundle). Exit 0:
     certified; 1: a check failed; 2: bad input. Needs neither torch nor optuna.
     """
     from xtune.runtime.certify import certify as run_certify
+    from xtune.runtime.consensus import is_consensus
+    from xtune.runtime.consensus_certify import certify_consensus
 
-    target = report_target(out_path, bundle_dir)  # before any work
-    report = run_certify(bundle_dir, bars, max_latency_ms)
-    write_report(report.to_json(), target)
+    target = report_target(out_path, bundle_dir, bars)  # before any work
+    report: CertifyReport | ConsensusCertifyReport
+    if is_consensus(bundle_dir):  # from `xtune consensus --out`: every member, and the rule
+        report = certify_consensus(bundle_dir, bars, max_latency_ms)
+    else:
+        report = run_certify(bundle_dir, bars, max_latency_ms)
+    write_report(report.to_json(), target, bundle_dir, bars)
     if as_json:
         print(report.to_json())
     else:
@@ -66,61 +76,51 @@ def certify(
         raise typer.Exit(1)
 
 
-def report_target(out_path: Path | None, bundle_dir: Path) -> Path:
-    """Where certify.json goes: never into the bundle, never over a file xtune did not write."""
+def report_target(out_path: Path | None, bundle_dir: Path, bars: Path | None = None) -> Path:
+    """Where certify.json goes: never into the bundle, never over its bars or a file xtune
+    did not write; an earlier report of xtune's is replaced."""
+    from xtune.outputs import as_inputs, check_output_file, json_kind
+    from xtune.runtime.certify import FORMAT
+
     target = Path.cwd() / REPORT if out_path is None else out_path
-    if target.is_dir():
+    if target.is_dir() and not target.is_symlink():
         target = target / REPORT
-    if not target.parent.is_dir():
-        raise XtuneError(
-            f"--out {target}: the folder {target.parent} does not exist; create it first."
-        )
-    if bundle_dir.is_dir() and target.parent.resolve() == bundle_dir.resolve():
-        raise XtuneError(
-            f"--out {target}: that is inside the bundle, which must stay exactly as exported "
-            "(its checksums would no longer cover every file). Write the report elsewhere."
-        )
-    if target.is_symlink() or (target.exists() and not _ours(target)):
-        raise XtuneError(
-            f"--out {target}: a file xtune did not write is there; xtune never overwrites it. "
-            "Choose another --out."
-        )
-    return target
+    kind = json_kind("certify report", FORMAT)
+    return check_output_file(target, kind, inputs=as_inputs(bundle_dir, bars), overwrite=True)
 
 
-def _ours(path: Path) -> bool:
-    try:
-        return bool(json.loads(path.read_text()).get("format") == "xtune-certify")
-    except (OSError, ValueError, AttributeError):
-        return False
+def write_report(text: str, target: Path, bundle_dir: Path, bars: Path | None = None) -> None:
+    """Write the report atomically: a reader sees the old report or the new one."""
+    from xtune.outputs import as_inputs, json_kind, write_file
+    from xtune.runtime.certify import FORMAT
+
+    write_file(target, json_kind("certify report", FORMAT), lambda tmp: tmp.write_text(text + "\n"),
+               inputs=as_inputs(bundle_dir, bars), overwrite=True)  # fmt: skip
 
 
-def write_report(text: str, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text + "\n")
-    tmp.replace(target)  # atomic: a reader sees the old report or the new one
-
-
-def _print(report: CertifyReport, target: Path) -> None:
-    from xtune.runtime.certify import VECTOR_FLAGS
-
-    cpu = report.cpu
-    vector = (
-        "unknown"
-        if cpu.vector is None
-        else ", ".join(cpu.vector) or "none of " + ", ".join(VECTOR_FLAGS)
-    )
-    out.print(
-        f"{escape(report.bundle)} (bundle format {report.format_version}) on {escape(cpu.name)}"
-    )
-    out.print(f"vector instructions: {vector}")
+def _checks(checks: tuple[Check, ...]) -> None:
     table = Table(show_header=True)
     for col in ("check", "result", "detail"):
         table.add_column(col)
     marks = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "[yellow]n/a[/]"}
-    for c in report.checks:
+    for c in checks:
         table.add_row(c.name, marks[c.ok], escape(c.detail))
     out.print(table)
+
+
+def _vector(cpu: Cpu) -> str:
+    from xtune.runtime.certify import VECTOR_FLAGS
+
+    if cpu.vector is None:
+        return "unknown"
+    return ", ".join(cpu.vector) or "none of " + ", ".join(VECTOR_FLAGS)
+
+
+def _print_bundle(report: CertifyReport) -> None:
+    out.print(f"{escape(report.bundle)} (bundle format {report.format_version}) on "
+              f"{escape(report.cpu.name)}")  # fmt: skip
+    out.print(f"vector instructions: {_vector(report.cpu)}")
+    _checks(report.checks)
     b = report.bar_ms
     out.print(f"per bar, features included (Predictor.update): p50 {b.p50:.3f} ms, p99 "
               f"{b.p99:.3f} ms over {b.calls} bars of {escape(report.bars)}")  # fmt: skip
@@ -137,5 +137,27 @@ def _print(report: CertifyReport, target: Path) -> None:
         )
     for note in report.notes:
         out.print(f"[yellow]note[/]: {escape(note)}")
+
+
+def _print_consensus(report: ConsensusCertifyReport) -> None:
+    out.print(f"{escape(report.consensus)} (consensus of {len(report.members)} bundles, rule "
+              f"{report.rule}) on {escape(report.cpu.name)}")  # fmt: skip
+    for k, member in enumerate(report.members, start=1):
+        out.print(f"[bold]member {k}[/]: " + ("certified" if member.passed else "NOT certified"))
+        _print_bundle(member)
+    out.print("[bold]the consensus[/], as the trader runs it")
+    _checks(report.checks)
+    b = report.bar_ms
+    out.print(f"per bar, every member and the rule (Predictor.update): p50 {b.p50:.3f} ms, p99 "
+              f"{b.p99:.3f} ms over {b.calls} bars of {escape(report.bars)}")  # fmt: skip
+
+
+def _print(report: CertifyReport | ConsensusCertifyReport, target: Path) -> None:
+    from xtune.runtime.consensus_certify import ConsensusCertifyReport
+
+    if isinstance(report, ConsensusCertifyReport):
+        _print_consensus(report)
+    else:
+        _print_bundle(report)
     verdict = "[bold green]CERTIFIED[/]" if report.passed else "[bold red]NOT CERTIFIED[/]"
     out.print(f"{verdict} — report written to {escape(str(target))}")

@@ -51,11 +51,16 @@ def consensus(
     bars, and the Sharpe ratio of going long/short (flat without a position) after fees.
     """
     from xtune.features import load_bars
-    from xtune.runtime import load_bundle
-    from xtune.runtime.consensus import Consensus
+    from xtune.runtime.consensus import Consensus, check_members, load_member
     from xtune.runtime.consensus_score import score_consensus
 
-    chosen = Consensus(None, rule, threshold, tuple(load_bundle(b) for b in bundles))
+    chosen = Consensus(None, rule, threshold, tuple(load_member(b) for b in bundles))
+    check_members(chosen.members)
+    if out_dir is not None:  # before any work: never over, around or into a member
+        from xtune.export.consensus import member_folders
+        from xtune.export.replace import check_target
+
+        check_target(out_dir, overwrite, member_folders(chosen))
     report = score_consensus(chosen, load_bars(data, columns=chosen.columns), fee)
     if out_dir is not None:
         from xtune.export.consensus import write_consensus

@@ -104,17 +104,25 @@ def features_build(
         Path | None, typer.Option("--out", help="Write the feature frame here (.parquet or .csv).")
     ] = None,
     cache: Annotated[bool, typer.Option(help="Use the feature cache ($XTUNE_CACHE_DIR).")] = True,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a feature frame xtune wrote at --out.")
+    ] = False,
 ) -> None:
     """Build features on bars and cut them into train/val/test windows (default: all features).
 
     Shows each feature's range after warm-up and the sizes of the chronological split, so you
-    see what a search would train on. The test part is counted, never used.
+    see what a search would train on. The test part is counted, never used. --out never
+    replaces a file xtune did not write, nor the bars, nor anything in a bundle.
     """
     import numpy as np
 
     from xtune.features import CATALOG, DataSpec, LabelSpec, load_bars, prepare, resolve
+    from xtune.outputs import FEATURES, as_inputs, check_output_file
 
     names = resolve(feature, group)
+    inputs = as_inputs(source)
+    if out_path is not None:  # before any work
+        check_output_file(out_path, FEATURES, inputs=inputs, overwrite=overwrite)
     bars = load_bars(source)
     spec = DataSpec(features=names, window=window, labels=LabelSpec(horizons=tuple(horizon)))
     ds = prepare(
@@ -140,19 +148,15 @@ def features_build(
         f"| windows share one {info['window_bytes'] / 1e6:.1f} MB array"
     )
     if out_path is not None:
-        _write_frame(ds, out_path)
+        _write_frame(ds, out_path, inputs, overwrite)
         out.print(f"wrote {out_path}")
 
 
-def _write_frame(ds: Dataset, path: Path) -> None:
+def _write_frame(ds: Dataset, path: Path, inputs: tuple[Path, ...], overwrite: bool) -> None:
     import pandas as pd
 
-    frame = pd.DataFrame(ds.raw, index=ds.times, columns=list(ds.features))
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix.lower() == ".csv":
-        frame.to_csv(tmp)
-    elif path.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(tmp)
-    else:
-        raise XtuneError(f"--out {path}: use a .parquet or .csv file name.")
-    tmp.replace(path)
+    from xtune.outputs import FEATURES, INDEX, save_frame, write_file
+
+    frame = pd.DataFrame(ds.raw, index=ds.times.rename(INDEX), columns=list(ds.features))
+    write_file(path, FEATURES, lambda tmp: save_frame(frame, tmp, path.suffix), inputs=inputs,
+               overwrite=overwrite)  # fmt: skip

@@ -37,6 +37,7 @@ from xtune.models import (
     torch_probabilities,
 )
 from xtune.models.onnx_export import INPUT, OUTPUTS
+from xtune.outputs import as_inputs
 from xtune.runtime.bundle import MANIFEST, sha256_file, write_sums
 from xtune.runtime.manifest import (
     CapsEntry,
@@ -264,7 +265,9 @@ def export_bundle(
     """Refit ``trial`` on train + validation (its early-stopped epoch count, its seed), evaluate
     once on the test part, and write the bundle to ``out``: written beside it, then swapped
     in atomically; ``out`` is replaced only if it is a bundle xtune wrote."""
-    check_target(out, overwrite)  # before any work
+    check_target(
+        out, overwrite, as_inputs(config.path, data, config.data.source)
+    )  # before any work
     refit = refit_trial(config, trial, settings, data=data, allow_other_data=allow_other_data,
                         device=device)  # fmt: skip
     return write_bundle(refit, out, overwrite)

@@ -40,15 +40,22 @@ def consensus_file(consensus: Consensus, out: Path) -> ConsensusFile:
     )
 
 
+def member_folders(consensus: Consensus) -> tuple[Path, ...]:
+    """The members' folders: a consensus is never written over, around or into one."""
+    return tuple(b.folder for b in consensus.members)
+
+
 def write_consensus(consensus: Consensus, out: Path, *, overwrite: bool = False) -> Path:
     """Write the consensus bundle to ``out``: beside it first, then swapped in; ``out`` is
     replaced only if it is a bundle xtune wrote and ``overwrite`` is set.
 
     Raises:
         ExportError: ``out`` holds files xtune did not write, or a bundle without ``overwrite``.
+        XtuneError: ``out`` is, holds or lies inside a member, or lies inside another bundle.
         ConsensusError: the members cannot be combined.
     """
-    check_target(out, overwrite)
+    members = member_folders(consensus)
+    check_target(out, overwrite, members)
     spec = consensus_file(consensus, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
@@ -56,7 +63,7 @@ def write_consensus(consensus: Consensus, out: Path, *, overwrite: bool = False)
         (folder / CONSENSUS).write_text(spec.to_json())
         write_sums(folder, [CONSENSUS])
         folder.chmod(0o755)  # mkdtemp made it private
-        install(folder, out, overwrite)
+        install(folder, out, overwrite, members)
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # ours: the temporary folder, or the old bundle
     return out

@@ -30,6 +30,7 @@ from xtune.export.replace import check_target
 from xtune.export.student import DistillError, Sizing, StudentCap, size_student
 from xtune.models import ModelConfig, Scores
 from xtune.models.distill import DistillConfig, fit_student, soft_labels
+from xtune.outputs import as_inputs
 from xtune.runtime.manifest import CapsEntry, TeacherEntry
 from xtune.search.config import StudyConfig
 from xtune.search.luck import edge_bar
@@ -142,7 +143,9 @@ def distill_bundle(
             that diverged.
     """
     distill = distill or DistillConfig()
-    check_target(out, overwrite)  # before any work
+    check_target(
+        out, overwrite, as_inputs(config.path, data, config.data.source)
+    )  # before any work
     if epochs is not None and epochs < 1:
         raise DistillError(f"--epochs must be at least 1, got {epochs}.")
     record = trained(trial)

@@ -16,10 +16,11 @@ import ctypes.util
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from xtune.export.pick import ExportError
+from xtune.outputs import check_output_folder
 from xtune.runtime.bundle import MANIFEST, SUMS, read_sums
 from xtune.runtime.consensus import CONSENSUS, CONSENSUS_FORMAT
 from xtune.runtime.manifest import FORMAT, BundleError
@@ -47,10 +48,12 @@ def _foreign(out: Path) -> list[str]:
     return [n for n in present if n not in listed | {SUMS} or (out / n).is_symlink()]
 
 
-def check_target(out: Path, overwrite: bool) -> None:
-    """Refuse a target xtune may not write: a file, a link, or a folder with anything in it
-    but (with ``--overwrite``) a bundle xtune exported. Called before any work and again
-    under the lock, right before the swap."""
+def check_target(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse a target xtune may not write: a file, a link, a folder inside a bundle or one
+    that is, holds or lies inside an input folder (:func:`~xtune.outputs.check_output_folder`),
+    or a folder with anything in it but (with ``--overwrite``) a bundle xtune exported. Called
+    before any work and again under the lock, right before the swap."""
+    check_output_folder(out, inputs)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ExportError(f"{out} is a file or a link, not a folder; choose a folder for --out.")
     if not out.is_dir() or not any(out.iterdir()):
@@ -88,10 +91,10 @@ def _exchange(a: Path, b: Path) -> bool:
     return bool(renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0)
 
 
-def install(new: Path, out: Path, overwrite: bool) -> None:
+def install(new: Path, out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
     """Move the finished bundle folder ``new`` (beside ``out``) to ``out``."""
     with _locked(out.parent):
-        check_target(out, overwrite)
+        check_target(out, overwrite, inputs)
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # empty: nothing to keep
         if not out.exists():

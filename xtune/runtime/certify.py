@@ -24,7 +24,7 @@ from xtune.errors import DataError, XtuneError
 from xtune.features.bars import Bars, load_bars
 from xtune.features.sample import synthetic_bars
 from xtune.runtime.bundle import SUMS, Bundle, load_bundle
-from xtune.runtime.predictor import Predictor
+from xtune.runtime.predictor import Prediction, Predictor
 from xtune.runtime.reference import (
     INT8_MIN_AGREEMENT,
     LATENCY_BARS,
@@ -129,7 +129,8 @@ def _int8(bundle: Bundle, bot: Predictor) -> Check:
     return Check("int8 agreement", share >= INT8_MIN_AGREEMENT, detail)
 
 
-def _bars_to_time(bundle: Bundle, bars: Bars | None, history: int) -> tuple[Bars, str]:
+def bars_to_time(bundle: Bundle, bars: Bars | None, history: int) -> tuple[Bars, str]:
+    """``bars``, else those the bundle stores, else synthetic ones; and where they came from."""
     if bars is not None:
         return bars, bars.source
     stored, entry = reference_bars(bundle), bundle.manifest.reference
@@ -143,6 +144,11 @@ def _bars_to_time(bundle: Bundle, bars: Bars | None, history: int) -> tuple[Bars
 def bar_latency(bot: Predictor, bars: Bars) -> Latency:
     """Predictor.update, bar in to probabilities out, over up to LATENCY_BARS bars that follow
     the history the Predictor needs."""
+    return feed(bot, bars)[0]
+
+
+def feed(bot: Predictor, bars: Bars) -> tuple[Latency, list[Prediction]]:
+    """:func:`bar_latency`, with the Predictor's answer at each timed bar."""
     if len(bars) <= bot.history:
         raise DataError(
             f"{bars.source}: {len(bars)} bars, but timing the Predictor needs more than its "
@@ -156,12 +162,13 @@ def bar_latency(bot: Predictor, bars: Bars) -> Latency:
         {"time": t, **{str(k): v for k, v in r.items()}}
         for t, r in zip(new.index, rows, strict=True)
     ]
-    seconds = []
+    seconds, answers = [], []
     for bar in updates:
         start = time.perf_counter()
-        bot.update(bar)
+        answer = bot.update(bar)
         seconds.append(time.perf_counter() - start)
-    return Latency.of(seconds)
+        answers.append(answer)
+    return Latency.of(seconds), answers
 
 
 def _model_latency(bundle: Bundle, ref: Reference | None) -> dict[str, Latency]:
@@ -210,7 +217,7 @@ def certify(
     bot = Predictor(bundle, threads=1)  # re-checks int8 against fp32 here, at load
     ref = load_reference(bundle)
     fp32, note = _parity(bundle, ref)
-    timed_bars, source = _bars_to_time(bundle, bars, bot.history)
+    timed_bars, source = bars_to_time(bundle, bars, bot.history)
     per_bar = bar_latency(bot, timed_bars)
     model_ms = _model_latency(bundle, ref)
     used = "int8" if bot.model != bundle.manifest.model.fp32 else "fp32"
@@ -221,12 +228,12 @@ def certify(
         model=bot.model, precision=used, checks=(files, fp32, _int8(bundle, bot), cap), bar_ms=per_bar,
         bars=source, model_ms=model_ms, export_ms=export_ms,
         slower=model_ms[used].p50 / export_ms if export_ms else None, cap_ms=cap_ms,
-        notes=(note,) if note else (), versions=_versions(),
+        notes=(note,) if note else (), versions=runtime_versions(),
         created=datetime.now(UTC).isoformat(),
     )  # fmt: skip
 
 
-def _versions() -> dict[str, str]:
+def runtime_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in ("xtune", "onnxruntime", "numpy", "pandas"):
         try:

@@ -11,6 +11,7 @@ not the one recorded: a retrained or swapped member is a different consensus.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pandas as pd
 
 from xtune.errors import XtuneError
 from xtune.features.bars import Bars
-from xtune.runtime.bundle import SUMS, Bundle, load_bundle, read_checked, read_sums
+from xtune.runtime.bundle import MANIFEST, SUMS, Bundle, load_bundle, read_checked, read_sums
 from xtune.runtime.manifest import BundleError
 from xtune.runtime.predict import column, predict
 
@@ -87,6 +88,7 @@ def check_members(bundles: tuple[Bundle, ...]) -> None:
     an edited file is not), or with other labels (horizons, classes, dead zone)."""
     if len(bundles) < 2:
         raise ConsensusError(f"a consensus needs at least 2 bundles, got {len(bundles)}.")
+    check_distinct(bundles)
     first = bundles[0]
     for other in bundles[1:]:
         a, b = first.manifest, other.manifest
@@ -103,6 +105,55 @@ def check_members(bundles: tuple[Bundle, ...]) -> None:
                 f"{first.folder} and {other.folder} predict different labels (horizons, classes, "
                 f"dead zone: {labels_a} vs {labels_b}); their directions cannot be combined."
             )
+
+
+def check_distinct(bundles: tuple[Bundle, ...]) -> None:
+    """Refuse a bundle given twice: the same folder, or a copy of it (the same manifest, which
+    pins every file): a model in consensus with itself only repeats its own answers."""
+    for k, later in enumerate(bundles):
+        for earlier in bundles[:k]:
+            if later.manifest_sha256 == earlier.manifest_sha256:
+                what = (
+                    f"{later.folder} is named twice"
+                    if _same_folder(earlier.folder, later.folder)
+                    else f"{later.folder} is a copy of {earlier.folder}"
+                )
+                raise ConsensusError(
+                    f"{what}: the same model twice (identical {MANIFEST}); a consensus "
+                    "combines different bundles. Name each one once."
+                )
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def load_member(folder: str | Path) -> Bundle:
+    """A model bundle to combine. A consensus bundle is named as one, with its members.
+
+    Raises:
+        ConsensusError: ``folder`` holds a consensus, not a model bundle.
+        BundleError: as :func:`~xtune.runtime.bundle.load_bundle`.
+    """
+    folder = Path(folder)
+    if is_consensus(folder):
+        raise ConsensusError(
+            f"{folder} is a consensus bundle ({CONSENSUS}), not a model bundle; a consensus "
+            f"combines bundles from `xtune export`. Name its members instead{_members_of(folder)}."
+        )
+    return load_bundle(folder)
+
+
+def _members_of(folder: Path) -> str:
+    """`` (a, b)``: the member folders a consensus bundle names, or nothing if unreadable."""
+    try:
+        raw = json.loads((folder / CONSENSUS).read_text())
+        return " (" + ", ".join(os.path.normpath(folder / m["path"]) for m in raw["members"]) + ")"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 @dataclass(frozen=True)
@@ -192,7 +243,7 @@ def load_consensus(folder: str | Path) -> Consensus:
     spec = ConsensusFile.from_json(text, f"{folder}/{CONSENSUS}")
     members = []
     for entry in spec.members:
-        bundle = load_bundle(folder / entry.path)
+        bundle = load_member(folder / entry.path)
         if bundle.manifest_sha256 != entry.manifest_sha256:
             raise BundleError(
                 f"{folder}: member {entry.path} is not the bundle this consensus was made of (its "
