@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from typing import Any
 
 import optuna
@@ -91,6 +92,9 @@ def _worker_main(args: WorkerArgs, inputs: Inputs) -> None:
     interrupt = GracefulInterrupt()
     # On Ctrl-C Optuna has already marked the running trial FAIL; the parent reports.
     with signals_to(interrupt.handler), contextlib.suppress(KeyboardInterrupt):
+        # held back since the parent started this process (see _start): one that came
+        # meanwhile reaches the handler now, and the worker stops before its first trial
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         try:
             run_worker(args, inputs, interrupt)
         except XtuneError as exc:  # e.g. a space that never fits its caps: one line, exit 2
@@ -173,8 +177,7 @@ def _run_processes(
         for p in procs:
             if stopping:  # no worker starts after a stop was asked for
                 break
-            p.start()
-            started.append(p)
+            _start(p, started, stopping)
         while any(p.is_alive() for p in started):
             time.sleep(1.0)
             if not stopping:
@@ -184,6 +187,29 @@ def _run_processes(
     if stopping:
         raise KeyboardInterrupt
     _after_dead_workers(all_args, inputs, study, report, [p.exitcode for p in started])
+
+
+def _start(proc: Any, started: list[Any], stopping: list[int]) -> None:
+    """Start one worker that a stop asked for meanwhile still reaches.
+
+    The worker begins with Ctrl-C and SIGTERM held back (it inherits this thread's signal
+    mask) and lets them through once its own handler is in place (:func:`_worker_main`), so
+    a signal cannot kill it while it reads its inputs: ``start()`` writes them into a pipe
+    whose other end the parent holds too, and would wait forever on a worker that died before
+    reading them. The parent's handler may run during ``start()`` (another thread, such as
+    the progress bar's, takes the signal), before the worker is in ``started``: hence the
+    check after it.
+    """
+    # Started first: starting it inside start() would let the signals through again.
+    resource_tracker.ensure_running()
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    started.append(proc)
+    if stopping:  # a second SIGTERM, where the handler saw it in `started`, changes nothing
+        os.kill(proc.pid, signal.SIGTERM)
 
 
 def _after_dead_workers(
