@@ -11,11 +11,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
 from tests.search_tests.studies import write_study
 from tests.search_tests.test_search import _study
+from xtune.cli import main
+from xtune.search import open_storage
 
 
 def _children(pid: int) -> set[int]:
@@ -104,3 +107,70 @@ def test_sigterm_while_workers_start_reaches_the_worker_being_started(
     # the worker being started stops before its first trial, not after the whole budget
     trials = _study(tmp_path / "study.toml").get_trials(deepcopy=False)
     assert not [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)]
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[object, str, str]:
+    """``xtune ARGS`` in this process: (exit code, stdout, stderr)."""
+    argv = sys.argv
+    sys.argv = ["xtune", *args]
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main()
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err
+
+
+def _journal(path: Path) -> None:
+    """A real journal of study "damaged": a few records, one per line."""
+    study = optuna.create_study(
+        study_name="damaged", storage=open_storage(str(path)), directions=["maximize", "minimize"]
+    )
+    study.set_user_attr("note", "x")
+    study.enqueue_trial({"lr": 0.003})
+
+
+def _damage(journal: Path, how: str) -> int:
+    """Damage one line of ``journal``; returns its number."""
+    lines = journal.read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 3, lines
+    number = len(lines) if how == "last line" else 2
+    lines[number - 1] = {
+        "middle line": b"}garbage{\n",
+        "last line": b'{"op_code": 4, "cut\n',  # Optuna skips it without a word, then appends
+        "not a record": b"[1, 2, 3]\n",
+    }[how]
+    journal.write_bytes(b"".join(lines))
+    return number
+
+
+@pytest.mark.parametrize("how", ["middle line", "last line", "not a record"])
+def test_a_damaged_journal_is_one_line_naming_it_and_stays_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    study_file = write_study(tmp_path, name="damaged")
+    journal = tmp_path / "damaged.journal"
+    _journal(journal)
+    number = _damage(journal, how)
+    before = journal.read_bytes()
+    for command in (["status", "--no-plots"], ["search", "--n-trials", "1"]):
+        code, out, err = _cli(capsys, command[0], str(study_file), *command[1:])
+        assert code == 2 and out == "", (command, out, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and f"damaged.journal: line {number} " in lines[0], lines
+        assert journal.read_bytes() == before
+
+
+@pytest.mark.parametrize("content", [b"hello\n", b"time,open\n1,2\n", b"\x89PNG\r\n\x1a\n\x00"])
+def test_a_foreign_file_where_the_journal_goes_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    study_file = write_study(tmp_path, name="foreign")
+    journal = tmp_path / "foreign.journal"
+    journal.write_bytes(content)
+    for command in ("search", "status"):
+        code, _, err = _cli(capsys, command, str(study_file))
+        assert code == 2, err
+        assert "foreign.journal: line 1 is not an Optuna journal record" in err, err
+        assert journal.read_bytes() == content

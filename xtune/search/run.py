@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing import resource_tracker
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -25,9 +26,10 @@ from xtune.features.plugins import use_columns, use_plugins
 from xtune.search.budget import spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import require_device
+from xtune.search.journal import check_journal
 from xtune.search.ranges import highest
 from xtune.search.report import pareto_front
-from xtune.search.storage import open_storage
+from xtune.search.storage import is_database, open_storage
 from xtune.search.study import artifacts_dir, create_study, fresh_seed
 from xtune.search.sweep import sweep
 from xtune.search.worker import (
@@ -121,6 +123,8 @@ def run_search(
     ones stay. The first worker of the run that creates the study samples with the study's
     seed; every other worker, and every later run, draws a fresh seed (recorded per trial)."""
     require_device(device)
+    if not is_database(storage_url):  # a damaged journal fails before the features are built
+        check_journal(Path(storage_url))
     inputs = prepare_inputs(config, settings, data, progress=True)  # bad bars fail here
     study, created = create_study(
         config, storage_url, settings, inputs.bars, other_data=allow_other_data
