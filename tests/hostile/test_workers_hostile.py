@@ -174,3 +174,123 @@ def test_a_foreign_file_where_the_journal_goes_is_left_alone(
         assert code == 2, err
         assert "foreign.journal: line 1 is not an Optuna journal record" in err, err
         assert journal.read_bytes() == content
+
+
+def _fixed(study_file: Path, storage: Path) -> list[dict[str, object]]:
+    """The parameters of the setups queued in the study, as stored."""
+    trials = _study(study_file, str(storage)).get_trials(deepcopy=False)
+    return [t.system_attrs["fixed_params"] for t in trials if t.state == TrialState.WAITING]
+
+
+@pytest.fixture
+def searched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    """(study file, journal) of a study created from it: lr in [1e-3, 1e-2]."""
+    study_file = write_study(tmp_path, name="real")
+    code, _, err = _cli(capsys, "create-study", str(study_file))
+    assert code == 0, err
+    return study_file, tmp_path / "real.journal"
+
+
+def _other_file(tmp_path: Path, **changes: str) -> Path:
+    """A study file named like the real one, in another folder, with ``changes`` (old text
+    -> new text) made to it."""
+    (tmp_path / "other").mkdir()
+    path = write_study(tmp_path / "other", name="real")
+    text = path.read_text()
+    for old, new in changes.items():
+        assert old in text
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
+
+
+def _enqueue(
+    capsys: pytest.CaptureFixture[str], study_file: Path, journal: Path, setup: str
+) -> tuple[object, str]:
+    params = study_file.with_name("setup.json")
+    params.write_text(setup)
+    code, out, err = _cli(
+        capsys, "enqueue", str(study_file), str(params), "--storage", str(journal)
+    )
+    return code, out + err
+
+
+def test_enqueue_checks_the_space_the_study_is_searched_in_not_the_file_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], searched: tuple[Path, Path]
+) -> None:
+    _, journal = searched
+    wide = _other_file(tmp_path, **{"lr = [1e-3, 1e-2]": "lr = [1e-3, 1e-1]"})
+    code, said = _enqueue(capsys, wide, journal, '{"label": "wide", "parameters": {"lr": 0.09}}')
+    assert code == 2, said
+    lines = said.strip().splitlines()
+    assert len(lines) == 1 and '"wide"' in lines[0] and "lr = 0.09" in lines[0], lines
+    assert "a number in [0.001, 0.01]" in lines[0], lines
+    assert _fixed(*searched) == []
+
+
+def test_enqueue_refuses_a_file_with_other_objectives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], searched: tuple[Path, Path]
+) -> None:
+    _, journal = searched
+    other = _other_file(tmp_path, **{'objectives = ["accuracy", "loss"]': 'objectives = ["loss"]'})
+    code, said = _enqueue(capsys, other, journal, '{"parameters": {"lr": 0.003}}')
+    assert code == 2 and "objectives ['accuracy', 'loss']" in said, said
+    assert _fixed(*searched) == []
+
+
+def test_enqueue_refuses_setups_that_switch_every_feature_off(
+    capsys: pytest.CaptureFixture[str], searched: tuple[Path, Path]
+) -> None:
+    study_file, journal = searched
+    off = '{"use/returns": false, "use/momentum": false, "use/volatility": false}'
+    code, said = _enqueue(capsys, study_file, journal, f'{{"parameters": {off}}}')
+    assert code == 2 and "parameters switch 0 group(s) on" in said and "min = 1" in said, said
+    code, said = _enqueue(capsys, study_file, journal, '{"features": []}')
+    assert code == 2 and "0 group(s) on" in said, said
+    assert _fixed(*searched) == []
+
+
+def test_enqueue_takes_a_whole_number_written_with_a_point(
+    capsys: pytest.CaptureFixture[str], searched: tuple[Path, Path]
+) -> None:
+    study_file, journal = searched
+    code, said = _enqueue(capsys, study_file, journal, '{"parameters": {"lstm/hidden": 16.0}}')
+    assert code == 0 and "queued" in said, said
+    ((fixed),) = _fixed(*searched)
+    assert fixed["lstm/hidden"] == 16 and isinstance(fixed["lstm/hidden"], int)
+    code, said = _enqueue(capsys, study_file, journal, '{"parameters": {"lstm/hidden": 16.5}}')
+    assert code == 2 and "not a whole number; write a whole number in [8, 32]" in said, said
+
+
+@pytest.mark.parametrize(
+    ("change", "setup", "said"),
+    [
+        (
+            {'families = ["lstm"]': 'families = ["lstm", "xlstm"]'},
+            '{"parameters": {"family": "xlstm"}}',
+            """not one of the study's choices; write one of ["lstm"]. study.toml says""",
+        ),
+        (
+            {'families = ["lstm"]': 'families = ["lstm", "xlstm"]'},
+            '{"parameters": {"xlstm/embed": 16}}',
+            "not a parameter of the study in storage",
+        ),
+        (
+            {'"volatility"]': '"volatility", "trend"]'},
+            '{"features": ["returns", "trend"]}',
+            'switches its features otherwise than study.toml does ("use/trend")',
+        ),
+    ],
+)
+def test_enqueue_refuses_what_only_the_other_file_searches(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    searched: tuple[Path, Path],
+    change: dict[str, str],
+    setup: str,
+    said: str,
+) -> None:
+    other = _other_file(tmp_path, **change)
+    code, message = _enqueue(capsys, other, searched[1], setup)
+    assert code == 2 and said in message, message
+    assert _fixed(*searched) == []

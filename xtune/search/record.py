@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import optuna
+from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial
 
 from xtune.errors import XtuneError
@@ -366,3 +367,19 @@ def write_study(study: optuna.Study, record: StudyRecord) -> None:
 
 def read_study(study: optuna.Study) -> StudyRecord | None:
     return StudyRecord.from_attrs(study.user_attrs)
+
+
+_SPACE = "xtune/space"
+
+
+def write_space(study: optuna.Study, space: dict[str, BaseDistribution]) -> None:
+    """Record the parameter space the study searches (its latest ``xtune search``), unless
+    it is recorded already: setups queued later are checked against it."""
+    if read_space(study) != space:
+        study.set_user_attr(_SPACE, {n: distribution_to_json(d) for n, d in space.items()})
+
+
+def read_space(study: optuna.Study) -> dict[str, BaseDistribution] | None:
+    """The recorded space; None for a study that has none recorded."""
+    raw = study.user_attrs.get(_SPACE)
+    return None if raw is None else {n: json_to_distribution(d) for n, d in raw.items()}
