@@ -10,7 +10,8 @@ from xtune.errors import XtuneError
 from xtune.features import DataSpec
 from xtune.models import EpochRecord, LSTMConfig, Metrics, Params, Resources, Scores, TrainLog
 from xtune.search.device import DeviceRecord
-from xtune.search.record import DataRecord, Plan, StudyRecord, TrialRecord, Worker
+from xtune.search.record import DataRecord, Plan, TrialRecord, Worker
+from xtune.search.study_record import StudyRecord
 
 FULL = TrialRecord(
     status="ok",

@@ -165,7 +165,7 @@ def enqueue_command(
     from xtune.search import enqueue, load_entries
 
     opened = open_study_file(study_file, storage)
-    entries = load_entries(params_file, opened.config)  # all checked before any is stored
+    entries = load_entries(params_file, opened.config, opened.study)  # all, before any is stored
     for entry in entries:
         queued = enqueue(opened.study, opened.config, entry)
         what = "queued" if queued else "already in the study, skipped"

@@ -19,14 +19,13 @@ import json
 import math
 import os
 import socket
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from xtune.errors import XtuneError
 from xtune.features.bars import Bars
 from xtune.features.dataset import DataSpec
 from xtune.features.plugins import PluginFile
@@ -350,50 +349,3 @@ def mark(storage: optuna.storages.BaseStorage, trial_id: int, record: TrialRecor
     """Store fields on a trial by id, from outside its worker (the sweep)."""
     for key, value in record.to_attrs().items():
         storage.set_trial_user_attr(trial_id, key, value)
-
-
-@dataclass(frozen=True)
-class StudyRecord:
-    """What a study was created with: its objectives in order, caps, budget, the bars it
-    searches (their hash) and the seed of its first worker. A later run of the same study is
-    checked against it: other objectives are refused, other bars need an explicit flag."""
-
-    objectives: tuple[str, ...]
-    caps: dict[str, Any]
-    budget: int
-    data_sha256: str
-    data_source: str
-    seed: int
-
-    def to_attrs(self) -> dict[str, Any]:
-        # Objectives last: once they are there, the whole record is.
-        a = {f"xtune/{f.name}": getattr(self, f.name) for f in fields(StudyRecord)}
-        del a["xtune/objectives"]
-        return a | {"xtune/objectives": list(self.objectives)}
-
-    @classmethod
-    def from_attrs(cls, a: dict[str, Any]) -> StudyRecord | None:
-        """None while the record is not (fully) written yet.
-
-        Raises:
-            XtuneError: the study was created by an older xtune that recorded less.
-        """
-        if "xtune/objectives" not in a:
-            return None
-        missing = [f.name for f in fields(StudyRecord) if f"xtune/{f.name}" not in a]
-        if missing:
-            raise XtuneError(
-                f"this study was created by an older xtune (it does not record {', '.join(missing)}); "
-                "give the study a new name in the study file, or keep using that xtune version."
-            )
-        record = cls(**{f.name: a[f"xtune/{f.name}"] for f in fields(StudyRecord)})
-        return replace(record, objectives=tuple(record.objectives))
-
-
-def write_study(study: optuna.Study, record: StudyRecord) -> None:
-    for key, value in record.to_attrs().items():
-        study.set_user_attr(key, value)
-
-
-def read_study(study: optuna.Study) -> StudyRecord | None:
-    return StudyRecord.from_attrs(study.user_attrs)

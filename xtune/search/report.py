@@ -17,14 +17,8 @@ from xtune.models.evaluate import AVERAGED
 from xtune.search.budget import is_stopped, is_trained, spent
 from xtune.search.luck import deflated_sharpe, edge_bar
 from xtune.search.pruning import dominates
-from xtune.search.record import (
-    StudyRecord,
-    TrialRecord,
-    label_of,
-    read,
-    read_study,
-    status_of,
-)
+from xtune.search.record import TrialRecord, label_of, read, status_of
+from xtune.search.study_record import StudyRecord, read_study
 
 
 def is_feasible(trial: FrozenTrial) -> bool:

@@ -12,6 +12,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -25,10 +27,11 @@ from xtune.search.budget import spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import require_device
 from xtune.search.gpus import worker_slots
+from xtune.search.journal import check_journal
 from xtune.search.ranges import highest
 from xtune.search.record import PluginRecord
 from xtune.search.report import pareto_front
-from xtune.search.storage import open_storage
+from xtune.search.storage import is_database, open_storage
 from xtune.search.study import artifacts_dir, create_study, fresh_seed
 from xtune.search.sweep import sweep
 from xtune.search.worker import (
@@ -107,6 +110,9 @@ def _worker_main(args: WorkerArgs, inputs: Inputs) -> None:
     interrupt = GracefulInterrupt()
     # On Ctrl-C Optuna has already marked the running trial FAIL; the parent reports.
     with signals_to(interrupt.handler), contextlib.suppress(KeyboardInterrupt):
+        # held back since the parent started this process (see _start): one that came
+        # meanwhile reaches the handler now, and the worker stops before its first trial
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         try:
             run_worker(args, inputs, interrupt)
         except XtuneError as exc:  # e.g. a space that never fits its caps: one line, exit 2
@@ -134,6 +140,8 @@ def run_search(
     seed; every other worker, and every later run, draws a fresh seed (recorded per trial).
     ``workers="auto"``: as many as the GPUs hold (see :mod:`xtune.search.gpus`)."""
     require_device(device)
+    if not is_database(storage_url):  # a damaged journal fails before the features are built
+        check_journal(Path(storage_url))
     inputs = prepare_inputs(config, settings, data, progress=True)  # bad bars fail here
     slots = worker_slots(config, device, workers, len(inputs.bars))
     study, created = create_study(
@@ -190,8 +198,7 @@ def _run_processes(
         for p in procs:
             if stopping:  # no worker starts after a stop was asked for
                 break
-            p.start()
-            started.append(p)
+            _start(p, started, stopping)
         while any(p.is_alive() for p in started):
             time.sleep(1.0)
             if not stopping:
@@ -201,6 +208,29 @@ def _run_processes(
     if stopping:
         raise KeyboardInterrupt
     _after_dead_workers(all_args, inputs, study, report, [p.exitcode for p in started])
+
+
+def _start(proc: Any, started: list[Any], stopping: list[int]) -> None:
+    """Start one worker that a stop asked for meanwhile still reaches.
+
+    The worker begins with Ctrl-C and SIGTERM held back (it inherits this thread's signal
+    mask) and lets them through once its own handler is in place (:func:`_worker_main`), so
+    a signal cannot kill it while it reads its inputs: ``start()`` writes them into a pipe
+    whose other end the parent holds too, and would wait forever on a worker that died before
+    reading them. The parent's handler may run during ``start()`` (another thread, such as
+    the progress bar's, takes the signal), before the worker is in ``started``: hence the
+    check after it.
+    """
+    # Started first: starting it inside start() would let the signals through again.
+    resource_tracker.ensure_running()
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    started.append(proc)
+    if stopping:  # a second SIGTERM, where the handler saw it in `started`, changes nothing
+        os.kill(proc.pid, signal.SIGTERM)
 
 
 def _after_dead_workers(

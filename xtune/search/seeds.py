@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ from xtune.features.catalog import CATALOG, GROUPS
 from xtune.search._validate import Invalid, show
 from xtune.search.record import TrialRecord
 from xtune.search.sections import EnqueueEntry, FeatureSection, StudyConfig
-from xtune.search.space import feature_params, parameter_space
+from xtune.search.space import feature_params, is_feature_param, parameter_space, unit_bounds
+from xtune.search.study_record import read_space, read_study
 
 _KEYS = ("label", "features", "parameters")
 
@@ -47,16 +49,51 @@ class SeedError(XtuneError, ValueError):
     """A setup to enqueue does not fit the study; the message names the entry and the key."""
 
 
-def entries(raw: Any, config: StudyConfig, where: str, name: str = "") -> tuple[EnqueueEntry, ...]:
+@dataclass(frozen=True)
+class Spaces:
+    """What a setup is checked against: ``study``, the space the study in storage searches
+    (recorded by its latest ``xtune search``; the file's where none is recorded), and, for
+    the messages, the study file's own space under its caps and before them."""
+
+    study: dict[str, BaseDistribution]
+    file: dict[str, BaseDistribution]
+    uncapped: dict[str, BaseDistribution]
+
+    @classmethod
+    def of(cls, config: StudyConfig, study: optuna.Study | None = None) -> Spaces:
+        """The spaces of ``study`` as searched, after checking that ``config`` is a file
+        with its objectives.
+
+        Raises:
+            SeedError: the study was created with other objectives than the file names.
+        """
+        file = parameter_space(config)
+        if study is None:
+            return cls(file, file, parameter_space(config, capped=False))
+        record = read_study(study)
+        if record is not None and record.objectives != config.study.objectives:
+            raise SeedError(
+                f"{config.path}: study '{config.study.name}' was created with objectives "
+                f"{list(record.objectives)}, this file asks for {list(config.study.objectives)}; "
+                "it is not the file the study is searched with. Queue setups with that file."
+            )
+        return cls(read_space(study) or file, file, parameter_space(config, capped=False))
+
+
+def entries(
+    raw: Any, config: StudyConfig, where: str, name: str = "", spaces: Spaces | None = None
+) -> tuple[EnqueueEntry, ...]:
     """The checked entries of ``raw`` (a list of tables). ``where`` starts each message
-    (``[[enqueue]]``); an entry without a label is called ``<name> #<i>``.
+    (``[[enqueue]]``); an entry without a label is called ``<name> #<i>``. Values are checked
+    against ``spaces`` (default: the study file's own); a whole number written as ``16.0``
+    comes back as ``16``.
 
     Raises:
         Invalid: one line naming the entry (number and label), the key and what to write.
     """
     if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
         raise Invalid(f"{where} must be a list of tables with {', '.join(_KEYS)}.")
-    spaces = parameter_space(config), parameter_space(config, capped=False)
+    spaces = spaces or Spaces.of(config)
     out: list[EnqueueEntry] = []
     for i, item in enumerate(raw, 1):
         label = item.get("label")
@@ -90,38 +127,82 @@ def _entry(item: dict[str, Any], at: str, default: str) -> EnqueueEntry:
     return EnqueueEntry(label, dict(params), None if features is None else tuple(features))
 
 
-def _checked(
-    entry: EnqueueEntry,
-    config: StudyConfig,
-    spaces: tuple[dict[str, BaseDistribution], dict[str, BaseDistribution]],
-    at: str,
-) -> EnqueueEntry:
-    space, uncapped = spaces
-    for name, value in entry.parameters.items():
-        key = f"parameters.{json.dumps(name) if '/' in name else name} = {show(value)}"
-        if name not in space:
-            close = difflib.get_close_matches(name, list(space), n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else (
-                "`xtune status --json` prints the parameters of trials (\"parameters\").")  # fmt: skip
-            raise Invalid(f"{at}: {key}: not a parameter of this study (a misspelling, or a "
-                          f"value the study file fixes); {hint}")  # fmt: skip
-        problem = _problem(space[name], value)
-        if problem and _problem(uncapped[name], value) is None:
-            caps = config.caps
-            raise Invalid(f"{at}: {key}: beyond the hard caps ([caps] max_hidden = "
-                          f"{caps.max_hidden}, max_layers = {caps.max_layers}); write "
-                          f"{_describe(space[name])}.")  # fmt: skip
-        if problem:
-            raise Invalid(f"{at}: {key}: {problem}; write {_describe(space[name])}.")
+def _checked(entry: EnqueueEntry, config: StudyConfig, spaces: Spaces, at: str) -> EnqueueEntry:
+    params = {n: _value(n, v, config, spaces, at) for n, v in entry.parameters.items()}
     if entry.features is None:
-        return entry
+        _check_switches(params, config.features, at)
+        return EnqueueEntry(entry.label, params, None)
     units = _units(entry.features, config.features, at)
-    clash = sorted(set(feature_params(config.features, units)) & set(entry.parameters))
+    clash = sorted(set(feature_params(config.features, units)) & set(params))
     if clash:
         raise Invalid(f"{at}: features and parameters.{json.dumps(clash[0])} both set the "
                       "features; give them one way only.")  # fmt: skip
     _check_counts(units, config.features, at)
-    return EnqueueEntry(entry.label, entry.parameters, units)
+    _check_switched(feature_params(config.features, units), config, spaces.study, at)
+    return EnqueueEntry(entry.label, params, units)
+
+
+def _value(name: str, value: Any, config: StudyConfig, spaces: Spaces, at: str) -> Any:
+    """``value`` as the study draws it, or one line saying what to write instead."""
+    key = f"parameters.{json.dumps(name) if '/' in name else name} = {show(value)}"
+    space, file = spaces.study, config.path.name
+    if name not in space:
+        if name in spaces.file:
+            raise Invalid(f"{at}: {key}: not a parameter of the study in storage; it is "
+                          f"searched with another file than {file}: queue setups with that one.")  # fmt: skip
+        close = difflib.get_close_matches(name, list(space), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else (
+            "`xtune status --json` prints the parameters of trials (\"parameters\").")  # fmt: skip
+        raise Invalid(f"{at}: {key}: not a parameter of this study (a misspelling, or a "
+                      f"value the study file fixes); {hint}")  # fmt: skip
+    dist = space[name]
+    problem = _problem(dist, value)
+    if problem is None:
+        return _as_drawn(dist, value)
+    uncapped = spaces.uncapped.get(name)
+    if spaces.file.get(name) == dist and uncapped and _problem(uncapped, value) is None:
+        caps = config.caps
+        raise Invalid(f"{at}: {key}: beyond the hard caps ([caps] max_hidden = "
+                      f"{caps.max_hidden}, max_layers = {caps.max_layers}); write "
+                      f"{_describe(dist)}.")  # fmt: skip
+    other = spaces.file.get(name)
+    differs = (f" {file} says {_describe(other)}, but the study in storage is searched with "
+               "another file; queue setups with that one.") if other not in (None, dist) else ""  # fmt: skip
+    raise Invalid(f"{at}: {key}: {problem}; write {_describe(dist)}.{differs}")
+
+
+def _as_drawn(dist: BaseDistribution, value: Any) -> Any:
+    """The value as the study's own draws hold it: ``16`` for ``16.0``, the choice itself."""
+    if isinstance(dist, IntDistribution):
+        return int(value)
+    if isinstance(dist, CategoricalDistribution):
+        return next(c for c in dist.choices if c == value)
+    return value
+
+
+def _check_switches(params: dict[str, Any], f: FeatureSection, at: str) -> None:
+    """Feature switches set in ``parameters`` must leave a feature count ``[features]``
+    allows, the switches left out drawn either way (all off is refused, as ``features = []``)."""
+    low, high = unit_bounds(f, params)
+    few = high < f.min
+    if few or low > f.max:
+        n = str(low) if low == high else f"at most {high}" if few else f"at least {low}"
+        raise Invalid(f"{at}: parameters switch {n} {f.unit}(s) on, but [features] asks for "
+                      f"min = {f.min} to max = {f.max}; switch {'more on' if few else 'some off'}.")  # fmt: skip
+
+
+def _check_switched(
+    switched: dict[str, Any], config: StudyConfig, space: dict[str, BaseDistribution], at: str
+) -> None:
+    """``features`` sets every feature parameter of the study as searched, each to a value
+    it can draw: otherwise the study file is not the one the study is searched with."""
+    searched = {n for n in space if is_feature_param(n)}
+    odd = sorted((searched ^ set(switched)) | {n for n in switched if n in space
+                 and _problem(space[n], switched[n])})  # fmt: skip
+    if odd:
+        raise Invalid(f"{at}: features: the study in storage switches its features otherwise "
+                      f"than {config.path.name} does ({json.dumps(odd[0])}); it is searched with "
+                      "another file: queue setups with that one.")  # fmt: skip
 
 
 def _units(names: tuple[str, ...], f: FeatureSection, at: str) -> tuple[str, ...]:
@@ -170,7 +251,7 @@ def _problem(dist: BaseDistribution, value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return "not a number"
     assert isinstance(dist, IntDistribution | FloatDistribution)
-    if isinstance(dist, IntDistribution) and not isinstance(value, int):
+    if isinstance(dist, IntDistribution) and not (isinstance(value, int) or value.is_integer()):
         return "not a whole number"
     if not dist.low <= value <= dist.high:
         return "outside the study's range"
@@ -189,12 +270,16 @@ def _describe(dist: BaseDistribution) -> str:
     return f"a number in [{dist.low:g}, {dist.high:g}]"
 
 
-def load_entries(path: Path, config: StudyConfig) -> tuple[EnqueueEntry, ...]:
-    """The checked entries of a JSON file (one object, or a list of them).
+def load_entries(
+    path: Path, config: StudyConfig, study: optuna.Study | None = None
+) -> tuple[EnqueueEntry, ...]:
+    """The checked entries of a JSON file (one object, or a list of them), against the space
+    ``study`` is searched in (see :class:`Spaces`).
 
     Raises:
         SeedError: naming the file, the entry and the key.
     """
+    spaces = Spaces.of(config, study)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -202,20 +287,22 @@ def load_entries(path: Path, config: StudyConfig) -> tuple[EnqueueEntry, ...]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SeedError(f"{path}: not valid JSON: {exc}") from None
     try:
-        return entries([raw] if isinstance(raw, dict) else raw, config, "entry", path.name)
+        return entries([raw] if isinstance(raw, dict) else raw, config, "entry", path.name, spaces)
     except Invalid as exc:
         raise SeedError(f"{path}: {exc}") from None
 
 
 def enqueue(study: optuna.Study, config: StudyConfig, entry: EnqueueEntry) -> bool:
-    """Check one setup and queue it, unless the study holds it already (the same
-    parameters, in any state). Returns whether it was queued.
+    """Check one setup against the space the study is searched in (see :class:`Spaces`) and
+    queue it, unless the study holds it already (the same parameters, in any state). Returns
+    whether it was queued.
 
     Raises:
         SeedError: the setup does not fit the study (names the key).
     """
+    spaces = Spaces.of(config, study)
     try:
-        (entry,) = entries([_raw(entry)], config, "enqueue", entry.label)
+        (entry,) = entries([_raw(entry)], config, "enqueue", entry.label, spaces)
     except Invalid as exc:
         raise SeedError(str(exc)) from None
     params = dict(entry.parameters)

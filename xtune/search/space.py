@@ -172,6 +172,25 @@ def feature_params(f: FeatureSection, units: Collection[str]) -> dict[str, Any]:
     return params
 
 
+def is_feature_param(name: str) -> bool:
+    """``name`` is one of :func:`suggest`'s feature draws (a switch, count or priority)."""
+    return name.startswith(("use/", "count/", "priority/"))
+
+
+def unit_bounds(f: FeatureSection, params: dict[str, Any]) -> tuple[int, int]:
+    """The fewest and the most units :func:`suggest` can switch on where ``params`` fix some
+    of its feature draws and the sampler draws the rest."""
+    low = high = 0
+    for c in f.count:
+        k = params.get(f"count/{c.group}")
+        low, high = low + (c.low if k is None else int(k)), high + (c.high if k is None else int(k))
+    for u in f.units:
+        if f.counted(u) is None:
+            on = params.get(f"use/{u}")
+            low, high = low + (on is True), high + (on is not False)
+    return low, high
+
+
 class _Explorer:
     """A stand-in trial that records what :func:`suggest` asks for, answering each range with
     its low or high end and each choice with its first or last option (or a forced one)."""

@@ -19,6 +19,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from xtune.errors import XtuneError
 from xtune.search.config import StudyConfig
+from xtune.search.journal import check_journal
 from xtune.search.sweep import requeue
 from xtune.settings import Settings
 
@@ -139,6 +140,7 @@ def open_storage(
     """
     if not is_database(url):
         path = Path(url)
+        check_journal(path)  # a damaged or foreign file: one line, before anything is written
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}

@@ -16,9 +16,10 @@ import sqlalchemy
 from xtune.errors import XtuneError
 from xtune.features import Bars
 from xtune.search.config import StudyConfig, StudyError
-from xtune.search.record import StudyRecord, read_study, write_study
 from xtune.search.seeds import seed_study
+from xtune.search.space import parameter_space
 from xtune.search.storage import is_database, mask, open_storage
+from xtune.search.study_record import StudyRecord, read_study, write_space, write_study
 from xtune.settings import Settings
 
 
@@ -146,12 +147,14 @@ def create_study(
     record = _record_of(study, storage, created)
     if record is not None:
         _check_same(config, storage_url, record, bars, other_data)
+        write_space(study, parameter_space(config))
         seed_study(study, config)
         return study, False
     if not created:
         raise StudyError(f"{config.path}: study '{config.study.name}' in {mask(storage_url)} was "
                          "not created by xtune; give the study a new name.")  # fmt: skip
     study.set_metric_names(list(config.study.objectives))
+    write_space(study, parameter_space(config))  # before the record: once it is there, all is
     write_study(study, StudyRecord(config.study.objectives, vars(config.caps), config.study.trials,
                                    bars.sha256, bars.source, config.study.seed))  # fmt: skip
     from optuna_dashboard import save_note

@@ -233,6 +233,8 @@ def _run_worker_once(
     if callback is not None:
         callbacks.append(callback)
     timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())
+    if interrupt.requested:  # stopped while starting: no trial is begun only to be failed
+        raise KeyboardInterrupt
     freeze()
     # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
     study.optimize(objective, n_trials=None if remaining > 1e-9 else 0, timeout=timeout, callbacks=callbacks,
