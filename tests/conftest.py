@@ -54,8 +54,18 @@ def csv_file(tmp_path: Path, frame: pd.DataFrame) -> Path:
     return path
 
 
+# Fixtures that train models (searches, exports): a test that uses one, directly or through
+# another fixture, trains too.
+TRAINING_FIXTURES = frozenset({"exports", "random_walk_exports", "distilled"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``gpu`` run where torch sees a CUDA GPU, and are skipped elsewhere."""
+    """A test that uses a training fixture is marked ``slow``, so ``-m "not slow"`` stays the
+    quick loop; tests marked ``gpu`` are skipped where torch sees no CUDA GPU."""
+    slow = pytest.mark.slow
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(slow)
     gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_tests:
         return
@@ -65,3 +75,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         skip = pytest.mark.skip(reason="needs a CUDA GPU")
         for item in gpu_tests:
             item.add_marker(skip)
+
+
+_running: dict[str, pytest.Item] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    _running["item"] = item  # fixtures set up now belong to this test
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    _running["item"] = item
+    return (yield)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _training_is_slow() -> Iterator[None]:
+    """A test that trains a model in this process without the ``slow`` mark fails, naming the
+    fix: the quick loop (``-m "not slow"``) must not train."""
+    import importlib
+
+    train = importlib.import_module("xtune.models.train")  # the module, not the function
+    plain = train._train_epoch
+
+    def guarded(run: object, epoch: int) -> tuple[float, str]:
+        item = _running.get("item")
+        if item is not None and item.get_closest_marker("slow") is None:
+            pytest.fail(f"{item.nodeid} trains a model: mark it @pytest.mark.slow, or use a "
+                        f"fixture named in tests/conftest.py TRAINING_FIXTURES", pytrace=False)  # fmt: skip
+        return plain(run, epoch)  # type: ignore[arg-type]
+
+    train._train_epoch = guarded  # type: ignore[assignment]
+    yield
+    train._train_epoch = plain

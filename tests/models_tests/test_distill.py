@@ -77,6 +77,7 @@ def test_bad_settings_are_refused(temperature: float, weight: float) -> None:
         DistillConfig(temperature, weight)
 
 
+@pytest.mark.slow
 def test_soft_labels_come_from_train_and_validation_windows_only(
     data: Dataset, teacher: torch.nn.Module, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,6 +120,7 @@ def test_soft_labels_of_another_refit_are_refused(data: Dataset, teacher: torch.
         fit_student(_student(), data, soft_labels(teacher, data, fold), 1, DistillConfig())
 
 
+@pytest.mark.slow
 def test_weight_zero_trains_exactly_the_plain_way(data: Dataset, teacher: torch.nn.Module) -> None:
     fold, _ = data.final()
     soft = soft_labels(teacher, data, fold)

@@ -39,6 +39,7 @@ def _comparable(m: Metrics) -> tuple[object, ...]:
     return m.val, m.log.curve, m.log.best_epoch, m.log.stopped  # everything but the timing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["lstm", "xlstm"])
 def test_same_seed_same_metrics_on_cpu(data: Dataset, family: str) -> None:
     n = len(FEATURES)
@@ -54,6 +55,7 @@ def test_same_seed_same_metrics_on_cpu(data: Dataset, family: str) -> None:
     assert _comparable(other) != _comparable(first)
 
 
+@pytest.mark.slow
 def test_metrics_are_complete_and_honest(data: Dataset) -> None:
     m = train_and_evaluate(_lstm(), data)
     v, log = m.val, m.log
@@ -69,6 +71,7 @@ def test_metrics_are_complete_and_honest(data: Dataset) -> None:
     assert v.edge == pytest.approx(v.accuracy - v.baseline)
 
 
+@pytest.mark.slow
 def test_the_returned_model_scores_the_reported_accuracy(data: Dataset) -> None:
     fit = train(_lstm(), data)
     val = data.val()
@@ -79,6 +82,7 @@ def test_the_returned_model_scores_the_reported_accuracy(data: Dataset) -> None:
     assert fit.ret_scale.shape == (1,) and fit.ret_scale[0] > 0
 
 
+@pytest.mark.slow
 def test_a_trial_starting_from_a_probed_model_trains_as_if_it_built_its_own(data: Dataset) -> None:
     """The objective builds and probes the model once (the probe draws random inputs); the
     folds then start from that model and the RNG state right after it was built."""
@@ -94,6 +98,7 @@ def test_a_trial_starting_from_a_probed_model_trains_as_if_it_built_its_own(data
     )
 
 
+@pytest.mark.slow
 def test_early_stopping_on_validation_loss(data: Dataset) -> None:
     """With a learning rate that overfits at once, training stops `patience` epochs after the best."""
     m = train_and_evaluate(
@@ -111,6 +116,7 @@ def test_early_stopping_on_validation_loss(data: Dataset) -> None:
     )
 
 
+@pytest.mark.slow
 def test_divergence_is_a_recorded_result_not_a_crash(data: Dataset) -> None:
     m = train_and_evaluate(_lstm(lr=1e30, grad_clip=1e30, warmup=0.0), data)
     assert m.status == "diverged"
@@ -118,6 +124,7 @@ def test_divergence_is_a_recorded_result_not_a_crash(data: Dataset) -> None:
     assert m.val.accuracy == 0.0 and m.val.loss == math.inf
 
 
+@pytest.mark.slow
 def test_walk_forward_folds_are_averaged() -> None:
     from xtune.features.sample import synthetic_bars
 
@@ -132,6 +139,7 @@ def test_walk_forward_folds_are_averaged() -> None:
     assert mean.samples == sum(m.samples for m in per_fold)
 
 
+@pytest.mark.slow
 def test_several_horizons_and_three_classes() -> None:
     from xtune.features.sample import synthetic_bars
 
@@ -150,6 +158,7 @@ def test_several_horizons_and_three_classes() -> None:
     assert m.val.accuracy == pytest.approx(np.mean(m.val.per_horizon))
 
 
+@pytest.mark.slow
 def test_training_uses_its_thread_count_and_restores_the_callers(data: Dataset) -> None:
     assert 1 <= default_threads() <= 4
     before = torch.get_num_threads()
@@ -187,6 +196,7 @@ def test_learning_rate_schedules() -> None:
     assert _lr_factor(50, 100, 10, "plateau", 0.25) == 0.25
 
 
+@pytest.mark.slow
 def test_plateau_schedule_halves_the_rate_when_validation_stalls(data: Dataset) -> None:
     m = train_and_evaluate(
         Params(
@@ -200,6 +210,7 @@ def test_plateau_schedule_halves_the_rate_when_validation_stalls(data: Dataset) 
     assert rates[-1] < rates[0]  # halved at least once before early stopping
 
 
+@pytest.mark.slow
 def test_max_seconds_stops_training_and_scores_the_best_epoch(data: Dataset) -> None:
     params = Params(
         LSTMConfig(n_features=len(FEATURES), hidden=16),
@@ -212,6 +223,7 @@ def test_max_seconds_stops_training_and_scores_the_best_epoch(data: Dataset) -> 
     assert m.val.loss == min(r.val_loss for r in m.log.curve)  # scored on the best epoch
 
 
+@pytest.mark.slow
 def test_a_rung_judges_the_best_epoch_so_far_as_the_trial_would_report_it(data: Dataset) -> None:
     """A trial past its best epoch would report the best one (its weights are restored), so a
     rung scores that epoch, not the current one."""
