@@ -20,6 +20,7 @@ import pandas as pd
 from rich.progress import track
 
 from xtune.errors import FeatureError
+from xtune.features._formats import has_parquet
 from xtune.features.bars import Bars
 from xtune.features.catalog import CATALOG, Feature, history_of, resolve, warmup_of
 from xtune.features.plugins import columns_of
@@ -94,7 +95,7 @@ def build_features(
         bars: validated bars from :func:`~xtune.features.bars.load_bars`.
         names: feature names from the catalog, in any order (output is in catalog order).
         cache_dir: where cached frames live (default :func:`default_cache_dir`).
-        use_cache: read and write the cache.
+        use_cache: read and write the cache (Parquet: off where pyarrow is not installed).
         progress: show a progress bar.
 
     Returns:
@@ -115,7 +116,7 @@ def build_features(
             "warm-up before the first valid value. Use more bars or drop long-window features."
         )
     path = None
-    if use_cache:
+    if use_cache and has_parquet():  # the cache is Parquet: off without the parquet extra
         root = cache_dir or default_cache_dir()
         path = root / "features" / f"{bars.sha256[:16]}-{cache_key(bars, names)[:24]}.parquet"
         cached = _read_cache(path, names)
