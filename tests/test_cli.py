@@ -118,3 +118,42 @@ def test_features_audit_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:
     unknown = xtune("features", "audit", "-f", "rsi_999")
     assert unknown.returncode == 2 and "xtune features list" in unknown.stderr
     assert "Traceback" not in missing.stderr + unknown.stderr
+
+
+def test_data_check_reads_a_metatrader_5_export_and_notes_the_tick_volume(tmp_path: Path) -> None:
+    from tests.features_tests.test_bars import metatrader_export
+
+    frame = synthetic_bars(1000)
+    path = tmp_path / "EURUSD_H1.csv"
+    path.write_text(metatrader_export(frame, 5), newline="")
+    note = "volume is read from '<TICKVOL>' (tick volume): '<VOL>' (real volume) is 0 on every row"
+    result = xtune("data", "check", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["notes"] == [note] and info["zero_volume_rows"] == 0
+    table = xtune("data", "check", str(path))
+    assert table.returncode == 0, table.stderr
+    assert f"note: {note}" in " ".join(table.stdout.split())
+
+
+def test_without_pyarrow_parquet_names_the_extra_and_csv_needs_none(tmp_path: Path) -> None:
+    block = tmp_path / "blocked" / "pyarrow"
+    block.mkdir(parents=True)
+    (block / "__init__.py").write_text("raise ImportError('No module named pyarrow')\n")
+    env = os.environ | {"COLUMNS": "200", "NO_COLOR": "1", "XTUNE_CACHE_DIR": str(tmp_path / "cache"),
+                        "PYTHONPATH": f"{block.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}  # fmt: skip
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xtune", *args], capture_output=True,
+                              text=True, env=env, timeout=300, check=False)  # fmt: skip
+
+    frame = synthetic_bars(1000)
+    frame.to_parquet(tmp_path / "bars.parquet")
+    frame.to_csv(tmp_path / "bars.csv")
+    refused = run("data", "check", str(tmp_path / "bars.parquet"))
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bars.parquet" in lines[0] and "parquet extra" in lines[0], lines
+    assert run("data", "check", str(tmp_path / "bars.csv")).returncode == 0
+    built = run("features", "build", str(tmp_path / "bars.csv"), "-f", "rsi_14")  # cache on: off
+    assert built.returncode == 0, built.stderr

@@ -39,12 +39,14 @@ def test_runtime_install_has_no_torch_or_optuna() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     base = " ".join(project["dependencies"]).lower()
     runtime = " ".join(project["optional-dependencies"]["runtime"]).lower()
-    for heavy in ("torch", "optuna"):
+    for heavy in ("torch", "optuna", "pyarrow"):  # pyarrow: ~170 MB, only for Parquet
         assert heavy not in base and heavy not in runtime
     assert "onnxruntime" in runtime
+    assert project["optional-dependencies"]["parquet"] == ["pyarrow>=14"]
     # torch is a range that 2.13.0 satisfies, so a pre-installed build is kept
     search = project["optional-dependencies"]["search"]
     assert any(d.startswith("torch>=") and "<" not in d for d in search)
+    assert "xtune[runtime,parquet]" in search
     assert project["scripts"]["xtune"] == "xtune.cli:main"
 
 

@@ -1,6 +1,6 @@
 """The trading PC's install as the docs give it: a wheel built here, installed with its runtime
-extra in a fresh virtual environment without torch or optuna, runs `xtune predict`; without
-onnxruntime, predict names the extra in one line."""
+extra in a fresh virtual environment without torch, optuna or pyarrow, runs `xtune predict`;
+without onnxruntime, predict names the extra in one line."""
 
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ def test_a_wheel_with_the_runtime_extra_predicts_in_a_fresh_venv(
                          check=False)  # fmt: skip
     assert pip.returncode == 0, pip.stderr[-2000:]
     probe = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('optuna'))"],
+                            "import importlib.util as u; print(*(u.find_spec(m) for m in ('torch', 'optuna', 'pyarrow')))"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=True)  # fmt: skip
-    assert probe.stdout.split() == ["None", "None"]  # neither is installed there
+    assert probe.stdout.split() == ["None"] * 3  # none is installed there
     done = subprocess.run([str(venv / "bin" / "xtune"), "predict", str(bundle_dir),
                            str(study_file.parent / "bars.csv"), "--last"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False)  # fmt: skip

@@ -60,6 +60,57 @@ def test_metatrader_split_date_and_time_columns(frame: pd.DataFrame) -> None:
     assert bars.index.equals(frame.index)
 
 
+def metatrader_export(frame: pd.DataFrame, version: int, real_volume: bool = False) -> str:
+    """``frame`` as MetaTrader writes it, CRLF line ends, 5-digit prices: version 4 is the
+    history-center CSV (no header; date, minute, o, h, l, c, volume), version 5 the tab-separated
+    bars export (``<DATE>``..``<SPREAD>``) whose ``<VOL>`` (real volume) is 0 for forex."""
+    raw = pd.DataFrame({"<DATE>": frame.index.strftime("%Y.%m.%d"),
+                        "<TIME>": frame.index.strftime("%H:%M" if version == 4 else "%H:%M:%S")})  # fmt: skip
+    for col in ("open", "high", "low", "close"):
+        raw[f"<{col.upper()}>"] = frame[col].to_numpy()
+    raw["<TICKVOL>"] = frame["volume"].to_numpy(np.int64)
+    if version == 4:
+        return raw.to_csv(header=False, index=False, float_format="%.5f", lineterminator="\r\n")
+    raw["<VOL>"] = raw["<TICKVOL>"] * 7 if real_volume else 0
+    raw["<SPREAD>"] = 12
+    return raw.to_csv(sep="\t", index=False, float_format="%.5f", lineterminator="\r\n")
+
+
+@pytest.mark.parametrize("version, real_volume", [(4, False), (5, False), (5, True)])
+def test_metatrader_exports_load_as_they_come(
+    tmp_path: Path, frame: pd.DataFrame, version: int, real_volume: bool
+) -> None:
+    path = tmp_path / f"EURUSD_H1_mt{version}.csv"
+    path.write_text(metatrader_export(frame, version, real_volume), newline="")
+    bars = load_bars(path)
+    assert bars.index.equals(frame.index)
+    np.testing.assert_array_equal(bars.frame["close"], frame["close"].round(5))
+    ticks = frame["volume"].to_numpy()
+    np.testing.assert_array_equal(bars.frame["volume"], ticks * 7 if real_volume else ticks)
+    notes = {
+        (4, False): ("read as MetaTrader 4's history export: no header row; date, time, open, "
+                     "high, low, close, volume",),
+        (5, False): ("volume is read from '<TICKVOL>' (tick volume): '<VOL>' (real volume) is 0 "
+                     "on every row",),  # <VOL> all 0 (forex): the tick volume, and it is said
+        (5, True): (),
+    }[version, real_volume]  # fmt: skip
+    assert bars.notes == notes
+    assert summarize(bars).notes == bars.notes
+
+
+def test_semicolon_file_with_decimal_commas_is_read_with_them(
+    tmp_path: Path, frame: pd.DataFrame
+) -> None:
+    path = tmp_path / "eu.csv"
+    frame.rename_axis("Date").to_csv(path, sep=";", decimal=",", float_format="%.5f")
+    assert "100,08124" in path.read_text()  # 1,07160-style prices
+    bars = load_bars(path)
+    np.testing.assert_array_equal(bars.frame["high"], frame["high"].round(5))
+    assert bars.notes == (
+        "numbers read with a decimal comma (1,5 = 1.5); columns separated by ';'",
+    )
+
+
 @pytest.mark.parametrize("unit, factor", [("s", 10**9), ("ms", 10**6)])
 def test_epoch_times(frame: pd.DataFrame, unit: str, factor: int) -> None:
     raw = frame.reset_index(drop=True)

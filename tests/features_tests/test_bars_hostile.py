@@ -184,3 +184,47 @@ def test_empty_bars_file_is_refused_in_one_line(
     assert str(path) in message
     for word in words:
         assert word in message, f"{word!r} not in: {message}"
+
+
+# --- layouts: no header row, decimal commas, a volume of zeros -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "case, sep, decimal",
+    [("iso_times", ",", "."), ("decimal_commas", ";", ","), ("epoch_seconds", "\t", ".")],
+)
+def test_a_file_without_header_row_is_told_so(
+    tmp_path: Path, frame: pd.DataFrame, case: str, sep: str, decimal: str
+) -> None:
+    raw = (
+        frame.reset_index()
+        if case != "epoch_seconds"
+        else frame.set_index(frame.index.asi8 // 10**9)
+    )
+    path = tmp_path / f"{case}.csv"
+    raw.to_csv(path, sep=sep, decimal=decimal, header=False, index=case == "epoch_seconds")
+    message = _refusal(path)
+    for word in (str(path), "no header row", "the first line is data", "time,open,high,low,close,volume",
+                 "MetaTrader 4"):  # fmt: skip
+        assert word in message, f"{word!r} not in: {message}"
+    assert "missing column" not in message
+
+
+def test_one_row_with_a_decimal_comma_among_points_is_named_with_the_fix(
+    tmp_path: Path, frame: pd.DataFrame
+) -> None:
+    lines = frame.rename_axis("time").to_csv(sep=";", float_format="%.5f").split("\n")
+    lines[701] = lines[701].replace(".", ",")  # row 700 (line 0 is the header)
+    path = tmp_path / "mixed.csv"
+    path.write_text("\n".join(lines))
+    message = _refusal(path)
+    for word in (str(path), "row 700", "not numeric", "one decimal mark", "1,07160 throughout"):
+        assert word in message, f"{word!r} not in: {message}"
+    assert "Remove thousands separators" not in message
+
+
+def test_a_volume_of_zeros_is_noted_with_the_features_it_breaks(frame: pd.DataFrame) -> None:
+    bars = load_bars(frame.assign(volume=0.0))
+    assert len(bars.notes) == 1 and "volume is 0 on every row" in bars.notes[0]
+    assert "'pvo'" in bars.notes[0] and "'volume' group" in bars.notes[0]
+    assert load_bars(frame).notes == ()

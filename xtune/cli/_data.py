@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from xtune.cli._app import (
@@ -34,10 +35,12 @@ def data_check(
 ) -> None:
     """Validate bars and print rows, span, bar interval and gaps.
 
-    Fails (exit 2, nothing written) with the file, column, first bad row and the fix on:
-    missing or non-numeric columns, NaN/inf, prices <= 0, high < low, open/close outside
-    [low, high], negative volume, duplicate or unsorted times, values above 1e12, and too
-    few bars for the whole catalog's warm-up + window + horizon + splits.
+    Reads MetaTrader 4 and 5 exports and decimal commas as they come, and notes how it read
+    them. Fails (exit 2, nothing written) with the file, column, first bad row and the fix on:
+    a file without a header row, missing or non-numeric columns, NaN/inf, prices <= 0,
+    high < low, open/close outside [low, high], negative volume, duplicate or unsorted times,
+    values above 1e12, and too few bars for the whole catalog's warm-up + window + horizon +
+    splits.
     """
     from xtune.features import DataSpec, LabelSpec, load_bars, summarize
 
@@ -63,6 +66,8 @@ def data_check(
     for col in frame.columns:
         table.add_row(f"{col} min..max", f"{frame[col].min():.6g} .. {frame[col].max():.6g}")
     out.print(table)
+    for note in summary.notes:
+        out.print(f"[yellow]note[/]: {escape(note)}", highlight=False)
 
 
 @features_app.command("list")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,15 @@ import numpy as np
 import pandas as pd
 
 from xtune.errors import DataError
+from xtune.features._formats import (
+    PARQUET_EXTRA,
+    REAL_VOLUME,
+    TICK_VOLUME,
+    TextLayout,
+    numeric_fix,
+    sniff_text,
+    volume_column,
+)
 from xtune.features._times import first_true, parse_times
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -29,13 +39,13 @@ PRICES = ("open", "high", "low", "close")
 MAX_ABS_VALUE = 1e12
 
 # Lower-cased, punctuation-stripped header -> canonical name. First match wins, so the
-# plain names come first (a file with both "volume" and "tick_volume" uses "volume").
+# plain names come first. Volume is picked apart (real volume unless all 0, else tick volume).
 _ALIASES: dict[str, tuple[str, ...]] = {
     "open": ("open", "o", "open_price", "opening_price", "price_open", "first"),
     "high": ("high", "h", "high_price", "price_high", "max"),
     "low": ("low", "l", "low_price", "price_low", "min"),
     "close": ("close", "c", "close_price", "price_close", "close_last", "last", "price"),
-    "volume": ("volume", "vol", "v", "tick_volume", "tickvol", "real_volume", "volume_traded"),
+    "volume": (*REAL_VOLUME, *TICK_VOLUME),
 }
 _TIME_NAMES = (
     "timestamp", "datetime", "date_time", "time", "date", "open_time", "ts", "gmt_time",
@@ -54,11 +64,14 @@ def _norm(name: object) -> str:
 class Bars:
     """Validated OHLCV bars: float64 columns open..volume on a sorted, unique UTC index.
 
-    Build one with :func:`load_bars`; the constructor does not validate.
+    Build one with :func:`load_bars`; the constructor does not validate. ``notes`` says how the
+    source was read where that is not plain (a MetaTrader layout, decimal commas, tick volume
+    in place of an all-zero real volume); ``xtune data check`` prints them.
     """
 
     frame: pd.DataFrame
     source: str
+    notes: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -94,7 +107,7 @@ class Bars:
 
     def head(self, n: int) -> Bars:
         """The first ``n`` bars (used to prove that features never look ahead)."""
-        return Bars(self.frame.iloc[:n], f"{self.source}[:{n}]")
+        return Bars(self.frame.iloc[:n], f"{self.source}[:{n}]", self.notes)
 
 
 def load_bars(
@@ -119,6 +132,7 @@ def load_bars(
         >>> list(bars.frame.columns)
         ['open', 'high', 'low', 'close', 'volume']
     """
+    notes: tuple[str, ...] = ()
     if isinstance(source, pd.DataFrame):
         label = name or "<DataFrame>"
         raw = source
@@ -130,12 +144,24 @@ def load_bars(
     else:
         path = Path(source)
         label = str(path)
-        raw = _read_file(path)
-    frame = _normalize(raw, label)
+        raw, notes = _read_file(path)
+    frame, volume_note = _normalize(raw, label)
     validate_frame(frame, label)
     if columns:
         frame = _with_columns(frame, raw, tuple(columns), label)
-    return Bars(frame, label)
+    notes = (*notes, *filter(None, [volume_note, _zero_volume_note(frame)]))
+    for note in notes:
+        logging.getLogger("xtune").info("%s: %s", label, note)
+    return Bars(frame, label, notes)
+
+
+def _zero_volume_note(frame: pd.DataFrame) -> str:
+    if len(frame) < 2 or frame["volume"].to_numpy().any():
+        return ""
+    return (
+        "volume is 0 on every row: the volume features carry nothing and 'pvo' is undefined; "
+        "leave the 'volume' group out of [features], or pass bars with (tick) volume"
+    )
 
 
 def _with_columns(
@@ -170,7 +196,8 @@ def check_column(
         )
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _read_file(path: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The raw frame of a CSV/Parquet file, and the notes of how it was read."""
     if not path.exists():
         raise DataError(
             f"{path}: file not found. Pass the path of a CSV or Parquet file of OHLCV bars."
@@ -184,14 +211,16 @@ def _read_file(path: Path) -> pd.DataFrame:
             f"{path}: the file is empty. Pass a CSV or Parquet file with a header row "
             "(time, open, high, low, close, volume) and one bar per row."
         )
+    layout = TextLayout(sep=None) if is_parquet else sniff_text(path)
     try:
-        # sep=None sniffs ',', ';' and tabs (MetaTrader exports use tabs).
-        raw = pd.read_parquet(path) if is_parquet else pd.read_csv(path, sep=None, engine="python")
+        raw = pd.read_parquet(path) if is_parquet else layout.read(path)
+    except ImportError:  # pandas found no Parquet engine (pyarrow is an extra)
+        raise DataError(f"{path}: {PARQUET_EXTRA}.") from None
     except (ValueError, OSError, csv.Error, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: could not be read as {suffix or 'CSV'}: {exc}") from exc
     if not is_parquet:
         _refuse_truncated(path, raw)
-    return raw
+    return raw, layout.notes
 
 
 def _is_blank(path: Path) -> bool:
@@ -232,8 +261,9 @@ def _row_ref(index: pd.Index, pos: int) -> str:
     return f"row {pos} (time {when})" if isinstance(when, pd.Timestamp) else f"row {pos}"
 
 
-def _normalize(raw: pd.DataFrame, label: str) -> pd.DataFrame:
-    """Map columns to open..volume and the time to a UTC DatetimeIndex named 'time'."""
+def _normalize(raw: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str]:
+    """Map columns to open..volume and the time to a UTC DatetimeIndex named 'time'; with the
+    note of a volume read from the tick volume."""
     if raw.empty:
         raise DataError(f"{label}: no rows. Pass a file with a header row and OHLCV bars.")
     by_norm: dict[str, object] = {}
@@ -245,6 +275,9 @@ def _normalize(raw: pd.DataFrame, label: str) -> pd.DataFrame:
             if alias in by_norm:
                 found[canon] = by_norm[alias]
                 break
+    volume, note = volume_column(raw, by_norm)
+    if volume is not None:
+        found["volume"] = volume
     missing = [c for c in OHLCV if c not in found]
     if missing:
         raise DataError(
@@ -259,12 +292,12 @@ def _normalize(raw: pd.DataFrame, label: str) -> pd.DataFrame:
         if (pos := first_true((values.isna() & col.notna()).to_numpy())) is not None:
             raise DataError(
                 f"{label}: column {found[canon]!r} ({canon}) is not numeric at row {pos}: "
-                f"{col.iloc[pos]!r}. Remove thousands separators/units or fix that row."
+                f"{col.iloc[pos]!r}. {numeric_fix(col.iloc[pos])}"
             )
         frame[canon] = values.astype(np.float64)
     frame.index = _time_index(raw, by_norm, label)
     frame.index.name = "time"
-    return frame
+    return frame, note
 
 
 def _time_index(raw: pd.DataFrame, by_norm: dict[str, object], label: str) -> pd.DatetimeIndex:

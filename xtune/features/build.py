@@ -23,6 +23,7 @@ import pandas as pd
 from rich.progress import track
 
 from xtune.errors import FeatureError
+from xtune.features._formats import has_parquet
 from xtune.features.bars import Bars
 from xtune.features.catalog import CATALOG, Feature, history_of, resolve, warmup_of
 from xtune.features.plugins import PLUGIN, columns_of
@@ -101,7 +102,7 @@ def build_features(
         bars: validated bars from :func:`~xtune.features.bars.load_bars`.
         names: feature names from the catalog, in any order (output is in catalog order).
         cache_dir: where cached frames live (default :func:`default_cache_dir`).
-        use_cache: read and write the cache.
+        use_cache: read and write the cache (Parquet: off where pyarrow is not installed).
         progress: show a progress bar.
 
     Returns:
@@ -121,6 +122,7 @@ def build_features(
             f"{bars.source}: {len(bars)} bars, but the selected features need {warmup} bars of "
             "warm-up before the first valid value. Use more bars or drop long-window features."
         )
+    use_cache = use_cache and has_parquet()  # the cache is Parquet: off without the parquet extra
     root = (cache_dir or default_cache_dir()) / "features" if use_cache else None
     if root is not None:
         cached = _cached(root, bars, names)

@@ -1,5 +1,5 @@
-"""What a bars file holds at a glance: rows, span, the bar interval and its gaps
-(``xtune data check``, and the interval a bundle records)."""
+"""What a bars file holds at a glance: rows, span, the bar interval and its gaps, and how it
+was read (``xtune data check``, and the interval a bundle records)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class BarsSummary:
     largest_gap: pd.Timedelta
     largest_gap_at: pd.Timestamp | None
     zero_volume_rows: int
+    notes: tuple[str, ...] = ()  # how the source was read, from Bars.notes
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -34,6 +35,7 @@ class BarsSummary:
             if self.largest_gap_at is None
             else self.largest_gap_at.isoformat(),
             "zero_volume_rows": self.zero_volume_rows,
+            "notes": list(self.notes),
         }
 
 
@@ -60,4 +62,5 @@ def summarize(bars: Bars) -> BarsSummary:
         largest_gap=largest,
         largest_gap_at=largest_at,
         zero_volume_rows=int((bars.frame["volume"].to_numpy() == 0).sum()),
+        notes=bars.notes,
     )
