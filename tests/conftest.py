@@ -59,13 +59,21 @@ def csv_file(tmp_path: Path, frame: pd.DataFrame) -> Path:
 TRAINING_FIXTURES = frozenset({"exports", "random_walk_exports", "distilled"})
 
 
+# What hostile users and feeds tried, round by round: `pytest -m hostile` runs all of it.
+HOSTILE_FILES = frozenset({"test_bars_hostile.py", "test_config_hostile.py", "test_bundle_safety.py",
+                           "test_stopping.py", "test_secrets.py", "test_errors.py"})  # fmt: skip
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that uses a training fixture is marked ``slow``, so ``-m "not slow"`` stays the
-    quick loop; tests marked ``gpu`` are skipped where torch sees no CUDA GPU."""
-    slow = pytest.mark.slow
+    quick loop; tests in tests/hostile/ and the hostile files of earlier rounds are marked
+    ``hostile``; tests marked ``gpu`` are skipped where torch sees no CUDA GPU."""
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(slow)
+            item.add_marker(pytest.mark.slow)
+        path = Path(str(item.fspath))
+        if path.parent.name == "hostile" or path.name in HOSTILE_FILES:
+            item.add_marker(pytest.mark.hostile)
     gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_tests:
         return
