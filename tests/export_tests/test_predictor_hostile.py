@@ -81,6 +81,7 @@ def test_gaps_that_are_not_in_a_row_are_refused_once_the_median_is_another_inter
     k, refused = START, None
     for n in range(2 * bot.history):
         k += 1 + n % 2
+        assert k < len(bars), "no bar refused"
         try:
             bot.update(_bar(bars, k))
         except DataError as exc:

@@ -59,32 +59,30 @@ class Feed:
         return max(JUMP_FACTOR * self.max_log_move, JUMP_FLOOR)
 
     def check(
-        self, held: pd.DataFrame, time: pd.Timestamp, close: float, history: int, allow_jump: bool
-    ) -> None:
-        """Refuse a bar at ``time`` closing at ``close`` after the ``held`` bars (the newest
-        ``history`` of which are what the model predicts on).
+        self, held: np.ndarray, last_close: float, time: pd.Timestamp, close: float,
+        history: int, allow_jump: bool,
+    ) -> None:  # fmt: skip
+        """Refuse a bar at ``time`` closing at ``close`` after the ``held`` bars' times (int64
+        ns, oldest first; the newest ``history`` of them are what the model predicts on), the
+        last of which closed at ``last_close``.
 
         Raises:
             DataError: not newer than the last bar, another interval, or a jump.
         """
-        if held.empty:
+        if not len(held):
             return
-        last = held.index[-1]
-        if time <= last:
+        if time.value <= held[-1]:
             raise DataError(
-                f"bar at {time}: not newer than the last bar ({last}). Pass each bar once, "
-                "oldest first, when it has closed."
+                f"bar at {time}: not newer than the last bar ({pd.Timestamp(held[-1], tz='UTC')}). "
+                "Pass each bar once, oldest first, when it has closed."
             )
         if not allow_jump:
-            self._check_jump(time, close, float(held["close"].iloc[-1]))
+            self._check_jump(time, close, last_close)
         if self.allow_other_interval or self.interval_s <= 0:
             return
-        times = np.append(
-            pd.DatetimeIndex(held.index).as_unit("ns").asi8[-max(GAP_RUN, history - 1) :],
-            time.value,
-        )
+        times = np.append(held[-max(GAP_RUN, history - 1) :], time.value)
         steps = np.diff(times) / (self.interval_s * 1e9)  # in intervals, oldest first
-        self._check_step(time, last, float(steps[-1]))
+        self._check_step(time, pd.Timestamp(held[-1], tz="UTC"), float(steps[-1]))
         self._check_run(time, steps[-GAP_RUN:])
         if len(times) >= history:
             self._check_median(time, steps[-(history - 1) :], history)

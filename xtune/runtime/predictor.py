@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,8 @@ from xtune.runtime.predict import (
 )
 from xtune.runtime.reference import choose_model
 from xtune.runtime.session import run_model
+
+CLOSE = OHLCV.index("close")  # its column in the held bars
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,9 @@ class Predictor:
         """
         bars = _load(frame, self.bundle.manifest.columns)
         with self._lock:
-            self._follow(frame_symbol(frame), "predict_last()")
+            symbol = self._follows(frame_symbol(frame), "predict_last()")
             self._check_frame(bars)
-            self._hold(bars)
+            self._hold(bars, symbol)
             return self._predict()
 
     def update(
@@ -166,27 +168,32 @@ class Predictor:
         """
         new, symbol = one_bar(bar, self.bundle.manifest.columns)
         with self._lock:
-            self._follow(symbol, f"bar at {new.index[0]}")
+            symbol = self._follows(symbol, f"bar at {new.index[0]}")
             self._check_bar(new, allow_jump)
-            self._take(new)
+            self._take(new, symbol)
             return self._predict_held()
 
-    def _follow(self, symbol: str | None, where: str) -> None:
-        self._symbol = check_symbol(self._symbol, self._symbol_given, symbol, where)
+    def _follows(self, symbol: str | None, where: str) -> str | None:
+        """The symbol followed once this bar (or frame) is taken; see :func:`check_symbol`."""
+        return check_symbol(self._symbol, self._symbol_given, symbol, where)
 
     def _check_frame(self, bars: Bars) -> None:
         if not self._feed.allow_other_interval:
             check_interval(self.bundle, bars)
         check_history(self.bundle, bars.source, len(bars))
 
-    def _hold(self, bars: Bars) -> None:
+    def _hold(self, bars: Bars, symbol: str | None) -> None:
+        self._symbol = symbol
         self._bars = bars.frame[[*OHLCV, *self.bundle.manifest.columns]].iloc[-self.history :]
 
     def _check_bar(self, new: Bars, allow_jump: bool) -> None:
-        close = float(new.frame["close"].iloc[0])
-        self._feed.check(self._bars, new.index[0], close, self.history, allow_jump)
+        held = cast(pd.DatetimeIndex, self._bars.index).as_unit("ns").asi8  # [N] int64
+        last = cast(float, self._bars.iat[-1, CLOSE]) if len(held) else 0.0
+        close = cast(float, new.frame.iat[0, CLOSE])
+        self._feed.check(held, last, new.index[0], close, self.history, allow_jump)
 
-    def _take(self, new: Bars) -> None:
+    def _take(self, new: Bars, symbol: str | None) -> None:
+        self._symbol = symbol
         keep = max(0, len(self._bars) + 1 - self.history)  # the oldest bar(s) leave
         mine = new.frame[[*OHLCV, *self.bundle.manifest.columns]]
         self._bars = pd.concat([self._bars.iloc[keep:], mine])
@@ -246,12 +253,13 @@ class ConsensusPredictor(Predictor):
     def predict_last(self, frame: pd.DataFrame | Bars) -> Prediction:
         bars = _load(frame, self.consensus.columns)
         with self._lock:
-            self._follow(frame_symbol(frame), "predict_last()")
+            symbol = self._follows(frame_symbol(frame), "predict_last()")
             check_history(self._longest.bundle, bars.source, len(bars))  # before any member moves
             for m in self.members:
                 m._check_frame(bars)
+            self._symbol = symbol
             for m in self.members:
-                m._hold(bars)
+                m._hold(bars, None)
             return self._combine([m._predict() for m in self.members])
 
     def update(
@@ -259,11 +267,12 @@ class ConsensusPredictor(Predictor):
     ) -> Prediction:
         new, symbol = one_bar(bar, self.consensus.columns)  # validated once
         with self._lock:
-            self._follow(symbol, f"bar at {new.index[0]}")
+            symbol = self._follows(symbol, f"bar at {new.index[0]}")
             for m in self.members:  # a refusal by any: no member has taken the bar
                 m._check_bar(new, allow_jump)
+            self._symbol = symbol
             for m in self.members:
-                m._take(new)
+                m._take(new, None)
             return self._combine([m._predict_held() for m in self.members])
 
     def _combine(self, each: list[Prediction]) -> Prediction:
