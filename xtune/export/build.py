@@ -39,6 +39,7 @@ from xtune.models import (
 from xtune.models.onnx_export import INPUT, OUTPUTS
 from xtune.outputs import as_inputs
 from xtune.runtime.bundle import MANIFEST, sha256_file, write_sums
+from xtune.runtime.feed import largest_move
 from xtune.runtime.manifest import (
     CapsEntry,
     DataEntry,
@@ -137,6 +138,7 @@ def _manifest(
             r.record.data.same(bars),
             summarize(bars).interval.total_seconds(),
             r.test_span,
+            largest_move(bars.frame["close"].to_numpy()),
         ),
         study=StudyEntry(
             r.config.study.name,

@@ -67,6 +67,9 @@ class DataEntry:
     # The untouched test part: times of its first and last sample (the bar each window ends
     # at; its label looks up to the longest horizon further). None: before version 4.
     test_span: tuple[str, str] | None = None
+    # The largest absolute log change between consecutive closes of the bars: the live
+    # Predictor refuses a far larger jump (another market's bar). None: not recorded, no check.
+    max_log_move: float | None = None
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ the bars begin (see :func:`xtune.features.history.memory_violations`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from xtune.runtime.consensus import (
     load_consensus,
     member_column,
 )
+from xtune.runtime.feed import Feed, check_symbol
 from xtune.runtime.predict import (
     bundle_scaler,
     check_features,
@@ -35,14 +37,11 @@ from xtune.runtime.predict import (
     column,
     history_needed,
     latest_window,
-    show_interval,
 )
 from xtune.runtime.reference import choose_model
 from xtune.runtime.session import run_model
 
-# A bar may follow the last one after any whole number of intervals (weekends, holidays, a
-# missed bar), off by this share of an interval (a DST shift of a daily bar is 1/24).
-STEP_TOLERANCE = 0.05
+CLOSE = OHLCV.index("close")  # its column in the held bars
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,15 @@ class Predictor:
     stores (format 4): where this CPU's int8 agrees on fewer than 99% of their classes, the
     Predictor runs fp32 instead (:attr:`model` says which; ``xtune certify`` reports it).
 
+    Each new bar is checked before it is kept (:mod:`.feed`): newer than the last, at the
+    model's interval (whole missed bars are fine, :data:`~.feed.GAP_RUN` gaps in a row are
+    another feed), a close within a generous multiple of the largest move of the training bars
+    (a bundle that records none is not checked), and the same symbol as the earlier bars.
+
+    Thread-safe: :meth:`update` and :meth:`predict_last` hold one lock over the whole change of
+    the buffer and the prediction on it, so threads feeding one Predictor lose no bar; the bars
+    must still arrive oldest first (a bar not newer than the last is refused).
+
     Args:
         bundle_dir: a bundle from ``xtune export`` (verified once, here, or a verified Bundle),
             or a consensus bundle from ``xtune consensus --out``: then one Predictor per
@@ -84,10 +92,12 @@ class Predictor:
             :class:`ConsensusPredictor`).
         threads: onnxruntime threads (1 leaves the other cores to the trading platform).
         allow_other_interval: accept bars at another interval than training's.
+        symbol: the market this Predictor follows, checked against the ``symbol`` of every bar
+            (or frame column) that carries one; None: the first symbol a bar carries.
 
     Example::
 
-        bot = Predictor("bundle")
+        bot = Predictor("bundle", symbol="EURUSD")
         bot.predict_last(history)  # a frame of at least bot.history bars; their tail is kept
         p = bot.update({"time": t, "open": o, "high": h, "low": l, "close": c, "volume": v})
         p.probabilities[1]["up"], p.direction[1], p.returns[1]
@@ -104,6 +114,7 @@ class Predictor:
         threads: int = 1,
         *,
         allow_other_interval: bool = False,
+        symbol: str | None = None,
     ) -> None:
         self.bundle = bundle_dir if isinstance(bundle_dir, Bundle) else load_bundle(bundle_dir)
         check_features(self.bundle)
@@ -111,8 +122,9 @@ class Predictor:
         # model: the file predicting; int8_agreement: int8 vs fp32 here (None: not checked)
         self._session, self.model, self.int8_agreement = choose_model(self.bundle, threads)
         self.history = history_needed(self.bundle)  # bars kept, and needed to predict
-        self._interval = self.bundle.manifest.data.interval_s
-        self._allow_other_interval = allow_other_interval
+        self._feed = Feed.of(self.bundle.manifest, allow_other_interval)
+        self._symbol, self._symbol_given = symbol, symbol is not None
+        self._lock = threading.Lock()
         self._source = f"Predictor({self.bundle.folder})"
         index = pd.DatetimeIndex([], tz="UTC", name="time")
         self._bars = pd.DataFrame({c: np.empty(0) for c in OHLCV}, index=index)
@@ -127,32 +139,66 @@ class Predictor:
         oldest first); its last :attr:`history` bars become the buffer :meth:`update` extends.
 
         Raises:
-            DataError: bad bars, another interval than training's, or too short a history.
+            DataError: bad bars, another interval than training's, another symbol (a
+                ``symbol`` column), or too short a history.
         """
-        bars = (
-            frame
-            if isinstance(frame, Bars)
-            else load_bars(frame, name="predict_last()", columns=self.bundle.manifest.columns)
-        )
-        if not self._allow_other_interval:
-            check_interval(self.bundle, bars)
-        check_history(self.bundle, bars.source, len(bars))
-        self._bars = bars.frame.iloc[-self.history :]
-        return self._predict()
+        bars = _load(frame, self.bundle.manifest.columns)
+        with self._lock:
+            symbol = self._follows(frame_symbol(frame), "predict_last()")
+            self._check_frame(bars)
+            self._hold(bars, symbol)
+            return self._predict()
 
-    def update(self, bar: Mapping[str, Any] | pd.Series | pd.DataFrame) -> Prediction:
+    def update(
+        self, bar: Mapping[str, Any] | pd.Series | pd.DataFrame, *, allow_jump: bool = False
+    ) -> Prediction:
         """Add one new bar (a mapping or a one-row frame with time, open, high, low, close,
-        volume) and predict at it. The bar is kept even when too few bars are held to predict
-        yet, so a bot may also warm up bar by bar.
+        volume, and optionally symbol) and predict at it. The bar is kept even when too few
+        bars are held to predict yet, so a bot may also warm up bar by bar, or when a feature
+        fails on it (the error names the feature).
+
+        Args:
+            bar: the bar that has just closed.
+            allow_jump: take a close far beyond the training bars' largest move (a real move).
 
         Raises:
-            DataError: a bad bar, one not newer than the last, one at another interval, or
-                fewer than :attr:`history` bars held so far.
+            DataError: a bad bar, one not newer than the last, at another interval, of another
+                symbol or jumping far beyond the training bars' moves (none of which is kept),
+                or fewer than :attr:`history` bars held so far.
         """
-        new = _one_bar(bar, self.bundle.manifest.columns)
-        self._check_step(new.index[0])
+        new, symbol = one_bar(bar, self.bundle.manifest.columns)
+        with self._lock:
+            symbol = self._follows(symbol, f"bar at {new.index[0]}")
+            self._check_bar(new, allow_jump)
+            self._take(new, symbol)
+            return self._predict_held()
+
+    def _follows(self, symbol: str | None, where: str) -> str | None:
+        """The symbol followed once this bar (or frame) is taken; see :func:`check_symbol`."""
+        return check_symbol(self._symbol, self._symbol_given, symbol, where)
+
+    def _check_frame(self, bars: Bars) -> None:
+        if not self._feed.allow_other_interval:
+            check_interval(self.bundle, bars)
+        check_history(self.bundle, bars.source, len(bars))
+
+    def _hold(self, bars: Bars, symbol: str | None) -> None:
+        self._symbol = symbol
+        self._bars = bars.frame[[*OHLCV, *self.bundle.manifest.columns]].iloc[-self.history :]
+
+    def _check_bar(self, new: Bars, allow_jump: bool) -> None:
+        held = cast(pd.DatetimeIndex, self._bars.index).as_unit("ns").asi8  # [N] int64
+        last = cast(float, self._bars.iat[-1, CLOSE]) if len(held) else 0.0
+        close = cast(float, new.frame.iat[0, CLOSE])
+        self._feed.check(held, last, new.index[0], close, self.history, allow_jump)
+
+    def _take(self, new: Bars, symbol: str | None) -> None:
+        self._symbol = symbol
         keep = max(0, len(self._bars) + 1 - self.history)  # the oldest bar(s) leave
-        self._bars = pd.concat([self._bars.iloc[keep:], new.frame])
+        mine = new.frame[[*OHLCV, *self.bundle.manifest.columns]]
+        self._bars = pd.concat([self._bars.iloc[keep:], mine])
+
+    def _predict_held(self) -> Prediction:
         fix = "Start with predict_last(history), or keep feeding bars."
         check_history(self.bundle, self._source, len(self._bars), fix)
         return self._predict()
@@ -171,32 +217,16 @@ class Predictor:
             returns={h: float(returns[0, j]) for j, h in enumerate(m.horizons)},
         )  # fmt: skip
 
-    def _check_step(self, time: pd.Timestamp) -> None:
-        if self._bars.empty:
-            return
-        last = self._bars.index[-1]
-        if time <= last:
-            raise DataError(
-                f"bar at {time}: not newer than the last bar ({last}). Pass each bar once, "
-                "oldest first, when it has closed."
-            )
-        if self._allow_other_interval or self._interval <= 0:
-            return
-        steps = (time - last).total_seconds() / self._interval
-        if steps < 1 - STEP_TOLERANCE or abs(steps - round(steps)) > STEP_TOLERANCE:
-            every = show_interval(self._interval)
-            raise DataError(
-                f"bar at {time}: {show_interval((time - last).total_seconds())} after the last "
-                f"bar ({last}), but this model's bars come every {every}. Pass whole {every} "
-                "bars (gaps of whole bars are fine), or allow_other_interval=True if you mean it."
-            )
-
 
 class ConsensusPredictor(Predictor):
     """A consensus bundle's live predictor: one :class:`Predictor` per member, all fed the same
     bars; each answer is the members' answers combined by the consensus rule, with the members'
     own answers in :attr:`Prediction.members`. ``Predictor(folder)`` makes one when ``folder``
-    holds a consensus (``xtune consensus --out``)."""
+    holds a consensus (``xtune consensus --out``).
+
+    A bar is taken by every member or by none: every member checks it before any keeps it, and
+    a member whose feature then fails on it keeps it like the others (the error says which).
+    Thread-safe as :class:`Predictor` is."""
 
     def __init__(
         self,
@@ -204,6 +234,7 @@ class ConsensusPredictor(Predictor):
         threads: int = 1,
         *,
         allow_other_interval: bool = False,
+        symbol: str | None = None,
     ) -> None:
         if isinstance(bundle_dir, Bundle):
             raise TypeError("ConsensusPredictor takes a consensus folder, not a Bundle")
@@ -212,24 +243,37 @@ class ConsensusPredictor(Predictor):
                              for b in self.consensus.members)  # fmt: skip
         self.history = max(m.history for m in self.members)  # bars kept, and needed to predict
         self._longest = max(self.members, key=lambda m: m.history)
+        self._symbol, self._symbol_given = symbol, symbol is not None
+        self._lock = threading.Lock()
 
     @property
     def bars(self) -> pd.DataFrame:
         return self._longest.bars
 
     def predict_last(self, frame: pd.DataFrame | Bars) -> Prediction:
-        bars = (
-            frame
-            if isinstance(frame, Bars)
-            else load_bars(frame, name="predict_last()", columns=self.consensus.columns)
-        )
-        check_history(self._longest.bundle, bars.source, len(bars))  # before any member moves
-        return self._combine([m.predict_last(bars) for m in self.members])
+        bars = _load(frame, self.consensus.columns)
+        with self._lock:
+            symbol = self._follows(frame_symbol(frame), "predict_last()")
+            check_history(self._longest.bundle, bars.source, len(bars))  # before any member moves
+            for m in self.members:
+                m._check_frame(bars)
+            self._symbol = symbol
+            for m in self.members:
+                m._hold(bars, None)
+            return self._combine([m._predict() for m in self.members])
 
-    def update(self, bar: Mapping[str, Any] | pd.Series | pd.DataFrame) -> Prediction:
-        # validated once; every member checks its step the same way
-        new = _one_bar(bar, self.consensus.columns).frame
-        return self._combine([m.update(new) for m in self.members])
+    def update(
+        self, bar: Mapping[str, Any] | pd.Series | pd.DataFrame, *, allow_jump: bool = False
+    ) -> Prediction:
+        new, symbol = one_bar(bar, self.consensus.columns)  # validated once
+        with self._lock:
+            symbol = self._follows(symbol, f"bar at {new.index[0]}")
+            for m in self.members:  # a refusal by any: no member has taken the bar
+                m._check_bar(new, allow_jump)
+            self._symbol = symbol
+            for m in self.members:
+                m._take(new, None)
+            return self._combine([m._predict_held() for m in self.members])
 
     def _combine(self, each: list[Prediction]) -> Prediction:
         names, rule = self.consensus.class_names, self.consensus.rule
@@ -247,13 +291,18 @@ class ConsensusPredictor(Predictor):
         )  # fmt: skip
 
 
-def _one_bar(bar: Mapping[str, Any] | pd.Series | pd.DataFrame, columns: Sequence[str]) -> Bars:
+def one_bar(
+    bar: Mapping[str, Any] | pd.Series | pd.DataFrame, columns: Sequence[str]
+) -> tuple[Bars, str | None]:
     """One validated bar from a mapping, a Series (named by its time) or a one-row frame,
-    with the precomputed ``columns`` the model reads."""
+    with the precomputed ``columns`` the model reads, and its ``symbol`` (None: none given)."""
+    symbol: object = None
     if isinstance(bar, Mapping):
+        if "symbol" in bar:
+            symbol, bar = bar["symbol"], {k: v for k, v in bar.items() if k != "symbol"}
         fast = load_bar(bar, name="update()", columns=columns)
         if fast is not None:
-            return fast
+            return fast, _symbol(symbol)
     if isinstance(bar, pd.DataFrame):
         frame = bar
     elif isinstance(bar, pd.Series):
@@ -264,4 +313,33 @@ def _one_bar(bar: Mapping[str, Any] | pd.Series | pd.DataFrame, columns: Sequenc
         raise DataError(
             f"update() takes one bar, got {len(frame)}; pass a history to predict_last()."
         )
-    return load_bars(frame, name="update()", columns=columns)
+    if "symbol" in frame.columns:
+        symbol, frame = frame["symbol"].iloc[0], frame.drop(columns="symbol")
+    return load_bars(frame, name="update()", columns=columns), _symbol(symbol)
+
+
+def frame_symbol(frame: pd.DataFrame | Bars) -> str | None:
+    """The one symbol a history frame's ``symbol`` column names (None: no such column).
+
+    Raises:
+        DataError: the column names more than one symbol.
+    """
+    if isinstance(frame, Bars) or "symbol" not in frame.columns:
+        return None
+    names = frame["symbol"].dropna().astype(str).unique()
+    if len(names) > 1:
+        raise DataError(
+            f"predict_last(): the bars' symbol column names {len(names)} markets "
+            f"({', '.join(map(repr, names[:5]))}); pass one market's bars."
+        )
+    return str(names[0]) if len(names) else None
+
+
+def _symbol(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _load(frame: pd.DataFrame | Bars, columns: Sequence[str]) -> Bars:
+    if isinstance(frame, Bars):
+        return frame
+    return load_bars(frame, name="predict_last()", columns=columns)
