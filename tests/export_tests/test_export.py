@@ -40,7 +40,7 @@ def test_export_writes_a_complete_verified_bundle(exports: dict, family: str) ->
     bundle_dir, _, study = exports[family]
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest
-    assert m.model.family == family and m.format_version == FORMAT_VERSION == 5
+    assert m.model.family == family and m.format_version == FORMAT_VERSION == 6
     assert m.reference is not None and m.caps is not None and m.caps.max_latency_ms == 50.0
     assert {m.reference.rows, m.reference.expected, m.reference.bars} <= set(m.files)
     assert m.history == history_of(m.feature_names) + m.window >= m.warmup + m.window

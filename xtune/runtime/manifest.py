@@ -13,8 +13,15 @@ from typing import Any
 from xtune.errors import XtuneError
 
 FORMAT = "xtune-bundle"
-FORMAT_VERSION = 5  # 3: history; 4: reference sample, caps, test span, fee; 5: own features
-READS = (2, 3, 4, 5)  # version 2 bundles predate ``history``; predict derives it from the catalog
+FORMAT_VERSION = 6  # 3: history; 4: reference sample, caps, test span, fee; 5: own features;
+# 6: the files plugins read, the training bars' largest move
+READS = (
+    2,
+    3,
+    4,
+    5,
+    6,
+)  # version 2 bundles predate ``history``; predict derives it from the catalog
 
 
 class BundleError(XtuneError):
