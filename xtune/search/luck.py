@@ -69,12 +69,14 @@ def edge_bar(trials: int, samples: int, baseline: float, horizon: int = 1) -> Lu
     return LuckBar(trials, noise, noise * _expected_max(trials), noise * _max_quantile(trials))
 
 
-def deflated_sharpe(sharpe: float, all_sharpes: list[float], observations: float) -> float:
+def deflated_sharpe(
+    sharpe: float, all_sharpes: list[float], observations: float, trials: int
+) -> float:
     """Probability that the true Sharpe ratio of the best trial is above what the best of
-    ``len(all_sharpes)`` skill-less trials would show (normal returns assumed).
+    ``trials`` skill-less trials would show (normal returns assumed).
 
-    With per-bar (not annualized) Sharpe ratios, N trials, T ``observations`` and the Euler
-    gamma g::
+    With per-bar (not annualized) Sharpe ratios (``all_sharpes``: those of the trials with
+    measured scores), N ``trials``, T ``observations`` and the Euler gamma g::
 
         SR0 = std(all_sharpes) * ((1 - g) Phi^-1(1 - 1/N) + g Phi^-1(1 - 1/(N e)))
         DSR = Phi((SR - SR0) sqrt(T - 1) / sqrt(1 - skew SR + (kurtosis - 1) / 4 SR^2))
@@ -82,6 +84,6 @@ def deflated_sharpe(sharpe: float, all_sharpes: list[float], observations: float
     with skew 0 and kurtosis 3, so the root is ``sqrt(1 + SR^2 / 2)``.
     """
     spread = float(np.std(all_sharpes, ddof=1)) if len(all_sharpes) > 1 else 0.0
-    benchmark = spread * _expected_max(len(all_sharpes))
+    benchmark = spread * _expected_max(trials)
     denominator = math.sqrt(max(1.0 + 0.5 * sharpe * sharpe, 1e-12))
     return _PHI.cdf((sharpe - benchmark) * math.sqrt(max(observations - 1, 1)) / denominator)

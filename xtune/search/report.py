@@ -112,7 +112,7 @@ def _luck(r: TrialRecord, tried: Tried) -> dict[str, float | bool]:
     val, horizon = r.metrics.val, r.plan.data.labels.horizons[0]
     bar = edge_bar(tried.n, val.samples, val.baseline, r.plan.data.labels.max_horizon)
     sharpes = [_per_bar_sharpe(t) for t in tried.scored]
-    dsr = deflated_sharpe(_per_bar_sharpe(r), sharpes, val.samples / horizon)
+    dsr = deflated_sharpe(_per_bar_sharpe(r), sharpes, val.samples / horizon, tried.n)
     return {"trials": bar.trials, "noise": bar.noise, "expected_best_edge": bar.expected_best_edge,
             "edge_bar": bar.edge_bar, "lucky": bar.lucky(val.edge), "deflated_sharpe": dsr,
             "bars_per_year": _bars_per_year(r)}  # fmt: skip
