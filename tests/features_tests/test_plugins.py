@@ -136,7 +136,9 @@ def test_a_precomputed_column_is_kept_hashed_apart_and_audited_for_scale(
     other = load_bars(_with_column(frame, signal * 2), columns=["my_signal"])
     again = build_features(other, ["my_signal"], use_cache=True).to_numpy()[:, 0]
     np.testing.assert_array_equal(again, signal * 2)  # other column values, not the cache's
-    assert preflight(["my_signal"], bars) is not None
+    report = preflight(["my_signal"], bars)
+    assert report is not None and [f.name for f in report.features] == ["my_signal"]
+    assert report.failures == ()
     huge = load_bars(_with_column(frame, signal * 1e15), columns=["my_signal"])
     with pytest.raises(FeatureError, match=r"my_signal: scale: \|value\| reaches"):
         preflight(["my_signal"], huge)

@@ -31,11 +31,14 @@ def test_max_drawdown_and_calmar_by_hand() -> None:
 
 
 def test_balanced_accuracy_by_hand() -> None:
-    truth = np.array([[1], [1], [0], [0]])
-    assert balanced_accuracy(np.array([[1], [1], [1], [0]]), truth) == pytest.approx(0.75)
-    assert balanced_accuracy(np.array([[1], [1], [1], [1]]), truth) == pytest.approx(
-        0.5
-    )  # a constant guess
+    """Unbalanced labels, so that balanced accuracy (7/12) differs from plain accuracy (5/8)
+    and from the recall of the predictions taken as the truth (17/30)."""
+    truth = np.array([[1], [1], [1], [1], [1], [1], [0], [0]])
+    predicted = np.array([[1], [1], [1], [1], [0], [0], [0], [1]])
+    # recall of up: 4 of 6, of down: 1 of 2
+    assert balanced_accuracy(predicted, truth) == pytest.approx((4 / 6 + 1 / 2) / 2)
+    assert (predicted == truth).mean() == pytest.approx(5 / 8)  # not what it returns
+    assert balanced_accuracy(np.ones_like(truth), truth) == pytest.approx(0.5)  # a constant guess
 
 
 def test_confident_accuracy_by_hand() -> None:

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from tests.search_tests.studies import write_study
 from tests.search_tests.test_search import _study, xtune
 from xtune.search import load_study_config, read, resolve_storage, run_search
-from xtune.search.budget import is_trained
+from xtune.search.states import is_trained, ran_in_full
 from xtune.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -24,8 +24,8 @@ def test_a_tight_cap_on_daily_bars_still_trains_the_whole_budget(tmp_path: Path)
     result = xtune("search", str(study_file))
     assert result.returncode == 0, result.stderr
     trials = _study(study_file).trials
-    assert sum(map(is_trained, trials)) == 8
-    infeasible = [t for t in trials if t.state == TrialState.COMPLETE and not is_trained(t)]
+    assert sum(map(ran_in_full, trials)) == 8
+    infeasible = [t for t in trials if t.state == TrialState.COMPLETE and not ran_in_full(t)]
     assert infeasible, "the cap should have refused some draws"  # stored, so the sampler learns
     assert all(max(t.constraints.values()) > 0 for t in infeasible)
     assert "trained 8" in result.stdout
@@ -70,7 +70,7 @@ def test_an_out_of_memory_trial_fails_alone_and_the_worker_goes_on(
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 1 and read(failed[0]).status == "failed"
     assert "OutOfMemoryError: CUDA out of memory" in (read(failed[0]).reason or "")
-    assert sum(map(is_trained, study.trials)) == 2  # the worker went on to the budget
+    assert sum(map(ran_in_full, study.trials)) == 2  # the worker went on to the budget
 
 
 def test_training_that_fails_every_time_stops_the_search_naming_the_error(
@@ -93,7 +93,7 @@ def test_training_that_fails_every_time_stops_the_search_naming_the_error(
     assert f"the last {FAULT_STREAK} trials all failed in training" in str(err.value)
     trials = _study(study_file).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) == FAULT_STREAK and not any(map(is_trained, trials))  # the rest: over a cap
+    assert len(failed) == FAULT_STREAK and not any(map(ran_in_full, trials))  # the rest: over a cap
 
 
 def test_a_study_can_optimize_what_traders_judge_by(tmp_path: Path) -> None:
@@ -102,8 +102,7 @@ def test_a_study_can_optimize_what_traders_judge_by(tmp_path: Path) -> None:
     assert config.directions == ["maximize", "minimize", "maximize"]
     study = run_search(config, resolve_storage(config, None, Settings()), Settings())
     for trial in study.trials:
-        record = read(trial)
-        if record.trained:
-            val = record.metrics.val  # type: ignore[union-attr]
+        if is_trained(trial):
+            val = read(trial).metrics.val  # type: ignore[union-attr]
             assert trial.values == [val.edge, val.max_drawdown, val.confident_accuracy]
             assert 0 < val.coverage < 1 and 0 <= val.max_drawdown <= 1

@@ -59,9 +59,9 @@ HOSTILE = [
     ("model.xlstm", "heads = {choices = []}", ["[model.xlstm] heads", "at least one value"]),
     ("data", "window = [16]", ["[data] window = [16]", "[low, high]"]),
     # values that used to fail only at trial time, after the study was created
-    ("model.lstm", "hidden = 0", ["[model.lstm] hidden = 0", "outside [1, 65536]"]),
+    ("model.lstm", "hidden = 0", ["[model.lstm] hidden = 0", "outside [3, 65536]"]),
     ("model.lstm", "layers = 0", ["[model.lstm] layers = 0", "outside [1, 64]"]),
-    ("model.xlstm", "embed = [0, 16]", ["[model.xlstm] embed", "low 0 is outside [2, 65536]"]),
+    ("model.xlstm", "embed = [0, 16]", ["[model.xlstm] embed", "low 0 is outside [4, 65536]"]),
     ("model.xlstm", "heads = {choices = [0]}", ["[model.xlstm] heads", "choice 0"]),
     ("model.xlstm", "blocks = [0, 1]", ["[model.xlstm] blocks", "low 0"]),
     ("train", "lr = -0.001", ["[train] lr = -0.001", "outside (0, 1]"]),
@@ -98,9 +98,12 @@ HOSTILE = [
         "hidden = [16, 1e9]",
         ["[model.lstm] hidden", "high 1000000000.0 is not a whole"],
     ),
-    ("model.lstm", "hidden = [16, 1000000000]", ["[model.lstm] hidden", "outside [1, 65536]"]),
+    ("model.lstm", "hidden = [16, 1000000000]", ["[model.lstm] hidden", "outside [3, 65536]"]),
     ("data", "window = [16, 1000000000]", ["[data] window", "outside [2, 100000]"]),
-    ("model.xlstm", "embed = [16, 1000000000]", ["[model.xlstm] embed", "outside [2, 65536]"]),
+    ("model.xlstm", "embed = [16, 1000000000]", ["[model.xlstm] embed", "outside [4, 65536]"]),
+    # a LayerNorm over fewer than 3 units keeps no information (1) or one sign (2)
+    ("model.lstm", "hidden = [2, 32]", ["[model.lstm] hidden", "low 2 is outside [3, 65536]"]),
+    ("model.xlstm", "embed = [4, 16]", ["[model.xlstm]", "embed 4 with heads 2", "at least 3"]),
 ]
 
 

@@ -20,7 +20,7 @@ from xtune.search import (
     summary,
     trial_inputs,
 )
-from xtune.search.budget import is_trained
+from xtune.search.states import ran_in_full
 from xtune.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -30,11 +30,10 @@ def test_the_winner_on_a_random_walk_scores_chance_on_test(tmp_path: Path) -> No
     study_file = write_study(tmp_path, trials=20, source="sample:random_walk", sampler="tpe")
     config = load_study_config(study_file)
     study = run_search(config, resolve_storage(config, None, Settings()), Settings())
-    assert sum(map(is_trained, study.trials)) == 20
+    assert sum(map(ran_in_full, study.trials)) == 20
 
     info = summary(study)
     best_row = max(info["pareto_front"], key=lambda r: r["accuracy"])
-    assert best_row["baseline_accuracy"] is not None  # reported together with its baseline
     # and every front trial is called what it is: not distinguishable from picking luck
     assert all(row["luck"]["lucky"] for row in info["pareto_front"]), info["pareto_front"]
     assert all(row["luck"]["deflated_sharpe"] < 0.95 for row in info["pareto_front"])
@@ -43,6 +42,10 @@ def test_the_winner_on_a_random_walk_scores_chance_on_test(tmp_path: Path) -> No
     record = read(best)
     assert record.metrics is not None
     _, params, data = trial_inputs(record, load_bars("sample:random_walk"))
+    # reported together with its baseline: the majority share of its validation labels
+    val = data.direction[data.folds[0].val.start : data.folds[0].val.stop, 0]
+    assert best_row["baseline_accuracy"] == pytest.approx(np.bincount(val).max() / len(val))
+    assert best_row["edge"] == pytest.approx(best_row["accuracy"] - best_row["baseline_accuracy"])
     test = fit_final(params, data, record.metrics.log.best_epoch).test
     n = test.samples
     assert n == len(data.split.test)

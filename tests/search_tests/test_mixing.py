@@ -17,7 +17,7 @@ from tests.search_tests.studies import write_study
 from tests.search_tests.test_search import _study, xtune
 from xtune.features.sample import synthetic_bars
 from xtune.search import read
-from xtune.search.budget import is_trained
+from xtune.search.states import ran_in_full
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_resumed_runs_draw_fresh_seeds_and_record_them(tmp_path: Path) -> None:
     study_file = write_study(tmp_path, trials=3)
     for _ in range(3):
         assert xtune("search", str(study_file), "--n-trials", "1").returncode == 0
-    trials = [t for t in _study(study_file).trials if is_trained(t)]  # draws over a cap aside
+    trials = [t for t in _study(study_file).trials if ran_in_full(t)]  # draws over a cap aside
     seeds = [read(t).worker.seed for t in trials]  # type: ignore[union-attr]
     assert len(trials) == 3 and seeds[0] == 0  # the study's seed first,
     assert len(set(seeds)) == 3  # then a fresh one per run

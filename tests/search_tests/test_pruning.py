@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from tests.search_tests.studies import write_study
 from xtune.models import Scores, Stopped
 from xtune.search import StudyError, load_study_config, pareto_front, read, run_search
-from xtune.search.budget import count_trained, is_stopped, spent
+from xtune.search.budget import full_runs, spent
 from xtune.search.pruning import (
     MIN_TRIALS,
     Pruner,
@@ -26,6 +26,7 @@ from xtune.search.pruning import (
 from xtune.search.record import TrialRecord, rungs_of, status_of, write
 from xtune.search.replay import trained_record
 from xtune.search.report import summary
+from xtune.search.states import is_stopped
 from xtune.settings import Settings
 
 MAX_MIN = (1.0, -1.0)  # accuracy up, loss down
@@ -146,13 +147,14 @@ def test_stopped_trials_teach_the_sampler_but_never_reach_the_front(tmp_path: Pa
         # the share was taken just before the trial's end was stamped
         assert 0 < share <= share_done(rung, 7, 1, took, before) + 1e-9
         assert share >= share_done(rung, 7, 1, 0.9 * took - 0.05, before)
-    assert count_trained(study) + sum(shares) == pytest.approx(spent(study))
-    assert 10 <= spent(study) < 11 and count_trained(study) < 10
+    assert full_runs(study) + sum(shares) == pytest.approx(spent(study))
+    assert 10 <= spent(study) < 11 and full_runs(study) < 10
     counts, by_status = summary(study), Counter(read(t).status for t in study.trials)
     assert counts["stopped"] == by_status["stopped"] == len(stopped) > 0
     assert counts["infeasible"] == by_status["infeasible"]
     assert (
-        counts["trained"] + counts["stopped"] + counts["infeasible"] == counts["states"]["COMPLETE"]
+        counts["trained"] + counts["diverged"] + counts["stopped"] + counts["infeasible"]
+        == counts["states"]["COMPLETE"]
     )
     assert counts["budget_spent"] == pytest.approx(spent(study), abs=1e-3)
     front = {t.number for t in pareto_front(study)}

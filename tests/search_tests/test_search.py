@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from tests.search_tests.studies import write_study
 from xtune.features import load_bars
 from xtune.search import load_study_config, open_storage, pareto_front, read, resolve_storage
-from xtune.search.budget import is_trained
+from xtune.search.states import ran_in_full
 from xtune.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def _study(path: Path, storage: str | None = None) -> optuna.Study:
 def _check_finished_study(study: optuna.Study, budget: int) -> None:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert budget <= sum(map(is_trained, complete)) <= budget + 1  # at most workers - 1 over
+    assert budget <= sum(map(ran_in_full, complete)) <= budget + 1  # at most workers - 1 over
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     for t in complete:
         r = read(t)
@@ -85,10 +85,10 @@ def test_search_resumes_and_respects_the_budget(tmp_path: Path) -> None:
     assert xtune("search", str(study_file)).returncode == 0
     again = xtune("search", str(study_file))  # budget reached: nothing more runs
     assert again.returncode == 0
-    assert sum(map(is_trained, _study(study_file).trials)) == 2
+    assert sum(map(ran_in_full, _study(study_file).trials)) == 2
     more = xtune("search", str(study_file), "--n-trials", "1")
     assert more.returncode == 0
-    assert sum(map(is_trained, _study(study_file).trials)) == 3
+    assert sum(map(ran_in_full, _study(study_file).trials)) == 3
 
 
 def test_a_tight_cap_is_never_violated_on_the_front(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tests.search_tests.studies import write_study
 from xtune.features import load_bars
 from xtune.search import StudyConfig, create_study, load_study_config, open_storage, read, sweep
-from xtune.search.budget import is_trained
+from xtune.search.states import ran_in_full
 from xtune.settings import Settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -96,7 +96,7 @@ def test_four_workers_reach_the_global_budget(tmp_path: Path, pg_url: str) -> No
         trials = optuna.load_study(
             study_name=config.study.name, storage=open_storage(pg_url)
         ).get_trials()
-        trained = [t for t in trials if is_trained(t)]
+        trained = [t for t in trials if ran_in_full(t)]
         assert 8 <= len(trained) <= 8 + 3  # at most workers - 1 over the budget
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.FAIL)]
     finally:

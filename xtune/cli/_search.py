@@ -231,9 +231,10 @@ def status(
 def _print_summary(info: dict[str, Any]) -> None:
     states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(info["states"].items()))
     out.print(
-        f"[bold]{info['study']}[/]: {states} | trained {info['trained']}, stopped early "
-        f"{info['stopped']} (budget spent: {info['budget_spent']:g} trials' training), over a "
-        f"cap {info['infeasible']} (not trained), failed {info['failed']}"
+        f"[bold]{info['study']}[/]: {states} | trained {info['trained']}, diverged "
+        f"{info['diverged']}, stopped early {info['stopped']} (budget spent: "
+        f"{info['budget_spent']:g} trials' training), over a cap {info['infeasible']} (not "
+        f"trained), refused {info['refused']}, failed {info['failed']}"
     )
     front = info["pareto_front"]
     if not front:
@@ -292,7 +293,7 @@ def _print_seeded(info: dict[str, Any]) -> None:
 def _print_luck(front: list[dict[str, Any]]) -> None:
     best = max(front, key=lambda row: row["edge"])["luck"]
     out.print(
-        f"luck: picking the best of {best['trials']} trained trials inflates the best edge by "
+        f"luck: picking the best of {best['trials']} tried trials inflates the best edge by "
         f"about {best['expected_best_edge']:+.3f} on its own (noise {best['noise']:.3f} per "
         f"trial); an edge up to {best['edge_bar']:+.3f} is not distinguishable from luck "
         "(marked ~, 95%). Deflated Sharpe of each trial: `status --json`."

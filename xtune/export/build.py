@@ -57,6 +57,7 @@ from xtune.runtime.reference import LATENCY_BARS, PARITY_TOL, WINDOWS, write_ref
 from xtune.search.config import StudyConfig
 from xtune.search.record import Plan, TrialRecord, read
 from xtune.search.replay import check_plugins, trial_inputs
+from xtune.search.states import is_trained, same_bars
 from xtune.settings import Settings
 
 PACKAGES = ("xtune", "torch", "onnx", "onnxruntime", "optuna", "numpy", "pandas", "ta", "ta-lib")
@@ -135,7 +136,7 @@ def _manifest(
             bars.source,
             len(bars),
             (str(bars.index[0]), str(bars.index[-1])),
-            r.record.data.same(bars),
+            same_bars(r.record.data, bars),
             summarize(bars).interval.total_seconds(),
             r.test_span,
             largest_move(bars.frame["close"].to_numpy()),
@@ -197,7 +198,7 @@ def _write(r: Refit, folder: Path) -> ExportReport:
 def trained(trial: FrozenTrial) -> TrialRecord:
     """The trial's record, or a one-line error when it has no trained model to refit."""
     record = read(trial)
-    if not record.trained or record.data is None or record.metrics is None:
+    if not is_trained(trial) or record.data is None or record.metrics is None:
         raise ExportError(f"trial {trial.number} was not trained; it cannot be exported.")
     return record
 
@@ -217,7 +218,7 @@ def refit_trial(
     assert record.plan is not None and record.data is not None and record.metrics is not None
     check_plugins(record, trial.number)  # the plugins and their files the trial validated
     bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
-    if not record.data.same(bars) and not allow_other_data:
+    if not same_bars(record.data, bars) and not allow_other_data:
         raise ExportError(
             f"{bars.source}: not the bars trial {trial.number} was searched on "
             f"({record.data.difference(bars)}). Pass the original file with "

@@ -10,6 +10,7 @@ from xtune.models import Scores
 from xtune.search.record import read
 from xtune.search.replay import find_trial
 from xtune.search.report import pareto_front
+from xtune.search.states import is_trained
 
 RULES = ("accuracy", "loss", "knee")
 
@@ -48,13 +49,12 @@ def pick_trial(
     front = pareto_front(study)
     if number is not None:
         trial = find_trial(study, number)
-        record = read(trial)
-        if trial in front or (force and record.trained):
+        if trial in front or (force and is_trained(trial)):
             return trial
         on_front = [t.number for t in front]
-        if not record.trained:
+        if not is_trained(trial):
             raise ExportError(
-                f"trial {number} was not trained ({record.reason or trial.state.name}); it cannot be exported."
+                f"trial {number} was not trained ({read(trial).reason or trial.state.name}); it cannot be exported."
             )
         raise ExportError(
             f"trial {number} is not on the feasible Pareto front {on_front}; pick one of those, "

@@ -15,7 +15,7 @@ from torch import nn
 
 from xtune.features.dataset import Dataset, ScaledFold
 from xtune.models.loss import LossConfig, direction_loss
-from xtune.runtime.trading import calmar, max_drawdown, periods_per_year, rule_pnl, sharpe
+from xtune.runtime.trading import bars_per_year, calmar, max_drawdown, rule_pnl, sharpe
 
 # Figures a walk-forward mean averages fold by fold.
 AVERAGED = ("balanced_accuracy", "confident_accuracy", "coverage", "max_drawdown", "calmar")
@@ -31,7 +31,9 @@ class Scores:
     recall over classes (0.5 for any constant guess with 2 classes). ``confident_accuracy`` is
     the accuracy on the ``coverage`` share of windows where the model is most sure (first
     horizon). ``sharpe``, ``max_drawdown`` (a fraction) and ``calmar`` describe trading the
-    first horizon's predicted direction, long or short, after fees.
+    first horizon's predicted direction, long or short, after fees; ``bars_per_year`` is the
+    data set's (:func:`~xtune.runtime.trading.bars_per_year`) that annualized them, and the
+    one the deflated Sharpe divides back out (0.0: not recorded, in a trial stored without it).
     """
 
     accuracy: float
@@ -45,6 +47,7 @@ class Scores:
     coverage: float = 0.0
     max_drawdown: float = 0.0
     calmar: float = 0.0
+    bars_per_year: float = 0.0
 
     @property
     def edge(self) -> float:
@@ -62,6 +65,7 @@ class Scores:
             per_horizon=tuple(float(v) for v in np.mean([s.per_horizon for s in parts], axis=0)),
             sharpe=avg([s.sharpe for s in parts]),
             samples=sum(s.samples for s in parts),
+            bars_per_year=parts[0].bars_per_year,  # one data set: the same on every fold
             **{k: avg([getattr(s, k) for s in parts]) for k in AVERAGED},
         )
 
@@ -151,7 +155,7 @@ def score(
     pass: the training loop scores its rungs from the outputs it already has)."""
     loss, predicted, truth, confidence = outputs
     accuracy = (predicted == truth).mean(axis=0)  # [H]
-    h, per_year = data.spec.labels.horizons[0], periods_per_year(data.times)
+    h, per_year = data.spec.labels.horizons[0], bars_per_year(data.times)
     returns = data.returns[ends.start : ends.stop, 0].astype(np.float64)
     pnl = rule_pnl(predicted[:, 0], returns, h, data.spec.labels.classes, fee)
     sure, coverage = confident_accuracy(
@@ -169,4 +173,5 @@ def score(
         coverage=coverage,
         max_drawdown=max_drawdown(pnl),
         calmar=calmar(pnl, per_year),
+        bars_per_year=per_year,
     )

@@ -9,6 +9,24 @@ from torch import nn
 
 from xtune.errors import SpecError
 
+# The narrowest axis a LayerNorm may normalize. It maps its input onto a sphere of dimension
+# width - 2 in the zero-mean plane: width 1 gives the constant 0 (no information), width 2 one
+# bit (which of the two is larger); from width 3 on, a continuous direction survives.
+MIN_NORM_WIDTH = 3
+
+
+def check_norm_width(what: str, width: int) -> None:
+    """Refuse a LayerNorm over fewer than :data:`MIN_NORM_WIDTH` units.
+
+    Raises:
+        SpecError: ``width`` is below it; the message names ``what`` was normalized.
+    """
+    if width < MIN_NORM_WIDTH:
+        raise SpecError(
+            f"{what} is {width}: a LayerNorm over fewer than {MIN_NORM_WIDTH} units discards "
+            f"what they carry (1 unit: a constant; 2: one sign). Use at least {MIN_NORM_WIDTH}."
+        )
+
 
 @dataclass(frozen=True)
 class HeadConfig:

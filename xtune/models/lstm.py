@@ -1,4 +1,10 @@
-"""Stacked LSTM: the dependable baseline. ``nn.LSTM`` exports to one ONNX ``LSTM`` op per layer."""
+"""Stacked LSTM: the dependable baseline. ``nn.LSTM`` exports to one ONNX ``LSTM`` op per layer.
+
+The bars go into the LSTM as they come: the features are already scaled on the training rows,
+and the LSTM's input weights and biases are a per-feature affine of their own. A LayerNorm over
+the features of each bar would subtract the bar's mean over its features and divide by their
+spread: one feature becomes the constant 0, two keep only the sign of their difference.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import torch
 from torch import nn
 
 from xtune.errors import SpecError
-from xtune.models.heads import HeadConfig, Heads
+from xtune.models.heads import HeadConfig, Heads, check_norm_width
 
 
 @dataclass(frozen=True)
@@ -19,7 +25,8 @@ class LSTMConfig:
     hidden: LSTM hidden size.
     layers: stacked LSTM layers.
     dropout: between layers and before the heads.
-    layernorm: LayerNorm on the input and on the last hidden state.
+    layernorm: LayerNorm on the last hidden state (over ``hidden`` units: at least
+        :data:`~xtune.models.heads.MIN_NORM_WIDTH`).
     head: output heads.
     """
 
@@ -36,13 +43,14 @@ class LSTMConfig:
             raise SpecError(f"LSTM sizes must be >= 1, got {self}.")
         if not 0.0 <= self.dropout < 1.0:
             raise SpecError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if self.layernorm:
+            check_norm_width("LSTM hidden", self.hidden)
 
 
 class LSTMModel(nn.Module):
     def __init__(self, config: LSTMConfig) -> None:
         super().__init__()
         self.config = config
-        self.norm_in = nn.LayerNorm(config.n_features) if config.layernorm else nn.Identity()
         self.lstm = nn.LSTM(
             config.n_features,
             config.hidden,
@@ -54,5 +62,5 @@ class LSTMModel(nn.Module):
         self.heads = Heads(config.hidden, config.head, config.dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y, _ = self.lstm(self.norm_in(x))  # [B, T, hidden]
+        y, _ = self.lstm(x)  # [B, T, hidden]
         return self.heads(self.norm_out(y[:, -1]))  # [B, H, C], [B, H]

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xtune.errors import SpecError
+from xtune.models.heads import check_norm_width
 from xtune.models.slstm import _M0, CausalConv1d, MultiHeadNorm
 
 _EPS = 1e-6
@@ -41,6 +42,9 @@ class MLSTMConfig:
                 f"mLSTM inner size {inner} (embed x proj_factor) must be divisible by heads "
                 f"{self.heads} and qkv_block {self.qkv_block}."
             )
+        check_norm_width("mLSTM embed", self.embed)
+        check_norm_width(f"mLSTM head width (inner {inner} / heads {self.heads})",
+                         inner // self.heads)  # fmt: skip
 
     @property
     def inner(self) -> int:

@@ -25,6 +25,7 @@ from torch import nn
 from torch._higher_order_ops.scan import scan
 
 from xtune.errors import SpecError
+from xtune.models.heads import check_norm_width
 
 _M0 = -1e30  # log-space "minus infinity" for the first stabilizer state (finite: no inf - inf)
 
@@ -39,6 +40,9 @@ class SLSTMConfig:
     def __post_init__(self) -> None:
         if self.embed % self.heads:
             raise SpecError(f"sLSTM embed {self.embed} must be divisible by heads {self.heads}.")
+        check_norm_width("sLSTM embed", self.embed)
+        check_norm_width(f"sLSTM head width (embed {self.embed} / heads {self.heads})",
+                         self.head_dim)  # fmt: skip
 
     @property
     def head_dim(self) -> int:

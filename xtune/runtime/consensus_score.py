@@ -26,7 +26,7 @@ from xtune.runtime.consensus import (
     positions,
 )
 from xtune.runtime.predict import predict
-from xtune.runtime.trading import periods_per_year, rule_pnl, sharpe
+from xtune.runtime.trading import bars_per_year, rule_pnl, sharpe
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def score_consensus(consensus: Consensus, bars: Bars, fee: float | None = None) 
     truth = directions(returns, LabelSpec(m.horizons, m.dead_zone, m.classes))  # [N, H]
     if (truth == MISSING).any():
         raise ConsensusError(f"{bars.source}: the bars end before the test labels do.")
-    per_year = periods_per_year(bars.index)
+    per_year = bars_per_year(bars.index)
     scores = []
     for j, h in enumerate(m.horizons):
         probs = member_probs(frames, h, m.class_names)  # [M, N, C]

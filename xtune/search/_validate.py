@@ -77,10 +77,10 @@ RULES: dict[str, Rule] = {
     "split.min_samples": Rule(True, 1, 10**9, "64"),
     "features.min": Rule(True, 1, 100_000, "1"),
     "features.max": Rule(True, 1, 100_000, "10"),
-    "model.lstm.hidden": Rule(True, 1, _SIZE, "[16, 128]"),
+    "model.lstm.hidden": Rule(True, 3, _SIZE, "[16, 128]"),  # LayerNormed: MIN_NORM_WIDTH
     "model.lstm.hidden_step": Rule(True, 1, _SIZE, "8"),
     "model.lstm.layers": Rule(True, 1, 64, "[1, 2]"),
-    "model.xlstm.embed": Rule(True, 2, _SIZE, "[16, 64]"),
+    "model.xlstm.embed": Rule(True, 4, _SIZE, "[16, 64]"),  # even, and 3 per head (1 head: 4)
     "model.xlstm.embed_step": Rule(True, 1, _SIZE, "16"),
     "model.xlstm.heads": Rule(True, 1, 256, "{choices = [2, 4]}"),
     "model.xlstm.blocks": Rule(True, 1, 64, "[1, 3]"),

@@ -1,4 +1,5 @@
-"""The budget counts trained trials. A draw over a cap that is known before training
+"""The budget counts trials trained to their end (a diverged one too: it spent the compute;
+see :mod:`xtune.search.states`). A draw over a cap that is known before training
 (parameters, latency) is stored as infeasible, so the sampler learns the boundary, but costs
 no training and no budget. A trial that early stopping ended counts the compute it used: its
 time over the mean trained trial's (:func:`xtune.search.pruning.share_done`), so a
@@ -17,7 +18,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from xtune.errors import XtuneError
-from xtune.search.record import read, share_of, status_of
+from xtune.search.record import read, share_of
+from xtune.search.states import is_over_cap, is_stopped, ran_in_full
 
 STREAK_PER_BUDGET = 20  # infeasible draws in a row, per trial of budget, before giving up
 FAULT_STREAK = 10  # trials whose training raised, in a row with none trained, before giving up
@@ -31,28 +33,17 @@ class TrainingKeepsFailing(XtuneError):
     """Every recent trial's training raised; the message names the last error."""
 
 
-def is_trained(trial: FrozenTrial) -> bool:
-    """A COMPLETE trial that trained to its end (successfully or not): what the budget counts.
-    An infeasible trial did not train; a stopped one (early stopping) trained only in part."""
-    return trial.state == TrialState.COMPLETE and status_of(trial) not in ("infeasible", "stopped")
-
-
-def is_stopped(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.COMPLETE and status_of(trial) == "stopped"
-
-
-def count_trained(study: optuna.Study) -> int:
-    return sum(
-        1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_trained(t)
-    )
+def full_runs(study: optuna.Study) -> int:
+    """Trials trained to their end, diverged or not: one trial of budget each."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               if ran_in_full(t))  # fmt: skip
 
 
 def spent(study: optuna.Study) -> float:
-    """The budget used: 1 per trained trial plus each stopped trial's share (its compute)."""
+    """The budget used: 1 per trial trained to its end (diverged or not) plus each stopped
+    trial's share (its compute). A trial over a cap costs nothing."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sum(
-        1.0 if is_trained(t) else share_of(t) for t in complete if status_of(t) != "infeasible"
-    )
+    return sum(1.0 if ran_in_full(t) else share_of(t) if is_stopped(t) else 0.0 for t in complete)
 
 
 class Budget:
@@ -66,7 +57,7 @@ class Budget:
         self.faults, self.last_fault = 0, ""
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.COMPLETE and status_of(trial) == "infeasible":
+        if is_over_cap(trial):
             self.streak += 1
             self.broken.update(k for k, v in trial.constraints.items() if v > 0)
         elif trial.state == TrialState.COMPLETE:  # trained, in full or until stopped early

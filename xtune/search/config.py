@@ -25,6 +25,7 @@ from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
 from xtune.features.plugins import PluginFile, load_plugin, use_columns
 from xtune.features.split import SplitSpec
+from xtune.models.heads import MIN_NORM_WIDTH
 from xtune.search import _validate as v
 from xtune.search._counts import counts
 from xtune.search.ranges import (
@@ -264,6 +265,11 @@ class _Parser:
                 raise self.fail(
                     "model.xlstm",
                     f"embed {e} does not fit heads {h}: every embed must be even and divisible by every head count; write an embed range and embed_step that are multiples of {multiple}.",
+                )
+            if lowest(xlstm.embed) < MIN_NORM_WIDTH * h:  # each sLSTM head is LayerNormed
+                raise self.fail(
+                    "model.xlstm",
+                    f"embed {lowest(xlstm.embed)} with heads {h} leaves {lowest(xlstm.embed) // h} unit(s) per head, and a head's LayerNorm needs at least {MIN_NORM_WIDTH}; write an embed range that starts at {MIN_NORM_WIDTH * h} or more, or fewer heads.",
                 )
         return ModelSection(families, lstm, xlstm)
 

@@ -11,7 +11,10 @@ The best of N noisy validation scores is biased upwards even when no trial has a
 - **Sharpe**: the deflated Sharpe ratio (Bailey and Lopez de Prado, 2014): the probability
   that the true Sharpe ratio is above the best one expected from N skill-less trials, given
   the spread of Sharpe ratios across the trials and the validation length (normal returns
-  assumed: skew 0, kurtosis 3). Below 0.95: not distinguishable from luck.
+  assumed: skew 0, kurtosis 3). Below 0.95: not distinguishable from luck. It works on
+  per-bar Sharpe ratios: each trial's annualized one divided by the factor that annualized
+  it (:func:`xtune.runtime.trading.annualization`, from the bars per year stored with the
+  trial's scores), over ``samples / horizon`` non-overlapping holdings.
 
 N is the number of configurations trained, to their end or until early stopping ended
 them (each was a try the best was picked from); trials on the same validation part are
@@ -67,14 +70,20 @@ def edge_bar(trials: int, samples: int, baseline: float, horizon: int = 1) -> Lu
 
 
 def deflated_sharpe(
-    sharpe: float, all_sharpes: list[float], samples: int, periods_per_year: float
+    sharpe: float, all_sharpes: list[float], observations: float, trials: int
 ) -> float:
-    """Probability that the true (annualized) Sharpe ratio of the best trial is above what
-    the best of ``len(all_sharpes)`` skill-less trials would show (normal returns assumed)."""
-    scale = math.sqrt(max(periods_per_year, 1e-12))
-    per_period = [s / scale for s in all_sharpes]
-    spread = float(np.std(per_period, ddof=1)) if len(per_period) > 1 else 0.0
-    benchmark = spread * _expected_max(len(per_period))
-    sr = sharpe / scale
-    denominator = math.sqrt(max(1.0 + 0.5 * sr * sr, 1e-12))  # 1 - skew*SR + (kurt-1)/4*SR^2
-    return _PHI.cdf((sr - benchmark) * math.sqrt(max(samples - 1, 1)) / denominator)
+    """Probability that the true Sharpe ratio of the best trial is above what the best of
+    ``trials`` skill-less trials would show (normal returns assumed).
+
+    With per-bar (not annualized) Sharpe ratios (``all_sharpes``: those of the trials with
+    measured scores), N ``trials``, T ``observations`` and the Euler gamma g::
+
+        SR0 = std(all_sharpes) * ((1 - g) Phi^-1(1 - 1/N) + g Phi^-1(1 - 1/(N e)))
+        DSR = Phi((SR - SR0) sqrt(T - 1) / sqrt(1 - skew SR + (kurtosis - 1) / 4 SR^2))
+
+    with skew 0 and kurtosis 3, so the root is ``sqrt(1 + SR^2 / 2)``.
+    """
+    spread = float(np.std(all_sharpes, ddof=1)) if len(all_sharpes) > 1 else 0.0
+    benchmark = spread * _expected_max(trials)
+    denominator = math.sqrt(max(1.0 + 0.5 * sharpe * sharpe, 1e-12))
+    return _PHI.cdf((sharpe - benchmark) * math.sqrt(max(observations - 1, 1)) / denominator)

@@ -41,10 +41,10 @@ from xtune.search.record import (
     PluginRecord,
     TrialRecord,
     Worker,
-    status_of,
     write,
 )
 from xtune.search.space import suggest
+from xtune.search.states import is_trained
 
 # What an infeasible or diverged trial reports, per objective.
 WORST = {"accuracy": 0.0, "loss": 10.0, "sharpe": -10.0, "edge": -1.0, "balanced_accuracy": 0.0,
@@ -228,7 +228,7 @@ class Objective:
         time so far against the trained trials' whole time, each from Optuna's own stamps)."""
         trained = [
             t.duration.total_seconds() for t in trial.study.get_trials(deepcopy=False)
-            if status_of(t) == "ok" and t.duration is not None
+            if is_trained(t) and t.duration is not None
         ]  # fmt: skip
         assert trial.datetime_start is not None
         elapsed = (datetime.now() - trial.datetime_start).total_seconds()

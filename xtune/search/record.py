@@ -150,6 +150,7 @@ _LOG_KEYS = {"curve": "train/curve", "epochs_run": "train/epochs_run",
              "best_epoch": "train/best_epoch", "seconds": "train/seconds",
              "stopped": "train/stopped", "reason": "train/diverged"}  # fmt: skip
 _SCORE_KEYS = {f.name: f"metrics/{f.name}" for f in fields(Scores)}
+_LATER_SCORES = ("bars_per_year",)  # Scores fields a trial stored by an older xtune lacks
 
 
 def _metrics_attrs(m: Metrics) -> dict[str, Any]:
@@ -166,9 +167,10 @@ def _metrics_attrs(m: Metrics) -> dict[str, Any]:
 
 
 def _metrics_from(a: dict[str, Any]) -> Metrics | None:
-    if not all(k in a for k in (*_SCORE_KEYS.values(), *_LOG_KEYS.values())):
+    needed = [key for name, key in _SCORE_KEYS.items() if name not in _LATER_SCORES]
+    if not all(k in a for k in (*needed, *_LOG_KEYS.values())):
         return None
-    val = {name: a[key] for name, key in _SCORE_KEYS.items()}
+    val = {name: a[key] for name, key in _SCORE_KEYS.items() if key in a}
     val["loss"] = math.inf if val["loss"] is None else val["loss"]
     val["per_horizon"] = tuple(val["per_horizon"])
     log = {name: a[key] for name, key in _LOG_KEYS.items()}
@@ -245,10 +247,6 @@ class TrialRecord:
     share: float | None = None  # a stopped trial: what it cost the budget, in trained trials
     label: str | None = None  # a trader's own setup, queued by [[enqueue]] or `xtune enqueue`
     plugins: tuple[PluginRecord, ...] | None = None  # the plugin files its features came from
-
-    @property
-    def trained(self) -> bool:
-        return self.status == "ok" and self.metrics is not None
 
     def to_attrs(self) -> dict[str, Any]:
         a: dict[str, Any] = {}

@@ -14,6 +14,7 @@ from xtune.features.reads import changed_file
 from xtune.models import Params, Scores
 from xtune.models.train import train_and_evaluate
 from xtune.search.record import Plan, TrialRecord, read
+from xtune.search.states import is_trained, same_bars
 
 COMPARED = ("accuracy", "loss", "baseline")
 
@@ -30,7 +31,7 @@ def trial_inputs(
     if record.plan is None or record.data is None:
         raise XtuneError("this trial has no stored plan; it never started training.")
     plan = record.plan
-    spec = plan.data if bars.sha256 == record.data.sha256 else replace(plan.data, first_row=0)
+    spec = plan.data if same_bars(record.data, bars) else replace(plan.data, first_row=0)
     dataset = prepare(bars, spec, cache_dir=cache_dir)
     train = plan.params.train
     if record.threads:
@@ -79,7 +80,7 @@ def trained_record(study: optuna.Study, number: int) -> TrialRecord:
     """The record of a trained trial, or a one-line error saying why there is none."""
     trial = find_trial(study, number)
     record = read(trial)
-    if not record.trained:
+    if not is_trained(trial):
         raise XtuneError(
             f"trial {number} was not trained ({record.status or trial.state.name}: "
             f"{record.reason or 'no result'}); nothing to replay or export."
@@ -115,7 +116,7 @@ def replay(
     assert record.plan is not None  # trained
     check_plugins(record, number)  # before any work
     bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
-    if not record.data.same(bars):
+    if not same_bars(record.data, bars):
         raise XtuneError(
             f"{bars.source}: these bars differ from the ones trial {number} trained on "
             f"({record.data.difference(bars)}). Pass --data with the original file."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,22 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from xtune.models.evaluate import AVERAGED
-from xtune.search.budget import is_stopped, is_trained, spent
+from xtune.runtime.trading import annualization, bars_per_span
+from xtune.search.budget import spent
 from xtune.search.luck import deflated_sharpe, edge_bar
 from xtune.search.pruning import dominates
 from xtune.search.record import TrialRecord, label_of, read, status_of
+from xtune.search.states import (
+    has_scores,
+    is_diverged,
+    is_failed,
+    is_over_cap,
+    is_refused,
+    is_stopped,
+    is_trained,
+    is_tried,
+    other_bars,
+)
 from xtune.search.study_record import StudyRecord, read_study
 
 
@@ -40,7 +53,7 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
     pool = [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if is_feasible(t) and status_of(t) == "ok" and t.values is not None
+        if is_feasible(t) and is_trained(t) and t.values is not None
     ]  # fmt: skip
     front = [
         t for t in pool if not any(dominates(o.values, t.values, signs) for o in pool if o is not t)
@@ -48,40 +61,59 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(front, key=lambda t: t.number)
 
 
-def _periods_per_year(record: TrialRecord) -> float:
-    """Bars per year of the trial's bars, from their row count and time span."""
+def _bars_per_year(record: TrialRecord) -> float:
+    """The bars per year that annualized the trial's Sharpe ratio, stored with its scores; a
+    trial stored without it: its bars' row count over their time span."""
     import pandas as pd
 
-    assert record.data is not None
+    assert record.metrics is not None and record.data is not None
+    if record.metrics.val.bars_per_year > 0:
+        return record.metrics.val.bars_per_year
     start, _, end = record.data.span.partition(" .. ")
-    years = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / (365.25 * 86400)
-    return record.data.rows / years if years > 0 else 1.0
+    seconds = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
+    return bars_per_span(record.data.rows, seconds)
 
 
-def _tried(study: optuna.Study) -> list[TrialRecord]:
-    """Every configuration the study trained, to its end or until early stopping ended it:
-    the N the best was picked from."""
-    return [read(t) for t in study.get_trials(deepcopy=False) if is_trained(t) or is_stopped(t)]
+def _per_bar_sharpe(record: TrialRecord) -> float:
+    """The trial's validation Sharpe ratio with its annualization divided back out."""
+    assert record.metrics is not None and record.plan is not None
+    horizon = record.plan.data.labels.horizons[0]  # the horizon the trading rule trades
+    return record.metrics.val.sharpe / annualization(horizon, _bars_per_year(record))
+
+
+@dataclass(frozen=True)
+class Tried:
+    """What the best was picked from: every configuration tried (N), and the records of
+    those with real validation scores (the spread of their Sharpe ratios)."""
+
+    n: int
+    scored: list[TrialRecord]
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> Tried:
+        tried = [t for t in study.get_trials(deepcopy=False) if is_tried(t)]
+        return cls(len(tried), [read(t) for t in tried if has_scores(t)])
 
 
 def luck(study: optuna.Study, trial: FrozenTrial) -> dict[str, float | bool]:
     """How far the trial's edge and Sharpe stand above what picking the best of this study's
     trials would give by chance (see :mod:`xtune.search.luck`)."""
-    return _luck(read(trial), _tried(study))
+    return _luck(read(trial), Tried.of(study))
 
 
-def _luck(r: TrialRecord, trained: list[TrialRecord]) -> dict[str, float | bool]:
+def _luck(r: TrialRecord, tried: Tried) -> dict[str, float | bool]:
     assert r.metrics is not None and r.plan is not None
-    val = r.metrics.val
-    bar = edge_bar(len(trained), val.samples, val.baseline, r.plan.data.labels.max_horizon)
-    sharpes = [t.metrics.val.sharpe for t in trained if t.metrics is not None]
-    dsr = deflated_sharpe(val.sharpe, sharpes, val.samples, _periods_per_year(r))
+    val, horizon = r.metrics.val, r.plan.data.labels.horizons[0]
+    bar = edge_bar(tried.n, val.samples, val.baseline, r.plan.data.labels.max_horizon)
+    sharpes = [_per_bar_sharpe(t) for t in tried.scored]
+    dsr = deflated_sharpe(_per_bar_sharpe(r), sharpes, val.samples / horizon, tried.n)
     return {"trials": bar.trials, "noise": bar.noise, "expected_best_edge": bar.expected_best_edge,
-            "edge_bar": bar.edge_bar, "lucky": bar.lucky(val.edge), "deflated_sharpe": dsr}  # fmt: skip
+            "edge_bar": bar.edge_bar, "lucky": bar.lucky(val.edge), "deflated_sharpe": dsr,
+            "bars_per_year": _bars_per_year(r)}  # fmt: skip
 
 
 def _row(
-    t: FrozenTrial, names: list[str], created: StudyRecord | None, trained: list[TrialRecord]
+    t: FrozenTrial, names: list[str], created: StudyRecord | None, tried: Tried
 ) -> dict[str, Any]:
     r = read(t)
     assert r.metrics is not None and r.resources is not None and r.plan is not None
@@ -99,9 +131,9 @@ def _row(
         "window": r.plan.data.window,
         "features": len(r.plan.data.features),
         "units": list(r.plan.units),
-        "other_bars": created is not None and r.data.sha256 != created.data_sha256,
+        "other_bars": other_bars(r.data, created),
         "label": r.label,
-        "luck": _luck(r, trained),
+        "luck": _luck(r, tried),
         "parameters": dict(t.params),
     }
 
@@ -111,18 +143,20 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     states = Counter(t.state.name for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    created, tried, front = read_study(study), _tried(study), pareto_front(study)
+    created, tried, front = read_study(study), Tried.of(study), pareto_front(study)
     return {
         "study": study.study_name,
         "objectives": names,
         "directions": [d.name.lower() for d in study.directions],
         "states": dict(states),
         "feasible": sum(1 for t in complete if is_feasible(t)),
-        "infeasible": sum(1 for t in complete if not is_feasible(t)),
+        "infeasible": sum(1 for t in complete if is_over_cap(t)),
         "trained": sum(1 for t in complete if is_trained(t)),
+        "diverged": sum(1 for t in complete if is_diverged(t)),
         "stopped": sum(1 for t in complete if is_stopped(t)),
         "budget_spent": round(spent(study), 3),
-        "failed": states.get("FAIL", 0),
+        "refused": sum(1 for t in trials if is_refused(t)),
+        "failed": sum(1 for t in trials if is_failed(t)),
         "pareto_front": [_row(t, names, created, tried) for t in front],
         "seeded": _seeded(trials, names, {t.number for t in front}),
     }
@@ -138,7 +172,7 @@ def _seeded(trials: list[FrozenTrial], names: list[str], front: set[int]) -> lis
         status = status_of(t)
         row: dict[str, Any] = {"trial": t.number, "label": label, "state": t.state.name,
                                "status": status, "on_front": t.number in front}  # fmt: skip
-        if status == "ok" and t.values is not None and is_feasible(t):
+        if is_trained(t) and t.values is not None and is_feasible(t):
             row |= dict(zip(names, t.values, strict=True))
         rows.append(row)
     return rows
@@ -271,7 +305,7 @@ def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     complete = [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values
     ]
-    trained = [t for t in complete if is_feasible(t) and read(t).trained]
+    trained = [t for t in complete if is_feasible(t) and is_trained(t)]
     front = pareto_front(study)
     if len(names) >= 2:
         infeasible = [t for t in complete if not is_feasible(t)]
