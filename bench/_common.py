@@ -70,8 +70,8 @@ dropout = [0.0, 0.2]
 return_weight = [0.0, 0.5]
 
 [caps]
-max_hidden = 48
-max_layers = 2
+max_width = 48
+max_depth = 2
 max_params = 20000
 max_latency_ms = 5.0
 

@@ -14,10 +14,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from xtune.export.build import refit_trial
 from xtune.export.pick import ExportError, pick_trial
-from xtune.search.states import is_trained
 from xtune.search.config import StudyConfig
 from xtune.search.record import share_of, status_of
 from xtune.search.report import is_feasible, luck, pareto_front
+from xtune.search.states import is_trained
 from xtune.settings import Settings
 
 REACH = 0.8  # the share of the Bayes edge a trial must reach

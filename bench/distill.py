@@ -78,8 +78,8 @@ dropout = [0.0, 0.1]
 return_weight = [0.0, 0.5]
 
 [caps]
-max_hidden = 128
-max_layers = 2
+max_width = 128
+max_depth = 2
 max_params = 1000000
 max_latency_ms = 50.0
 

@@ -79,8 +79,8 @@ dropout = 0.0
 return_weight = 0.2
 
 [caps]
-max_hidden = 128
-max_layers = 2
+max_width = 128
+max_depth = 2
 max_params = 10_000_000
 max_latency_ms = 1000.0
 """

@@ -83,8 +83,8 @@ dropout = [0.0, 0.2]
 return_weight = [0.0, 0.5]
 
 [caps]
-max_hidden = 32
-max_layers = 2
+max_width = 32
+max_depth = 2
 max_params = 40000
 max_latency_ms = 5.0
 

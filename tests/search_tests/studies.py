@@ -50,8 +50,8 @@ dropout = [0.0, 0.1]
 return_weight = [0.0, 0.5]
 
 [caps]
-max_hidden = 32
-max_layers = 2
+max_width = 32
+max_depth = 2
 max_params = {max_params}
 max_latency_ms = 50.0
 

@@ -24,7 +24,7 @@ def test_shipped_study_files_load(name: str) -> None:
 
 def test_values_become_typed_spaces(tmp_path: Path) -> None:
     config = load_study_config(write_study(tmp_path))
-    assert config.model.lstm.hidden == IntRange(8, 32, 8)
+    assert config.model.space("lstm").hidden == IntRange(8, 32, 8)
     assert config.train.lr == FloatRange(1e-3, 1e-2, log=True)
     assert config.train.batch_size == Choice((256,))
     assert Path(config.data.source).is_absolute()  # resolved beside the study file
@@ -46,12 +46,12 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         ("min = 1", "mni = 1", ["[features]", "unknown key 'mni'", "Did you mean 'min'"]),
         ("hidden = [8, 32]", "hidden = [32, 8]", ["[model.lstm] hidden", "low 32 > high 8"]),
         (
-            "max_hidden = 32",
-            "max_hidden = 4",
-            ["[caps]", "max_hidden 4", "below the smallest", "model.lstm.hidden"],
+            "max_width = 32",
+            "max_width = 4",
+            ["[caps]", "max_width 4", "below the smallest", "model.lstm.hidden"],
         ),
-        ("layers = [1, 2]", "layers = [3, 4]", ["[caps]", "max_layers 2", "model.lstm.layers"]),
-        ("max_layers = 2", "max_layers = 0", ["[caps] max_layers = 0", "outside [1, 64]"]),
+        ("layers = [1, 2]", "layers = [3, 4]", ["[caps]", "max_depth 2", "model.lstm.layers"]),
+        ("max_depth = 2", "max_depth = 0", ["[caps] max_depth = 0", "outside [1, 64]"]),
         (
             'sampler = "tpe"',
             'sampler = "cmaes"',

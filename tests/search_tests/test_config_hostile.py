@@ -76,7 +76,7 @@ HOSTILE = [
     ("train", "focal_gamma = -1", ["[train] focal_gamma = -1", "outside [0, 100]"]),
     ("caps", "max_params = 0", ["[caps] max_params = 0", "outside [1, 10000000000]"]),
     ("caps", "max_latency_ms = 0", ["[caps] max_latency_ms = 0", "outside (0, 1000000]"]),
-    ("caps", "max_hidden = 16.0", ["[caps] max_hidden = 16.0", "not a whole number"]),
+    ("caps", "max_width = 16.0", ["[caps] max_width = 16.0", "not a whole number"]),
     ("study", "seed = -1", ["[study] seed = -1", "outside [0, 2147483647]"]),
     ("split", "folds = 0", ["[split] folds = 0", "outside [1, 100]"]),
     # accepted before, but should not be

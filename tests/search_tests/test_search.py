@@ -113,7 +113,7 @@ def test_a_tight_cap_is_never_violated_on_the_front(tmp_path: Path) -> None:
         assert resources.params <= config.caps.max_params
         assert resources.latency_ms <= config.caps.max_latency_ms
         width = t.params.get("lstm/hidden", t.params.get("xlstm/embed"))
-        assert width <= config.caps.max_hidden
+        assert width <= config.caps.max_width
 
 
 def test_ctrl_c_marks_the_running_trial_failed_and_keeps_finished_ones(tmp_path: Path) -> None:
@@ -148,13 +148,13 @@ def test_an_enqueued_trial_beyond_the_caps_is_refused(tmp_path: Path) -> None:
     from xtune.search.config import EnqueueEntry
 
     study_file = write_study(tmp_path)
-    study_file.write_text(study_file.read_text().replace("max_hidden = 32", "max_hidden = 16"))
+    study_file.write_text(study_file.read_text().replace("max_width = 32", "max_width = 16"))
     config = load_study_config(study_file)
     bars = load_bars(study_file.parent / "bars.csv")
     study, _ = create_study(config, resolve_storage(config, None, Settings()), Settings(), bars)
     big = EnqueueEntry("big", {"family": "lstm", "lstm/hidden": 24, "lstm/layers": 1})
     with pytest.raises(
-        SeedError, match=r'"lstm/hidden" = 24: beyond the hard caps.*max_hidden = 16'
+        SeedError, match=r'"lstm/hidden" = 24: beyond the hard caps.*max_width = 16'
     ):
         enqueue(study, config, big)
     small = EnqueueEntry("small", {"family": "lstm", "lstm/hidden": 16, "lstm/layers": 1})

@@ -96,12 +96,12 @@ def test_a_bad_entry_is_refused_in_one_line_naming_the_key(
 
 def test_an_entry_beyond_the_hard_caps_says_so(tmp_path: Path) -> None:
     path = with_entry(tmp_path, ENTRY.replace('"lstm/hidden" = 16', '"lstm/hidden" = 24'))
-    path.write_text(path.read_text().replace("max_hidden = 32", "max_hidden = 16"))
+    path.write_text(path.read_text().replace("max_width = 32", "max_width = 16"))
     with pytest.raises(StudyError) as info:
         load_study_config(path)
     assert str(info.value).endswith(
         '"live model A": parameters."lstm/hidden" = 24: beyond the hard caps ([caps] '
-        "max_hidden = 16, max_layers = 2); write a whole number in [8, 16] in steps of 8."
+        "max_width = 16, max_depth = 2); write a whole number in [8, 16] in steps of 8."
     )
 
 

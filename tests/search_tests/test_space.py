@@ -32,7 +32,7 @@ def test_plans_respect_hard_caps_and_feature_groups(tmp_path: Path) -> None:
         model = plan.params.model  # type: ignore[attr-defined]
         width = model.hidden if model.family == "lstm" else model.embed
         depth = model.layers if model.family == "lstm" else model.blocks
-        assert width <= config.caps.max_hidden and depth <= config.caps.max_layers
+        assert width <= config.caps.max_width and depth <= config.caps.max_depth
         assert model.n_features == len(plan.data.features)  # type: ignore[attr-defined]
         for unit in plan.units:  # type: ignore[attr-defined]
             assert set(config.features.features_of(unit)) <= set(plan.data.features)  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ import torch
 from xtune.errors import SpecError, XtuneError
 from xtune.export.quantize import ort_latency_ms
 from xtune.models import ModelConfig, build_model, count_params, export_onnx, width_depth
+from xtune.models.families import family_of
 
 
 class DistillError(XtuneError):
@@ -115,10 +116,9 @@ class Sizing:
 
 
 def resize(m: ModelConfig, width: int, depth: int) -> ModelConfig:
-    """``m`` at another width and depth; an xLSTM keeps its sLSTM blocks that still exist."""
-    if m.family == "lstm":
-        return replace(m, hidden=width, layers=depth)
-    return replace(m, embed=width, blocks=depth, slstm_at=tuple(i for i in m.slstm_at if i < depth))
+    """``m`` at another width and depth, as its family resizes it."""
+    resized: ModelConfig = family_of(m).resize(m, width, depth)
+    return resized
 
 
 def _valid(m: ModelConfig, width: int, depth: int) -> bool:
@@ -197,10 +197,7 @@ class _Costs:
 
 def describe(m: ModelConfig) -> str:
     """``LSTM 32x2`` or ``xLSTM 64 [m, s]``, as the README writes models."""
-    if m.family == "lstm":
-        return f"LSTM {m.hidden}x{m.layers}"
-    kinds = ", ".join("s" if i in m.slstm_at else "m" for i in range(m.blocks))
-    return f"xLSTM {m.embed} [{kinds}]"
+    return family_of(m).describe(m)
 
 
 def _candidates(teacher: ModelConfig, cap: StudentCap) -> list[list[ModelConfig]]:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from xtune.models.families import FAMILIES, SIZE
 from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space
 
 # A study name becomes file names (``<name>.journal``, ``<name>.artifacts``): no paths.
@@ -61,7 +62,6 @@ class Rule:
         return None
 
 
-_SIZE = 65_536  # widest hidden/embed size a study may ask for
 RULES: dict[str, Rule] = {
     "study.trials": Rule(True, 1, 1_000_000, "20"),
     "study.seed": Rule(True, 0, 2**31 - 1, "0"),
@@ -77,13 +77,6 @@ RULES: dict[str, Rule] = {
     "split.min_samples": Rule(True, 1, 10**9, "64"),
     "features.min": Rule(True, 1, 100_000, "1"),
     "features.max": Rule(True, 1, 100_000, "10"),
-    "model.lstm.hidden": Rule(True, 3, _SIZE, "[16, 128]"),  # LayerNormed: MIN_NORM_WIDTH
-    "model.lstm.hidden_step": Rule(True, 1, _SIZE, "8"),
-    "model.lstm.layers": Rule(True, 1, 64, "[1, 2]"),
-    "model.xlstm.embed": Rule(True, 4, _SIZE, "[16, 64]"),  # even, and 3 per head (1 head: 4)
-    "model.xlstm.embed_step": Rule(True, 1, _SIZE, "16"),
-    "model.xlstm.heads": Rule(True, 1, 256, "{choices = [2, 4]}"),
-    "model.xlstm.blocks": Rule(True, 1, 64, "[1, 3]"),
     "train.epochs": Rule(True, 1, 100_000, "20"),
     "train.patience": Rule(True, 1, 100_000, "4"),
     "train.max_seconds": Rule(False, 0, 10**7, "600 (0: no limit)"),
@@ -94,8 +87,8 @@ RULES: dict[str, Rule] = {
     "train.return_weight": Rule(False, 0, 100, "[0.0, 1.0]"),
     "train.label_smoothing": Rule(False, 0, 0.5, "0.0", high_open=True),
     "train.focal_gamma": Rule(False, 0, 100, "0.0"),
-    "caps.max_hidden": Rule(True, 1, _SIZE, "256"),
-    "caps.max_layers": Rule(True, 1, 64, "4"),
+    "caps.max_width": Rule(True, 1, SIZE, "256"),
+    "caps.max_depth": Rule(True, 1, 64, "4"),
     "caps.max_params": Rule(True, 1, 10**10, "1000000"),
     "caps.max_latency_ms": Rule(False, 0, 1e6, "10.0", low_open=True),
     "caps.latency_scale": Rule(False, 1, 1e6, "1.0"),
@@ -147,6 +140,10 @@ class _Key:
 
     @property
     def rule(self) -> Rule:
+        """The key's rule: in :data:`RULES`, or a family's for ``[model.<family>]``."""
+        family = self.section.removeprefix("model.")
+        if family != self.section and family in FAMILIES:
+            return Rule(*FAMILIES[family].rules[self.name])
         return RULES[f"{self.section}.{self.name}"]
 
     def invalid(self, problem: str, fix: str = "") -> Invalid:

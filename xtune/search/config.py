@@ -14,28 +14,22 @@ line naming the file, the ``[section] key``, the value and what to write.
 from __future__ import annotations
 
 import difflib
-import math
 import tomllib
+import warnings
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from xtune.errors import XtuneError
 from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
 from xtune.features.plugins import PluginFile, load_plugin, use_columns
 from xtune.features.split import SplitSpec
-from xtune.models.heads import MIN_NORM_WIDTH
+from xtune.models.families import BUILT_IN, FAMILIES, Family
 from xtune.search import _validate as v
 from xtune.search._counts import counts
-from xtune.search.ranges import (
-    IntRange,
-    first_not_multiple,
-    lowest,
-    values,
-)
+from xtune.search.ranges import IntRange, lowest
 from xtune.search.sections import (
-    FAMILIES,
     LOG_SCALE,
     MINIMIZED,
     OBJECTIVES,
@@ -45,23 +39,19 @@ from xtune.search.sections import (
     EnqueueEntry,
     FeatureSection,
     GroupCount,
-    LSTMSpace,
     ModelSection,
     SearchSection,
     StudyConfig,
     StudySection,
     TradingSection,
     TrainSection,
-    XLSTMSpace,
 )
 
 __all__ = [
     "FAMILIES", "LOG_SCALE", "MINIMIZED", "OBJECTIVES", "SAMPLERS", "CapsSection", "DataSection",
-    "EnqueueEntry", "FeatureSection", "GroupCount", "LSTMSpace", "ModelSection", "SearchSection", "StudyConfig", "StudyError",
-    "StudySection", "TradingSection", "TrainSection", "XLSTMSpace", "load_study_config",
+    "EnqueueEntry", "FeatureSection", "GroupCount", "ModelSection", "SearchSection", "StudyConfig",
+    "StudyError", "StudySection", "TradingSection", "TrainSection", "load_study_config",
 ]  # fmt: skip
-
-_S = TypeVar("_S", "LSTMSpace", "XLSTMSpace")
 
 
 class StudyError(XtuneError, ValueError):
@@ -100,12 +90,18 @@ class _Parser:
         return StudyError(f"{self.path}: [{key}] {message}")
 
     def table(
-        self, raw: dict[str, Any], key: str, cls: type, required: tuple[str, ...] = ()
+        self,
+        raw: dict[str, Any],
+        key: str,
+        cls: type,
+        required: tuple[str, ...] = (),
+        known: tuple[str, ...] = (),
     ) -> dict[str, Any]:
+        """``raw``'s table ``key``; its keys are ``known`` (default: the fields of ``cls``)."""
         data = raw.get(key.split(".")[-1], {})
         if not isinstance(data, dict):
             raise self.fail(key, f"must be a table, got {v.show(data)}.")
-        known = [f.name for f in fields(cls)]
+        known = known or tuple(f.name for f in fields(cls))
         for name in data:
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
@@ -136,7 +132,7 @@ class _Parser:
         features = self.features(raw)
         model = self.model(raw)
         train = self.train(raw)
-        caps = CapsSection(**self.numeric(raw, "caps", CapsSection))
+        caps = self.caps(raw)
         trading = TradingSection(**self.numeric(raw, "trading", TradingSection))
         config = StudyConfig(
             study, data, labels, split, features, model, train, caps, trading, self.path,
@@ -246,34 +242,26 @@ class _Parser:
             raise self.fail("features", f"plugins: {exc}") from None
 
     def model(self, raw: dict[str, Any]) -> ModelSection:
-        d = self.table(raw, "model", ModelSection)
-        families = v.texts("model", "families", d.get("families", list(FAMILIES)), '["lstm"]')
+        d = self.table(raw, "model", ModelSection, known=("families", *FAMILIES))
+        example = '["lstm"]'
+        families = v.texts("model", "families", d.get("families", list(BUILT_IN)), example)
         bad = [f for f in families if f not in FAMILIES]
         if bad or not families or len(set(families)) != len(families):
             raise self.fail(
                 "model", f"families {list(families)}: use one or more of {list(FAMILIES)}."
             )
-        lstm = self.integer_spaces("model.lstm", self.table(d, "model.lstm", LSTMSpace), LSTMSpace)
-        xlstm = self.integer_spaces(
-            "model.xlstm", self.table(d, "model.xlstm", XLSTMSpace), XLSTMSpace
-        )
-        for h in values(xlstm.heads):  # at most 256 head counts (RULES)
-            # sLSTM needs embed % heads == 0; mLSTM needs (2 * embed) % heads == 0 and % 4 == 0
-            multiple = math.lcm(h, 2)
-            e = first_not_multiple(xlstm.embed, multiple)
-            if e is not None:
-                raise self.fail(
-                    "model.xlstm",
-                    f"embed {e} does not fit heads {h}: every embed must be even and divisible by every head count; write an embed range and embed_step that are multiples of {multiple}.",
-                )
-            if lowest(xlstm.embed) < MIN_NORM_WIDTH * h:  # each sLSTM head is LayerNormed
-                raise self.fail(
-                    "model.xlstm",
-                    f"embed {lowest(xlstm.embed)} with heads {h} leaves {lowest(xlstm.embed) // h} unit(s) per head, and a head's LayerNorm needs at least {MIN_NORM_WIDTH}; write an embed range that starts at {MIN_NORM_WIDTH * h} or more, or fewer heads.",
-                )
-        return ModelSection(families, lstm, xlstm)
+        return ModelSection(families, {f.name: self.family_space(d, f) for f in FAMILIES.values()})
 
-    def integer_spaces(self, key: str, data: dict[str, Any], cls: type[_S]) -> _S:
+    def family_space(self, d: dict[str, Any], family: Family) -> Any:
+        """``[model.<family>]``: the family's space, keys the file leaves out at their defaults."""
+        key = f"model.{family.name}"
+        space = self.integer_spaces(key, self.table(d, key, family.space), family.space)
+        problem = family.problem(space)
+        if problem:
+            raise self.fail(key, problem)
+        return space
+
+    def integer_spaces(self, key: str, data: dict[str, Any], cls: type) -> Any:
         """A section of integer spaces, each with an optional ``<name>_step``; keys the file does
         not set keep the dataclass defaults (a lone ``<name>_step`` re-steps the default range)."""
         kwargs: dict[str, Any] = {}
@@ -311,19 +299,38 @@ class _Parser:
                 raise self.fail("search", f"{name} must be true or false, got {v.show(value)}.")
         return SearchSection(**d)
 
+    def caps(self, raw: dict[str, Any]) -> CapsSection:
+        """``[caps]``; the names ``max_hidden`` and ``max_layers`` are read as ``max_width`` and
+        ``max_depth``, with a warning that names the new key."""
+        table = raw.get("caps", {})
+        if isinstance(table, dict):
+            table = dict(table)
+            for old, new in _RENAMED_CAPS.items():
+                if old not in table:
+                    continue
+                if new in table:
+                    raise self.fail("caps", f"{old} and {new} are one cap; keep {new} only.")
+                table[new] = table.pop(old)
+                warnings.warn(
+                    f"{self.path}: [caps] {old} is deprecated; write {new} = {v.show(table[new])}"
+                    " (it bounds every family: LSTM hidden/layers, xLSTM embed/blocks).",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+        return CapsSection(**self.numeric({"caps": table}, "caps", CapsSection))
+
     def check_caps(self, c: StudyConfig) -> None:
-        caps, m = c.caps, c.model
-        sizes = {"lstm": (m.lstm.hidden, m.lstm.layers, "model.lstm.hidden", "model.lstm.layers"),
-                 "xlstm": (m.xlstm.embed, m.xlstm.blocks, "model.xlstm.embed", "model.xlstm.blocks")}  # fmt: skip
-        for family in m.families:
-            width, depth, wkey, dkey = sizes[family]
-            if lowest(width) > caps.max_hidden:
-                raise self.fail(
-                    "caps",
-                    f"max_hidden {caps.max_hidden} is below the smallest {wkey} ({lowest(width)}): no trial could fit. Raise the cap or lower {wkey}.",
-                )
-            if lowest(depth) > caps.max_layers:
-                raise self.fail(
-                    "caps",
-                    f"max_layers {caps.max_layers} is below the smallest {dkey} ({lowest(depth)}): no trial could fit. Raise the cap or lower {dkey}.",
-                )
+        caps = c.caps
+        for name in c.model.families:
+            family, space = FAMILIES[name], c.model.space(name)
+            for cap, limit, size in (("max_width", caps.max_width, family.width),
+                                     ("max_depth", caps.max_depth, family.depth)):  # fmt: skip
+                smallest, key = lowest(getattr(space, size)), f"model.{name}.{size}"
+                if smallest > limit:
+                    raise self.fail(
+                        "caps",
+                        f"{cap} {limit} is below the smallest {key} ({smallest}): no trial could fit. Raise the cap or lower {key}.",
+                    )
+
+
+_RENAMED_CAPS = {"max_hidden": "max_width", "max_layers": "max_depth"}

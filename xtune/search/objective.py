@@ -96,10 +96,10 @@ def check_hard_caps(config: StudyConfig, plan: Plan) -> None:
     means (Optuna's own ``enqueue_trial``, a retry from before the caps were lowered)."""
     m, caps = plan.params.model, config.caps
     width, depth = width_depth(m)
-    if width > caps.max_hidden or depth > caps.max_layers:
+    if width > caps.max_width or depth > caps.max_depth:
         raise CapError(
             f"trial asks for {m.family} width {width} and depth {depth}, beyond the caps "
-            f"max_hidden={caps.max_hidden}, max_layers={caps.max_layers}; it is refused."
+            f"max_width={caps.max_width}, max_depth={caps.max_depth}; it is refused."
         )
 
 

@@ -11,14 +11,14 @@ from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
 from xtune.features.plugins import PluginFile
 from xtune.features.split import SplitSpec
-from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space
+from xtune.models.families import BUILT_IN, FAMILIES
+from xtune.search.ranges import Choice, Fixed, FloatRange, Space
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 # What a study may optimize, on validation; the second tuple is minimized, the rest maximized.
 OBJECTIVES = ("accuracy", "loss", "sharpe", "edge", "balanced_accuracy", "confident_accuracy",
               "max_drawdown", "calmar")  # fmt: skip
 MINIMIZED = ("loss", "max_drawdown")
-FAMILIES = ("lstm", "xlstm")
 LOG_SCALE = ("lr", "weight_decay")
 
 
@@ -89,25 +89,17 @@ class FeatureSection:
 
 
 @dataclass(frozen=True)
-class LSTMSpace:
-    hidden: Space = field(default_factory=lambda: IntRange(16, 128, 8))
-    hidden_step: int = 8
-    layers: Space = field(default_factory=lambda: IntRange(1, 2))
-
-
-@dataclass(frozen=True)
-class XLSTMSpace:
-    embed: Space = field(default_factory=lambda: IntRange(16, 64, 16))
-    embed_step: int = 16
-    heads: Space = field(default_factory=lambda: Choice((2, 4)))
-    blocks: Space = field(default_factory=lambda: IntRange(1, 3))
-
-
-@dataclass(frozen=True)
 class ModelSection:
-    families: tuple[str, ...] = FAMILIES
-    lstm: LSTMSpace = field(default_factory=LSTMSpace)
-    xlstm: XLSTMSpace = field(default_factory=XLSTMSpace)
+    """``[model]``: the families searched, and each family's ``[model.<name>]`` space (an
+    instance of its :attr:`~xtune.models.families.Family.space`), for every known family."""
+
+    families: tuple[str, ...] = BUILT_IN
+    spaces: dict[str, Any] = field(
+        default_factory=lambda: {f.name: f.space() for f in FAMILIES.values()}
+    )
+
+    def space(self, family: str) -> Any:
+        return self.spaces[family]
 
 
 @dataclass(frozen=True)
@@ -127,11 +119,12 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class CapsSection:
-    """Hard limits for the trading PC. Hidden size and layers bound the search space itself;
+    """Hard limits for the trading PC. Width and depth bound the search space itself (each
+    family says which of its sizes they are: LSTM hidden and layers, xLSTM embed and blocks);
     parameters and latency are constraints checked before training."""
 
-    max_hidden: int = 256  # LSTM hidden / xLSTM embed
-    max_layers: int = 4  # LSTM layers / xLSTM blocks
+    max_width: int = 256
+    max_depth: int = 4
     max_params: int = 1_000_000
     max_latency_ms: float = 10.0  # one window, batch 1, one CPU thread
     # The trading PC's slowness against the search machine (``xtune certify`` prints it): the

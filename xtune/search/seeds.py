@@ -162,8 +162,8 @@ def _value(name: str, value: Any, config: StudyConfig, spaces: Spaces, at: str) 
     uncapped = spaces.uncapped.get(name)
     if spaces.file.get(name) == dist and uncapped and _problem(uncapped, value) is None:
         caps = config.caps
-        raise Invalid(f"{at}: {key}: beyond the hard caps ([caps] max_hidden = "
-                      f"{caps.max_hidden}, max_layers = {caps.max_layers}); write "
+        raise Invalid(f"{at}: {key}: beyond the hard caps ([caps] max_width = "
+                      f"{caps.max_width}, max_depth = {caps.max_depth}); write "
                       f"{_describe(dist)}.")  # fmt: skip
     other = spaces.file.get(name)
     differs = (f" {file} says {_describe(other)}, but the study in storage is searched with "

@@ -20,8 +20,9 @@ from optuna.distributions import (
 )
 
 from xtune.features.dataset import DataSpec
-from xtune.models import HeadConfig, LossConfig, LSTMConfig, Params, TrainConfig, XLSTMConfig
-from xtune.search.config import FeatureSection, StudyConfig
+from xtune.models import HeadConfig, LossConfig, ModelConfig, Params, TrainConfig
+from xtune.models.families import FAMILIES, Cap
+from xtune.search.config import CapsSection, FeatureSection, StudyConfig
 from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space
 from xtune.search.record import Plan
 
@@ -48,36 +49,31 @@ def _pick(trial: Suggester, name: str, space: Space, cap: int | float | None = N
     return trial.suggest_float(name, space.low, space.high, log=space.log)
 
 
-def _model(trial: Suggester, config: StudyConfig, n_features: int) -> LSTMConfig | XLSTMConfig:
+class _Draws:
+    """:class:`~xtune.models.families.Draws` for one trial under the study's caps."""
+
+    def __init__(self, trial: Suggester, caps: CapsSection) -> None:
+        self.trial, self.caps = trial, caps
+
+    def pick(self, name: str, space: Space, cap: Cap | None = None) -> Any:
+        limit = {"width": self.caps.max_width, "depth": self.caps.max_depth, None: None}[cap]
+        return _pick(self.trial, name, space, limit)
+
+    def flag(self, name: str) -> bool:
+        return bool(self.trial.suggest_categorical(name, [False, True]))
+
+
+def _model(trial: Suggester, config: StudyConfig, n_features: int) -> ModelConfig:
     """Family, dropout and architecture, in this order (the order of the draws is part of a
     seeded study's history)."""
-    caps = config.caps
     head = HeadConfig(len(config.labels.horizons), config.labels.classes)
-    family = trial.suggest_categorical("family", list(config.model.families))
+    family = FAMILIES[trial.suggest_categorical("family", list(config.model.families))]
     dropout = float(_pick(trial, "dropout", config.train.dropout))
-    if family == "lstm":
-        s = config.model.lstm
-        return LSTMConfig(
-            n_features=n_features,
-            hidden=_pick(trial, "lstm/hidden", s.hidden, caps.max_hidden),
-            layers=_pick(trial, "lstm/layers", s.layers, caps.max_layers),
-            dropout=dropout,
-            head=head,
-        )
-    s2 = config.model.xlstm
-    blocks = _pick(trial, "xlstm/blocks", s2.blocks, caps.max_layers)
-    slstm_at = tuple(
-        i for i in range(blocks) if trial.suggest_categorical(f"xlstm/slstm_{i}", [False, True])
+    space = config.model.space(family.name)
+    model: ModelConfig = family.suggest(
+        _Draws(trial, config.caps), space, n_features, head, dropout
     )
-    return XLSTMConfig(
-        n_features=n_features,
-        embed=_pick(trial, "xlstm/embed", s2.embed, caps.max_hidden),
-        heads=_pick(trial, "xlstm/heads", s2.heads),
-        blocks=blocks,
-        slstm_at=slstm_at,
-        dropout=dropout,
-        head=head,
-    )
+    return model
 
 
 def _train(trial: Suggester, config: StudyConfig, bf16: bool) -> TrainConfig:
@@ -103,7 +99,7 @@ def _train(trial: Suggester, config: StudyConfig, bf16: bool) -> TrainConfig:
 def suggest(
     trial: Suggester, config: StudyConfig, *, first_row: int = 0, bf16: bool = True
 ) -> Plan:
-    """Draw one configuration. Hidden size and layers never exceed the caps: the space is cut
+    """Draw one configuration. A model's width and depth never exceed the caps: the space is cut
     to them, so only parameters and latency can make a trial infeasible. ``first_row`` is the
     first bar the trial's data may use (see :class:`~xtune.features.DataSpec`); ``bf16`` is
     the precision the worker's device check settled on."""
@@ -219,7 +215,7 @@ def parameter_space(config: StudyConfig, *, capped: bool = True) -> dict[str, Ba
     before ``[caps]`` cut them."""
     if not capped:
         huge = 2**31 - 1
-        config = replace(config, caps=replace(config.caps, max_hidden=huge, max_layers=huge))
+        config = replace(config, caps=replace(config.caps, max_width=huge, max_depth=huge))
     space: dict[str, BaseDistribution] = {}
     for high in (False, True):
         probe = _Explorer(high, {})

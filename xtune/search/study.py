@@ -53,7 +53,7 @@ def study_note(config: StudyConfig) -> str:
         f"# xtune study `{config.study.name}`\n\n"
         f"Objectives: {objectives}, all on the validation part (chronological, purged); the test "
         "part is never touched by the search.\n\n"
-        f"Caps for the trading PC: hidden/embed <= {c.max_hidden}, layers/blocks <= {c.max_layers} "
+        f"Caps for the trading PC: width <= {c.max_width}, depth <= {c.max_depth} "
         f"(hard bounds of the space), parameters <= {c.max_params:,}, latency <= "
         f"{c.max_latency_ms} ms per window (batch 1, one CPU thread, measured on the search machine"
         + (f" x latency_scale {c.latency_scale}" if c.latency_scale != 1.0 else "")
