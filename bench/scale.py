@@ -132,11 +132,10 @@ def _own(pg: str) -> str:
     return f"{pg}{'&' if '?' in pg else '?'}application_name={OWN}"
 
 
-def _connections(engine: sqlalchemy.Engine) -> int:
-    with engine.connect() as c:
-        return int(c.execute(sqlalchemy.text(
+def _connections(c: sqlalchemy.Connection) -> int:
+    return int(c.execute(sqlalchemy.text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name <> :own"), {"own": OWN}).scalar() or 0)  # fmt: skip
+        "AND application_name <> :own"), {"own": OWN}).scalar() or 0)  # fmt: skip
 
 
 def _start_proxy(pg: str, pool_size: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -163,6 +162,9 @@ def run(pg: str, url: str, workers: int, inputs: Inputs, args: argparse.Namespac
     config = _renamed(bench_study(folder, trials=1000), name)
     create_study(config, _own(pg), Settings(), inputs.bars)
     engine = sqlalchemy.create_engine(_own(pg), poolclass=sqlalchemy.pool.NullPool)
+    # held from the start (a full server refuses a new one); autocommit: pg_stat_activity is
+    # a snapshot per transaction
+    poll = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     ctx = mp.get_context("spawn")
     queue, go, deadline = ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
     n_proc = min(workers, args.processes)
@@ -176,7 +178,7 @@ def run(pg: str, url: str, workers: int, inputs: Inputs, args: argparse.Namespac
     go.set()
     peak = 0
     while any(p.is_alive() for p in procs) and queue.qsize() < n_proc:
-        peak = max(peak, _connections(engine))
+        peak = max(peak, _connections(poll))
         time.sleep(0.5)
     results = [queue.get() for _ in procs]
     for p in procs:
@@ -192,6 +194,7 @@ def run(pg: str, url: str, workers: int, inputs: Inputs, args: argparse.Namespac
     errors = [e for r in results for e in r[2]]
     lost = sum(r[3] for r in results) - len(complete)
     optuna.delete_study(study_name=name, storage=open_storage(_own(pg)))
+    poll.close()
     engine.dispose()
     for e in sorted(set(errors))[:3]:
         print(f"    error ({errors.count(e)}x): {e}", file=sys.stderr)

@@ -107,7 +107,7 @@ def start_proxy(
     threads = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="xtune-proxy")
     # so_reuseport off: a second proxy on a taken port fails here, instead of sharing it
     server = grpc.server(threads, interceptors=[_interceptor()], options=[("grpc.so_reuseport", 0)])
-    add_StorageServiceServicer_to_server(OptunaStorageProxyService(backend), server)
+    add_StorageServiceServicer_to_server(OptunaStorageProxyService(backend), server)  # type: ignore[no-untyped-call]
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
