@@ -212,3 +212,12 @@ def test_a_trial_an_outage_failed_inside_the_objective_is_retried_once(
         assert sorted(retries) == [cut.number, swept.number]  # type: ignore[type-var]
     finally:
         optuna.delete_study(study_name=config.study.name, storage=storage)
+
+
+def test_a_proxy_that_cannot_start_says_why_in_one_line(pg_url: str, proxy: Proxy) -> None:
+    """A port another proxy holds, and a storage that is not a database: one line, exit 2."""
+    taken = _xtune("storage-proxy", "--storage", pg_url, "--port", str(proxy.port))
+    itself = _xtune("storage-proxy", "--storage", proxy.url, "--port", str(proxy.port + 1))
+    assert (taken.returncode, itself.returncode) == (2, 2)
+    assert taken.stderr.count("\n") == 1 and "the port is taken" in taken.stderr, taken.stderr
+    assert "serves a database, not grpc://" in itself.stderr, itself.stderr
