@@ -23,8 +23,9 @@ def compose() -> dict[str, Any]:
 
 def test_services_and_their_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "create-study", "dashboard", "worker"}
-    assert services["create-study"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert set(services) == {"postgres", "storage-proxy", "create-study", "dashboard", "worker"}
+    assert services["storage-proxy"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["create-study"]["depends_on"]["storage-proxy"]["condition"] == "service_healthy"
     for name in ("dashboard", "worker"):
         assert (
             services[name]["depends_on"]["create-study"]["condition"]
@@ -78,11 +79,30 @@ def test_no_url_is_built_from_a_credential(compose: dict[str, Any]) -> None:
                 assert "${" not in str(value) and "@" not in str(value), (name, key)
 
 
-@pytest.mark.parametrize("name", ["create-study", "dashboard", "worker"])
-def test_xtune_services_log_in_through_libpq_variables(compose: dict[str, Any], name: str) -> None:
+def test_only_the_proxy_logs_in_to_postgresql(compose: dict[str, Any]) -> None:
+    """Workers, the dashboard and create-study reach the study through the storage proxy, on
+    the port it listens on, and hold no database credential; the proxy's pool is bounded and
+    its port is not published (it has no login)."""
+    from xtune.search.proxy import ProxyAddress
+
+    proxy = compose["services"]["storage-proxy"]
+    command = proxy["command"]
+    assert command[:2] == ["xtune", "storage-proxy"] and "--pool-size" in command
+    assert int(command[command.index("--pool-size") + 1]) <= 20
+    port = command[command.index("--port") + 1]
+    assert "ports" not in proxy
+    assert f"127.0.0.1:{port}" in " ".join(proxy["healthcheck"]["test"])  # its own port
+    for name in ("create-study", "dashboard", "worker"):
+        env = compose["services"][name]["environment"]
+        address = ProxyAddress.parse(env["XTUNE_STORAGE"])
+        assert (address.host, str(address.port)) == ("storage-proxy", port), name
+        assert not any(key.startswith("PG") for key in env), name
+
+
+def test_the_proxy_logs_in_through_libpq_variables(compose: dict[str, Any]) -> None:
     from sqlalchemy.engine import make_url
 
-    env = compose["services"][name]["environment"]
+    env = compose["services"]["storage-proxy"]["environment"]
     url = make_url(env["XTUNE_STORAGE"])
     assert (url.drivername, url.host, url.port) == ("postgresql+psycopg2", "postgres", 5432)
     assert (url.username, url.password, url.database) == (None, None, None)

@@ -6,7 +6,7 @@ import sys
 
 from rich.markup import escape
 
-from xtune.cli import _audit, _bundle, _certify, _consensus, _data, _distill, _search  # noqa: F401  (registers the commands)
+from xtune.cli import _audit, _bundle, _certify, _consensus, _data, _distill, _proxy, _search  # noqa: F401  (registers the commands)
 from xtune.cli._app import app, err
 from xtune.errors import XtuneError
 

@@ -134,15 +134,20 @@ def open_storage(
 ) -> optuna.storages.BaseStorage:
     """Open the storage with the settings xtune relies on.
 
+    ``grpc://host:port``: a client of ``xtune storage-proxy``, which holds the database pool.
     PostgreSQL: ``pool_pre_ping`` (a restarted server's dead connections are replaced, not
     raised), a pool of 1-2 connections per worker process, heartbeats so that a killed worker's
     trial turns FAIL after the grace period, and a retry of such trials with the same parameters.
     """
+    from xtune.search.proxy import connection_limit, is_proxy, open_proxy
+
     if not is_database(url):
         path = Path(url)
         check_journal(path)  # a damaged or foreign file: one line, before anything is written
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
+    if is_proxy(url):  # xtune storage-proxy: it holds the database pool
+        return open_proxy(url)
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine_kwargs |= {"pool_size": workers_per_process, "max_overflow": 1, "pool_recycle": 300}
@@ -161,6 +166,8 @@ def open_storage(
             # the others find its tables on the next try.
             time.sleep(0.1 * (attempt + 1) + random.random() * 0.2)
         except Exception as exc:
+            if (limit := connection_limit(url, exc)) is not None:
+                raise limit from None
             detail = scrub(str(exc).splitlines()[0] if str(exc) else "", url)
             raise StorageError(
                 f"cannot open storage {mask(url)}: {type(exc).__name__}: {detail}. "

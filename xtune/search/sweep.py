@@ -1,6 +1,7 @@
 """Leave no trial RUNNING without a live owner (``xtune sweep``, and on every worker start).
 
-Database storages: Optuna's heartbeat marks a trial FAIL only when (a) its worker sent at least
+Database storages: Optuna's heartbeat (through the storage proxy, xtune's own:
+:mod:`xtune.search.beat`) marks a trial FAIL only when (a) its worker sent at least
 one heartbeat and (b) a live worker starts a new trial later. A worker killed before its first
 heartbeat, or the last worker of a study, leaves RUNNING trials forever. The sweep closes both
 holes: a RUNNING trial whose heartbeat is stale, or that never sent one and started more than
@@ -29,6 +30,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from xtune.search.beat import beat_age, needs_beat
 from xtune.search.record import TrialRecord, mark, process_identity, read
 
 MAX_RETRIES = 2
@@ -53,6 +55,13 @@ def _database_orphans(study: optuna.Study, storage: RDBStorage, running: list[Fr
 def _old(trial: FrozenTrial, grace_s: float) -> bool:
     start = trial.datetime_start
     return start is not None and datetime.now() - start > timedelta(seconds=grace_s)
+
+
+def _silent(running: list[FrozenTrial], grace_s: float) -> list[FrozenTrial]:
+    """Through the storage proxy: trials whose xtune heartbeat is older than ``grace_s``, or
+    that never sent one and started longer ago (:mod:`xtune.search.beat`)."""
+    ages = [(t, beat_age(t)) for t in running]
+    return [t for t, age in ages if (_old(t, grace_s) if age is None else age > grace_s)]
 
 
 def _local_orphans(running: list[FrozenTrial], grace_s: float | None) -> list[FrozenTrial]:
@@ -104,9 +113,17 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def fail_cut_off(study: optuna.Study, storage: optuna.storages.BaseStorage, trial_id: int) -> bool:
-    """Fail (and requeue) the trial a database outage cut off in this worker, if Optuna could
-    not store its end; returns whether it was still RUNNING."""
+    """Fail and requeue the trial a storage outage cut off in this worker: still RUNNING (Optuna
+    could not store its end), or FAIL because the outage raised inside the objective and Optuna
+    stored that once the storage was back. Returns whether it requeued: a trial a sweep or
+    Optuna's stale-heartbeat check requeued already is not queued twice."""
     trial = storage.get_trial(trial_id)
+    if trial.state == TrialState.FAIL:
+        retried = any(read(t).retry_of == trial.number for t in study.get_trials(deepcopy=False))
+        if read(trial).swept is None and not retried:
+            requeue(study, trial)
+            return True
+        return False
     return trial.state == TrialState.RUNNING and _fail_and_requeue(study, storage, trial, CUT_OFF)
 
 
@@ -121,8 +138,9 @@ def sweep(
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not running:
         return []
-    if isinstance(storage, RDBStorage):
-        beyond = _database_orphans(study, storage, running, grace_s)
+    if isinstance(storage, RDBStorage) or needs_beat(storage):
+        beyond = (_database_orphans(study, storage, running, grace_s)
+                  if isinstance(storage, RDBStorage) else _silent(running, grace_s))  # fmt: skip
         local = _local_orphans(running, None)
         seen = {t.number for t in beyond}
         orphans = beyond + [t for t in local if t.number not in seen]

@@ -17,10 +17,12 @@ import sqlalchemy
 from optuna.trial import FrozenTrial
 
 from xtune.features import Bars
+from xtune.search.beat import Heartbeat, needs_beat
 from xtune.search.budget import Budget, spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord, check_device
 from xtune.search.objective import CapError, Objective, TrialFault
+from xtune.search.proxy import RPC_ERROR, connection_limit
 from xtune.search.record import PluginRecord
 from xtune.search.storage import StorageError, is_database, open_storage
 from xtune.search.study import make_sampler
@@ -129,13 +131,14 @@ TRANSIENT = (
     optuna.exceptions.StorageInternalError,
     optuna.exceptions.UpdateFinishedTrialError,  # our trial was swept while the database was away
     StorageError,
+    RPC_ERROR,  # through the storage proxy: it or its database is away
 )
 MAX_OUTAGE_S = 600
 
 
 def _is_transient(exc: BaseException) -> bool:
-    """A database outage, directly or anywhere in the exception chain. Optuna 5 raises an
-    UnboundLocalError of its own while failing a trial whose result could not be stored."""
+    """A database or storage proxy outage, directly or anywhere in the exception chain. Optuna 5
+    raises an UnboundLocalError of its own while failing a trial whose result could not be stored."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -161,6 +164,8 @@ def run_worker(
             _run_worker_once(args, inputs, device, (interrupt, cut), callback)
             return
         except Exception as exc:
+            if (limit := connection_limit(args.storage, exc)) is not None:
+                raise limit from None  # more workers than the database takes: one line
             if not _is_transient(exc) or waited >= MAX_OUTAGE_S or not is_database(args.storage):
                 raise
             logging.getLogger("xtune").warning(
@@ -215,6 +220,8 @@ def _run_worker_once(
     objective = cut.wrap(interrupt.wrap(Objective(config, inputs.bars, inputs.candidates,
                          device=device, seed=args.seed, artifact_store=store,
                          plugins=inputs.plugins)))  # fmt: skip
+    if needs_beat(storage):  # the storage proxy: no heartbeat of Optuna's
+        objective = Heartbeat(storage, args.settings.heartbeat_s).wrap(objective)
 
     # Sweep between trials too: a worker killed before its first heartbeat is invisible to
     # Optuna's own stale check, and its retry should run while live workers are still here.
