@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -18,6 +18,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
+from tests.search_tests.polling import owned_running, states, trials_of, wait_for
 from tests.search_tests.proxy import Proxy, cluster_of, restart_cluster
 from tests.search_tests.studies import write_study
 from xtune.search import StudyConfig, load_study_config, open_storage, read
@@ -44,36 +45,8 @@ def _search(tmp_path: Path, url: str, trials: int) -> tuple[StudyConfig, subproc
     return load_study_config(study_file), proc
 
 
-def _trials(config: StudyConfig, url: str) -> list[FrozenTrial]:
-    storage = open_storage(url)
-    return optuna.load_study(study_name=config.study.name, storage=storage).get_trials()
-
-
-def _wait_for(
-    config: StudyConfig, url: str, ready: Callable[[list[FrozenTrial]], bool]
-) -> list[FrozenTrial]:
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        time.sleep(0.5)
-        try:
-            trials = _trials(config, url)
-        except KeyError:  # not created yet
-            continue
-        if ready(trials):
-            return trials
-    raise AssertionError("the workers never reached the state the test waits for")
-
-
-def _states(trials: list[FrozenTrial], *states: TrialState) -> list[FrozenTrial]:
-    return [t for t in trials if t.state in states]
-
-
-def _owned_running(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    return [t for t in _states(trials, TrialState.RUNNING) if t.params and read(t).worker]
-
-
 def _mid_trial(trials: list[FrozenTrial]) -> bool:
-    return bool(_owned_running(trials)) and len(_states(trials, TrialState.COMPLETE)) >= 1
+    return bool(owned_running(trials)) and len(states(trials, TrialState.COMPLETE)) >= 1
 
 
 def _retried(trial: FrozenTrial, trials: list[FrozenTrial]) -> bool:
@@ -83,10 +56,10 @@ def _retried(trial: FrozenTrial, trials: list[FrozenTrial]) -> bool:
 def _check_after(trials: list[FrozenTrial], before: set[int], cut: set[int], target: int) -> None:
     """Nothing finished lost, nothing left RUNNING or queued, every failed trial that drew
     parameters retried with them, and each trial running at the fault finished or was retried."""
-    complete = {t.number for t in _states(trials, TrialState.COMPLETE)}
+    complete = {t.number for t in states(trials, TrialState.COMPLETE)}
     assert before <= complete and len(complete) >= target
-    assert not _states(trials, TrialState.RUNNING, TrialState.WAITING)
-    failed = _states(trials, TrialState.FAIL)  # one cut before its first draw has nothing to retry
+    assert not states(trials, TrialState.RUNNING, TrialState.WAITING)
+    failed = states(trials, TrialState.FAIL)  # one cut before its first draw has nothing to retry
     assert all(_retried(t, trials) or not t.params for t in failed), [
         (t.number, t.params, read(t)) for t in failed
     ]
@@ -98,15 +71,15 @@ def test_a_worker_killed_through_the_proxy_loses_nothing(
 ) -> None:
     config, proc = _search(tmp_path, proxy.url, trials=4)
     try:
-        trials = _wait_for(config, proxy.url, _mid_trial)
-        victim = _owned_running(trials)[0]
+        trials = wait_for(config, proxy.url, _mid_trial, seconds=600)
+        victim = owned_running(trials)[0]
         assert KEY in victim.system_attrs  # its worker stamps xtune's heartbeat through the proxy
         owner = read(victim).worker
         assert owner is not None
         os.kill(owner.pid, signal.SIGKILL)  # mid-trial, no chance to clean up
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-3000:]
-        trials = _trials(config, pg_url)
+        trials = trials_of(config, pg_url)
         assert trials[victim.number].state == TrialState.FAIL
         _check_after(trials, set(), {victim.number}, 4)
     finally:
@@ -118,16 +91,16 @@ def test_a_worker_killed_through_the_proxy_loses_nothing(
 def test_workers_ride_out_a_proxy_restart(tmp_path: Path, pg_url: str, proxy: Proxy) -> None:
     config, proc = _search(tmp_path, proxy.url, trials=5)
     try:
-        trials = _wait_for(config, proxy.url, _mid_trial)
+        trials = wait_for(config, proxy.url, _mid_trial, seconds=600)
         proxy.kill()  # mid-trial, calls under way or not
         time.sleep(2)
         proxy.start()  # the same address
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-3000:]
         assert "exited with code" not in err, err[-3000:]
-        before = {t.number for t in _states(trials, TrialState.COMPLETE)}
-        cut = {t.number for t in _owned_running(trials)}
-        _check_after(_trials(config, pg_url), before, cut, 5)
+        before = {t.number for t in states(trials, TrialState.COMPLETE)}
+        cut = {t.number for t in owned_running(trials)}
+        _check_after(trials_of(config, pg_url), before, cut, 5)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -142,14 +115,14 @@ def test_workers_ride_out_a_postgresql_restart_behind_the_proxy(
         pytest.skip("needs the local cluster behind TEST_DB_URL, which this test restarts (root)")
     config, proc = _search(tmp_path, proxy.url, trials=5)
     try:
-        trials = _wait_for(config, proxy.url, _mid_trial)
+        trials = wait_for(config, proxy.url, _mid_trial, seconds=600)
         restart_cluster(cluster)  # mid-trial, while the proxy holds its pool
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-3000:]
         assert "exited with code" not in err, err[-3000:]
-        before = {t.number for t in _states(trials, TrialState.COMPLETE)}
-        cut = {t.number for t in _owned_running(trials)}
-        _check_after(_trials(config, pg_url), before, cut, 5)
+        before = {t.number for t in states(trials, TrialState.COMPLETE)}
+        cut = {t.number for t in owned_running(trials)}
+        _check_after(trials_of(config, pg_url), before, cut, 5)
         log = proxy.stop()
         assert "database unavailable" in log and "Traceback" not in log, log[-3000:]
     finally:

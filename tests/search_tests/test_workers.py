@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
+from tests.search_tests.polling import owned_running, states, wait_for
 from tests.search_tests.studies import write_study
 from xtune.features import load_bars
 from xtune.search import StudyConfig, create_study, load_study_config, open_storage, read, sweep
@@ -116,46 +115,15 @@ def _start_two_workers(
     return load_study_config(study_file), proc
 
 
-def _wait_for(
-    config: StudyConfig,
-    pg_url: str,
-    ready: Callable[[list[FrozenTrial]], bool],
-    seconds: float = 240,
-) -> list[FrozenTrial]:
-    """Poll the study until ``ready(trials)``; the trials at that moment."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        time.sleep(0.5)
-        try:
-            trials = optuna.load_study(
-                study_name=config.study.name, storage=open_storage(pg_url)
-            ).get_trials()
-        except KeyError:  # not created yet
-            continue
-        if ready(trials):
-            return trials
-    raise AssertionError("the workers never reached the state the test waits for")
-
-
-def _states(trials: list[FrozenTrial], *states: TrialState) -> list[FrozenTrial]:
-    return [t for t in trials if t.state in states]
-
-
-def _owned_running(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    return [
-        t for t in _states(trials, TrialState.RUNNING) if t.params and read(t).worker is not None
-    ]
-
-
 def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(
     tmp_path: Path, pg_url: str
 ) -> None:
     config, proc = _start_two_workers(tmp_path, pg_url, trials=6)
     try:
-        trials = _wait_for(
-            config, pg_url, lambda ts: bool(_owned_running(ts) and _states(ts, TrialState.COMPLETE))
+        trials = wait_for(
+            config, pg_url, lambda ts: bool(owned_running(ts) and states(ts, TrialState.COMPLETE))
         )
-        owner = read(_owned_running(trials)[0]).worker
+        owner = read(owned_running(trials)[0]).worker
         assert owner is not None
         victim = owner.pid  # the process running that trial
         os.kill(victim, signal.SIGKILL)  # mid-trial, no chance to clean up
@@ -164,12 +132,12 @@ def test_a_killed_worker_loses_nothing_and_its_trial_is_retried(
         trials = optuna.load_study(
             study_name=config.study.name, storage=open_storage(pg_url)
         ).get_trials()
-        assert not _states(trials, TrialState.RUNNING, TrialState.WAITING)
-        failed = _states(trials, TrialState.FAIL)
+        assert not states(trials, TrialState.RUNNING, TrialState.WAITING)
+        failed = states(trials, TrialState.FAIL)
         assert failed, (victim, out[-2000:], [(t.number, t.state.name) for t in trials])
         for t in failed:  # retried with the same parameters, and the retry ran
             assert _retried(t, trials) or not t.params
-        assert len(_states(trials, TrialState.COMPLETE)) >= 6  # the other worker went on
+        assert len(states(trials, TrialState.COMPLETE)) >= 6  # the other worker went on
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -190,14 +158,14 @@ def test_workers_survive_a_postgresql_restart(tmp_path: Path, pg_url: str) -> No
         pytest.skip("needs a local PostgreSQL cluster this test may restart (pg_ctlcluster, root)")
     config, proc = _start_two_workers(tmp_path, pg_url, trials=8)
     try:
-        trials = _wait_for(
+        trials = wait_for(
             config,
             pg_url,
             lambda ts: (
-                len(_states(ts, TrialState.COMPLETE)) >= 2 and bool(_states(ts, TrialState.RUNNING))
+                len(states(ts, TrialState.COMPLETE)) >= 2 and bool(states(ts, TrialState.RUNNING))
             ),
         )
-        before = {t.number for t in _states(trials, TrialState.COMPLETE)}
+        before = {t.number for t in states(trials, TrialState.COMPLETE)}
         _restart_postgres()  # mid-trial, while both workers hold connections
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-3000:]
@@ -206,10 +174,10 @@ def test_workers_survive_a_postgresql_restart(tmp_path: Path, pg_url: str) -> No
         trials = optuna.load_study(
             study_name=config.study.name, storage=open_storage(pg_url)
         ).get_trials()
-        complete = {t.number for t in _states(trials, TrialState.COMPLETE)}
+        complete = {t.number for t in states(trials, TrialState.COMPLETE)}
         assert before <= complete  # nothing finished is lost
         assert len(complete) >= 8
-        assert not _states(trials, TrialState.RUNNING, TrialState.WAITING)
+        assert not states(trials, TrialState.RUNNING, TrialState.WAITING)
     finally:
         if proc.poll() is None:
             proc.kill()
