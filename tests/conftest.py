@@ -104,9 +104,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def _training_is_slow() -> Iterator[None]:
     """A test that trains a model in this process without the ``slow`` mark fails, naming the
     fix: the quick loop (``-m "not slow"``) must not train."""
-    import importlib
+    import xtune.models._train as train
 
-    train = importlib.import_module("xtune.models.train")  # the module, not the function
     plain = train._train_epoch
 
     def guarded(run: object, epoch: int) -> tuple[float, str]:

@@ -116,3 +116,24 @@ def test_the_docs_site_builds_with_every_link_and_reference_resolved(tmp_path: P
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "benchmarks" / "index.html").is_file()
+
+
+def test_no_module_is_hidden_by_a_name_of_its_package() -> None:
+    """``import xtune.runtime.predict as m`` must give a module or fail, never a function: a
+    module whose package exports a function of the same name is private (``_predict.py``)."""
+    import importlib
+    import pkgutil
+    import types
+
+    import xtune
+
+    hidden = []
+    for info in pkgutil.walk_packages(xtune.__path__, "xtune."):
+        parent, _, leaf = info.name.rpartition(".")
+        if leaf == "__main__":
+            continue
+        attribute = getattr(importlib.import_module(parent), leaf, None)
+        importlib.import_module(info.name)
+        if attribute is not None and not isinstance(attribute, types.ModuleType):
+            hidden.append(info.name)
+    assert not hidden, f"modules hidden by a function of their package: {hidden}"

@@ -23,8 +23,8 @@ from xtune.errors import XtuneError
 from xtune.features import load_bars
 from xtune.models import Resources
 from xtune.runtime import Predictor, load_bundle, predict
+from xtune.runtime._predict import history_needed
 from xtune.runtime.bundle import MANIFEST, SUMS, sha256_file, write_sums
-from xtune.runtime.predict import history_needed
 from xtune.search import load_study_config
 from xtune.search.objective import constraints
 from xtune.search.record import Plan

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from xtune.errors import FeatureError
 from xtune.features import Bars
-from xtune.features.audit import audit, default_cuts
+from xtune.features._audit import audit, default_cuts
 from xtune.features.registry import _REGISTRY, register
 
 CUTS = (150, 611, 1234)

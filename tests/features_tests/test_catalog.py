@@ -1,5 +1,5 @@
 """The catalog's promises, checked over every feature by the audit that `xtune features audit`
-runs (xtune/features/audit.py): no look-ahead, declared warm-up, scale-free values; and the
+runs (xtune/features/_audit.py): no look-ahead, declared warm-up, scale-free values; and the
 required groups and every TA-Lib candlestick pattern."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from xtune.features import (
     resolve,
     warmup_of,
 )
-from xtune.features.audit import AuditReport, audit
+from xtune.features._audit import AuditReport, audit
 from xtune.features.sample import synthetic_bars
 
 CUTS = (150, 611, 1234)

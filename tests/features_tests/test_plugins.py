@@ -10,8 +10,8 @@ import pytest
 
 from xtune.errors import DataError, FeatureError
 from xtune.features import CATALOG, Bars, audit, build_features, load_bars, load_plugin
+from xtune.features._audit import preflight
 from xtune.features._cuts import own_cuts
-from xtune.features.audit import preflight
 from xtune.features.plugins import columns_of, forget_all, plugins_of, use_columns
 
 CAUSAL = """

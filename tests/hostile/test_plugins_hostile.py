@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from tests.search_tests.studies import write_study
 from xtune.errors import FeatureError
 from xtune.features import Bars, build_features, fit_robust, load_bars, load_plugin
-from xtune.features.audit import preflight
+from xtune.features._audit import preflight
 from xtune.features.build import latest_features
 from xtune.features.sample import synthetic_bars
 

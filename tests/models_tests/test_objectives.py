@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from xtune.models.evaluate import Scores, balanced_accuracy, confident_accuracy
+from xtune.models._evaluate import Scores, balanced_accuracy, confident_accuracy
 from xtune.runtime.trading import calmar, max_drawdown, rule_pnl, sharpe
 
 

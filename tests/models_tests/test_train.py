@@ -18,7 +18,7 @@ from xtune.models import (
     train,
     train_and_evaluate,
 )
-from xtune.models.train import default_threads
+from xtune.models._train import default_threads
 
 FEATURES = ("ret_1", "ret_3", "rsi_14", "bb_pct", "volume_z_20")
 
@@ -184,7 +184,7 @@ def test_heads_must_match_the_labels(data: Dataset) -> None:
 
 
 def test_learning_rate_schedules() -> None:
-    from xtune.models.train import _lr_factor
+    from xtune.models._train import _lr_factor
 
     # linear warm-up over 10 steps, then cosine to 0 at the last step
     assert _lr_factor(0, 100, 10, "cosine", 1.0) == pytest.approx(0.1 * 0.5 * (1 + math.cos(0)))

@@ -13,7 +13,7 @@ from optuna.trial import create_trial
 
 from xtune.features import Bars, Dataset, DataSpec, load_bars, prepare
 from xtune.models import LSTMConfig, Metrics, Params, Resources, Scores, TrainLog
-from xtune.models.evaluate import score
+from xtune.models._evaluate import score
 from xtune.runtime.trading import SECONDS_PER_YEAR, bars_per_year
 from xtune.search.record import DataRecord, Plan, TrialRecord, read
 from xtune.search.report import luck

@@ -23,11 +23,11 @@ from tests.search_tests.proxy import Proxy
 from tests.search_tests.studies import write_study
 from xtune.features import load_bars
 from xtune.search import create_study, load_study_config, open_storage, read, sweep
+from xtune.search._sweep import fail_cut_off
 from xtune.search.beat import KEY, Heartbeat, beat_age
 from xtune.search.proxy import ConnectionLimit, connection_limit
 from xtune.search.record import TrialRecord, Worker, write
 from xtune.search.storage import StorageError
-from xtune.search.sweep import fail_cut_off
 from xtune.settings import Settings
 
 pytestmark = pytest.mark.postgres

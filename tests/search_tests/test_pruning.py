@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from tests.search_tests.studies import write_study
 from xtune.models import Scores, Stopped
 from xtune.search import StudyError, load_study_config, pareto_front, read, run_search
+from xtune.search._replay import trained_record
 from xtune.search.budget import full_runs, spent
 from xtune.search.pruning import (
     MIN_TRIALS,
@@ -24,7 +25,6 @@ from xtune.search.pruning import (
     share_done,
 )
 from xtune.search.record import TrialRecord, rungs_of, status_of, write
-from xtune.search.replay import trained_record
 from xtune.search.report import summary
 from xtune.search.states import is_stopped
 from xtune.settings import Settings

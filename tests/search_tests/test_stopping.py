@@ -167,7 +167,7 @@ def test_an_owner_in_another_process_space_is_left_alone(tmp_path: Path) -> None
 def test_a_worker_resuming_after_an_outage_fails_the_trial_it_cut_off(tmp_path: Path) -> None:
     """An outage inside a trial leaves it RUNNING (Optuna could not store its FAIL either) and
     perhaps without its owner recorded; the worker fails and requeues it when it resumes."""
-    from xtune.search.sweep import CUT_OFF
+    from xtune.search._sweep import CUT_OFF
     from xtune.search.worker import CutOff
 
     config = load_study_config(write_study(tmp_path))

@@ -13,7 +13,7 @@ from rich.table import Table
 from xtune.cli._app import features_app, out
 
 if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, so --help stays fast
-    from xtune.features.audit import AuditReport
+    from xtune.features._audit import AuditReport
 
 DEFAULT_BARS = "sample:synthetic"
 
@@ -50,7 +50,7 @@ def features_audit(
     the files it read, not as a pass.
     """
     from xtune.features import load_bars, resolve
-    from xtune.features.audit import audit
+    from xtune.features._audit import audit
 
     names: tuple[str, ...] | None = None
     source, columns = data or DEFAULT_BARS, tuple[str, ...]()

@@ -189,7 +189,7 @@ def sweep_command(
     and started longer ago than the grace period (a worker killed in its first seconds). On a
     journal file, when the process that ran it on this machine is gone. Workers sweep on start
     too; run this when no worker is left."""
-    from xtune.search.sweep import sweep
+    from xtune.search._sweep import sweep
 
     opened = open_study_file(study_file, storage)
     grace_s = opened.settings.grace_s if grace is None else grace
@@ -312,7 +312,7 @@ def replay(
 ) -> None:
     """Retrain one trial on CPU from its stored record alone and compare its metrics."""
     from xtune.search import replay as run_replay
-    from xtune.search.replay import COMPARED
+    from xtune.search._replay import COMPARED
 
     opened = open_study_file(study_file, storage)
     trading = opened.config.trading

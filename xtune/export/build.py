@@ -22,7 +22,7 @@ from xtune.export.pick import ExportError
 from xtune.export.quantize import ort_latency_ms, try_int8
 from xtune.export.replace import check_target, install
 from xtune.features import Bars, Dataset, load_bars, summarize
-from xtune.features.audit import preflight
+from xtune.features._audit import preflight
 from xtune.features.build import feature_specs
 from xtune.features.catalog import history_of, warmup_of
 from xtune.features.plugins import columns_of
@@ -54,9 +54,9 @@ from xtune.runtime.manifest import (
 )
 from xtune.runtime.own_features import write_plugins
 from xtune.runtime.reference import LATENCY_BARS, PARITY_TOL, WINDOWS, write_reference
+from xtune.search._replay import check_plugins, trial_inputs
 from xtune.search.config import StudyConfig
 from xtune.search.record import Plan, TrialRecord, read
-from xtune.search.replay import check_plugins, trial_inputs
 from xtune.search.states import is_trained, same_bars
 from xtune.settings import Settings
 

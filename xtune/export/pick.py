@@ -7,8 +7,8 @@ from optuna.trial import FrozenTrial
 
 from xtune.errors import XtuneError
 from xtune.models import Scores
+from xtune.search._replay import find_trial
 from xtune.search.record import read
-from xtune.search.replay import find_trial
 from xtune.search.report import pareto_front
 from xtune.search.states import is_trained
 

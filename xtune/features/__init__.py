@@ -8,7 +8,8 @@ A trader's own features come in through :func:`register` in a plugin file (:func
 
 from __future__ import annotations
 
-from xtune.features.audit import AuditReport, FeatureAudit, audit
+from xtune.features._audit import AuditReport, FeatureAudit, audit
+from xtune.features._windows import windows, windows_ending_at
 from xtune.features.bars import Bars, load_bars
 from xtune.features.build import build_features, compute_features, default_cache_dir
 from xtune.features.catalog import CATALOG, GROUPS, Feature, history_of, resolve, warmup_of
@@ -19,7 +20,6 @@ from xtune.features.registry import register
 from xtune.features.scaler import RobustScaler, fit_robust, inverse, transform
 from xtune.features.split import Fold, Split, SplitSpec, chronological_split, min_rows
 from xtune.features.summary import BarsSummary, summarize
-from xtune.features.windows import windows, windows_ending_at
 
 __all__ = [
     "CATALOG",

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 from xtune.errors import SpecError
+from xtune.features._windows import windows_ending_at
 from xtune.features.bars import Bars
 from xtune.features.build import build_features
 from xtune.features.catalog import resolve, warmup_of
 from xtune.features.labels import MISSING, LabelSpec, directions, forward_returns
 from xtune.features.scaler import RobustScaler, fit_robust, transform
 from xtune.features.split import Split, SplitSpec, chronological_split, min_rows
-from xtune.features.windows import windows_ending_at
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ file, unless the seed's weight has decayed. Each catalog feature declares that `
 (:class:`~xtune.features.registry.Feature`); :func:`memory_violations` checks the declarations
 on real bars, and :func:`~xtune.features.registry.history_of` adds them up for a feature list.
 A trader's own feature's declaration is measured against its values at audit time
-(:func:`memory_needed`, run by :mod:`xtune.features.audit`).
+(:func:`memory_needed`, run by :mod:`xtune.features._audit`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ warm-up, parameters, a function of the bars)::
 :func:`load_plugin` runs a file once per content hash and marks each feature it declares with
 that hash (``origin = "plugin:<sha256>"``), so the feature cache, the manifest and the bundle
 know exactly which code made the values. The search audits every plugin feature before any
-trial (:mod:`xtune.features.audit`), and export copies the file into the bundle, where
+trial (:mod:`xtune.features._audit`), and export copies the file into the bundle, where
 :func:`load_plugin_source` runs the same bytes on the trading PC, without torch.
 
 A precomputed column (``[features] columns``) is read from the bars file as it is

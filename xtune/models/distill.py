@@ -26,11 +26,11 @@ from torch import nn
 
 from xtune.errors import SpecError
 from xtune.features.dataset import Dataset, ScaledFold
-from xtune.models.evaluate import FoldArrays
+from xtune.models._evaluate import FoldArrays
+from xtune.models._train import fit_final
 from xtune.models.loss import LossConfig, direction_loss, return_loss
 from xtune.models.params import Params
 from xtune.models.results import FinalFit
-from xtune.models.train import fit_final
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def soft_labels(
 
 
 class SoftCriterion:
-    """The student's training loss for :func:`~xtune.models.train.fit_final`: each window's
+    """The student's training loss for :func:`~xtune.models._train.fit_final`: each window's
     soft label is looked up by its end row; a window outside ``soft.ends`` has none and is
     refused, so a test window can never be trained on by mistake."""
 

@@ -10,7 +10,7 @@ import numpy as np
 from torch import nn
 
 from xtune.features.dataset import ScaledFold
-from xtune.models.evaluate import Scores
+from xtune.models._evaluate import Scores
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from xtune.runtime._predict import feature_matrix, predict
 from xtune.runtime.bundle import Bundle, load_bundle
 from xtune.runtime.manifest import FORMAT_VERSION, BundleError, Manifest
-from xtune.runtime.predict import feature_matrix, predict
 from xtune.runtime.predictor import Prediction, Predictor
 
 __all__ = [

@@ -21,9 +21,9 @@ import pandas as pd
 
 from xtune.errors import XtuneError
 from xtune.features.bars import Bars
+from xtune.runtime._predict import column, predict
 from xtune.runtime.bundle import MANIFEST, SUMS, Bundle, load_bundle, read_checked, read_sums
 from xtune.runtime.manifest import BundleError
-from xtune.runtime.predict import column, predict
 
 CONSENSUS = "consensus.json"
 CONSENSUS_FORMAT = "xtune-consensus"

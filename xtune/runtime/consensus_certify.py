@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from xtune.features.bars import Bars, load_bars
+from xtune.runtime._predict import column, history_needed
 from xtune.runtime.certify import (
     FORMAT,
     CertifyReport,
@@ -31,7 +32,6 @@ from xtune.runtime.certify import (
     runtime_versions,
 )
 from xtune.runtime.consensus import Consensus, load_consensus, member_column, predict_consensus
-from xtune.runtime.predict import column, history_needed
 from xtune.runtime.predictor import Prediction, Predictor
 from xtune.runtime.reference import PARITY_TOL
 from xtune.runtime.timing import Latency

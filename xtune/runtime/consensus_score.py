@@ -14,6 +14,7 @@ import pandas as pd
 
 from xtune.features.bars import Bars
 from xtune.features.labels import MISSING, LabelSpec, directions, forward_returns
+from xtune.runtime._predict import predict
 from xtune.runtime.bundle import Bundle
 from xtune.runtime.consensus import (
     Consensus,
@@ -25,7 +26,6 @@ from xtune.runtime.consensus import (
     member_probs,
     positions,
 )
-from xtune.runtime.predict import predict
 from xtune.runtime.trading import bars_per_year, rule_pnl, sharpe
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from xtune.errors import DataError
+from xtune.runtime._predict import show_interval
 from xtune.runtime.manifest import Manifest
-from xtune.runtime.predict import show_interval
 
 # A bar may follow the last one after any whole number of intervals (weekends, holidays, a
 # missed bar), off by this share of an interval (a DST shift of a daily bar is 1/24).

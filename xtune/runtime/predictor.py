@@ -20,6 +20,15 @@ import pandas as pd
 from xtune.errors import DataError
 from xtune.features.bars import OHLCV, Bars, load_bars
 from xtune.features.live_bar import load_bar
+from xtune.runtime._predict import (
+    bundle_scaler,
+    check_features,
+    check_history,
+    check_interval,
+    column,
+    history_needed,
+    latest_window,
+)
 from xtune.runtime.bundle import Bundle, load_bundle
 from xtune.runtime.consensus import (
     combine,
@@ -29,15 +38,6 @@ from xtune.runtime.consensus import (
     member_column,
 )
 from xtune.runtime.feed import Feed, check_symbol
-from xtune.runtime.predict import (
-    bundle_scaler,
-    check_features,
-    check_history,
-    check_interval,
-    column,
-    history_needed,
-    latest_window,
-)
 from xtune.runtime.reference import choose_model
 from xtune.runtime.session import run_model
 

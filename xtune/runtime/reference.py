@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xtune.features._windows import windows
 from xtune.features.bars import Bars, load_bars
-from xtune.features.windows import windows
 from xtune.runtime.bundle import Bundle
 from xtune.runtime.manifest import BundleError, ReferenceEntry
 from xtune.runtime.session import open_session, run_model

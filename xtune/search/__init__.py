@@ -3,10 +3,11 @@ under a hard resource cap for the trading PC."""
 
 from __future__ import annotations
 
+from xtune.search._replay import ReplayResult, replay, trial_inputs
+from xtune.search._sweep import sweep
 from xtune.search.config import StudyConfig, StudyError, load_study_config
 from xtune.search.objective import CapError, Objective
 from xtune.search.record import Plan, TrialRecord, read
-from xtune.search.replay import ReplayResult, replay, trial_inputs
 from xtune.search.report import is_feasible, pareto_front, summary, write_plots
 from xtune.search.run import prepare_inputs, run_search
 from xtune.search.seeds import SeedError, enqueue, load_entries, seed_study
@@ -14,7 +15,6 @@ from xtune.search.space import Replay, suggest
 from xtune.search.storage import mask, open_storage, resolve_storage
 from xtune.search.study import StudyNotFound, create_study, make_sampler, open_study
 from xtune.search.study_record import StudyRecord, read_study
-from xtune.search.sweep import sweep
 
 __all__ = [
     "CapError",

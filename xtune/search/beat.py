@@ -5,7 +5,7 @@ Optuna's heartbeat belongs to ``RDBStorage`` (a table stamped with the database'
 neither beats nor fails stale trials, and a worker killed mid-trial would leave its trial
 RUNNING for good. In its place, while the objective runs, a thread stamps the trial's system
 attribute ``xtune:heartbeat`` with the worker's clock (seconds since the epoch) every
-``heartbeat_s``; the sweep (:mod:`xtune.search.sweep`) reads it back: a RUNNING trial whose
+``heartbeat_s``; the sweep (:mod:`xtune.search._sweep`) reads it back: a RUNNING trial whose
 stamp is older than ``grace_s``, or that has none and started longer ago, is orphaned.
 
 The stamp is a worker's clock read by another machine's sweep, so the machines' clocks must

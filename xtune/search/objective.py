@@ -31,7 +31,7 @@ from xtune.models import (
     train_and_evaluate,
     width_depth,
 )
-from xtune.models.train import TrainLog, default_threads
+from xtune.models._train import TrainLog, default_threads
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord
 from xtune.search.pruning import Pruner, share_done

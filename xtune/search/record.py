@@ -30,9 +30,9 @@ from xtune.features.bars import Bars
 from xtune.features.dataset import DataSpec
 from xtune.features.plugins import PluginFile
 from xtune.features.reads import read_hashes
-from xtune.models.evaluate import Scores
-from xtune.models.probe import Resources
-from xtune.models.train import EpochRecord, Metrics, Params, TrainLog
+from xtune.models._evaluate import Scores
+from xtune.models._probe import Resources
+from xtune.models._train import EpochRecord, Metrics, Params, TrainLog
 from xtune.search.device import DeviceRecord
 
 _T = TypeVar("_T")

@@ -14,7 +14,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from xtune.models.evaluate import AVERAGED
+from xtune.models._evaluate import AVERAGED
 from xtune.runtime.trading import annualization, bars_per_span
 from xtune.search.budget import spent
 from xtune.search.luck import deflated_sharpe, edge_bar

@@ -21,8 +21,9 @@ from optuna.trial import FrozenTrial
 
 from xtune.errors import SpecError, XtuneError
 from xtune.features import DataSpec, build_features, load_bars
-from xtune.features.audit import preflight
+from xtune.features._audit import preflight
 from xtune.features.plugins import use_columns, use_plugins
+from xtune.search._sweep import sweep
 from xtune.search.budget import spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import require_device
@@ -33,7 +34,6 @@ from xtune.search.record import PluginRecord
 from xtune.search.report import pareto_front
 from xtune.search.storage import is_database, open_storage
 from xtune.search.study import artifacts_dir, create_study, fresh_seed
-from xtune.search.sweep import sweep
 from xtune.search.worker import (
     TRANSIENT,
     GracefulInterrupt,

@@ -18,9 +18,9 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from xtune.errors import XtuneError
+from xtune.search._sweep import requeue
 from xtune.search.config import StudyConfig
 from xtune.search.journal import check_journal
-from xtune.search.sweep import requeue
 from xtune.settings import Settings
 
 

@@ -17,6 +17,7 @@ import sqlalchemy
 from optuna.trial import FrozenTrial
 
 from xtune.features import Bars
+from xtune.search._sweep import fail_cut_off, queued_retries, sweep
 from xtune.search.beat import Heartbeat, needs_beat
 from xtune.search.budget import Budget, spent
 from xtune.search.config import StudyConfig
@@ -26,7 +27,6 @@ from xtune.search.proxy import RPC_ERROR, connection_limit
 from xtune.search.record import PluginRecord
 from xtune.search.storage import StorageError, is_database, open_storage
 from xtune.search.study import make_sampler
-from xtune.search.sweep import fail_cut_off, queued_retries, sweep
 from xtune.settings import Settings
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]

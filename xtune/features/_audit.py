@@ -28,7 +28,7 @@ truncation whatever the file holds; :attr:`FeatureAudit.reads` names the files.
 
 Example:
     >>> from xtune.features import load_bars
-    >>> from xtune.features.audit import audit
+    >>> from xtune.features._audit import audit
     >>> report = audit(["ret_1", "rsi_14"], load_bars("sample:synthetic"))
     >>> report.failures
     ()

@@ -23,7 +23,7 @@ from torch import nn
 from xtune.errors import SpecError
 from xtune.features.dataset import Dataset, ScaledFold
 from xtune.features.labels import MISSING
-from xtune.models.evaluate import (
+from xtune.models._evaluate import (
     FoldArrays,
     Outputs,
     Scores,
@@ -32,10 +32,10 @@ from xtune.models.evaluate import (
     loss_and_predictions,
     score,
 )
+from xtune.models._probe import torch_threads
 from xtune.models.factory import build_model
 from xtune.models.loss import total_loss
 from xtune.models.params import Params, TrainConfig
-from xtune.models.probe import torch_threads
 from xtune.models.results import EpochRecord, FinalFit, Fit, Metrics, Rungs, Stopped, TrainLog
 
 __all__ = [

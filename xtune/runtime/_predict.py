@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 
 from xtune.errors import DataError
+from xtune.features._windows import windows
 from xtune.features.bars import Bars
 from xtune.features.build import build_features, feature_specs, latest_features
 from xtune.features.catalog import CATALOG, history_of
 from xtune.features.scaler import RobustScaler, transform
 from xtune.features.summary import summarize
-from xtune.features.windows import windows
 from xtune.runtime.bundle import Bundle
 from xtune.runtime.manifest import BundleError
 from xtune.runtime.reference import choose_model

@@ -12,7 +12,7 @@ from xtune.features import Bars, Dataset, load_bars, prepare
 from xtune.features.plugins import columns_of, plugins_of
 from xtune.features.reads import changed_file
 from xtune.models import Params, Scores
-from xtune.models.train import train_and_evaluate
+from xtune.models._train import train_and_evaluate
 from xtune.search.record import Plan, TrialRecord, read
 from xtune.search.states import is_trained, same_bars
 
