@@ -6,7 +6,19 @@ import sys
 
 from rich.markup import escape
 
-from xtune.cli import _audit, _bundle, _certify, _consensus, _data, _distill, _proxy, _search  # noqa: F401  (registers the commands)
+# Importing the command modules registers their commands.
+from xtune.cli import (  # noqa: F401
+    _audit,
+    _bundle,
+    _certify,
+    _consensus,
+    _dashboard,
+    _data,
+    _distill,
+    _proxy,
+    _replay,
+    _search,
+)
 from xtune.cli._app import app, err
 from xtune.errors import XtuneError
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from xtune.cli._app import features_app, out
+from xtune.cli._app import DATA, Format, FormatOpt, data_option, features_app, out
 
 if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, so --help stays fast
     from xtune.features._audit import AuditReport
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, so --help stays f
 DEFAULT_BARS = "sample:synthetic"
 
 
-@features_app.command("audit")
+@features_app.command("audit", rich_help_panel=DATA)
 def features_audit(
     study_file: Annotated[
         Path | None,
@@ -29,16 +29,17 @@ def features_audit(
         ),
     ] = None,
     data: Annotated[
-        str | None, typer.Option("--data", help="Audit on these bars instead (file or sample:).")
+        str | None, data_option("Audit on these bars instead (a file or sample:).")
     ] = None,
     feature: Annotated[
         list[str] | None, typer.Option("--feature", "-f", help="Only this feature (repeatable).")
     ] = None,
     group: Annotated[list[str] | None, typer.Option(help="Only this group (repeatable).")] = None,
+    fmt: FormatOpt = Format.table,
 ) -> None:
-    """Check features for look-ahead, warm-up, scale and memory, as the catalog's tests do.
+    """Check features for look-ahead, warm-up, scale and memory.
 
-    Look-ahead: each feature is computed on all bars and on bars cut at three points (a plugin
+    The checks the catalog's tests run. Look-ahead: each feature is computed on all bars and on bars cut at three points (a plugin
     feature: at many more, late, calendar and random ones, each computation a fresh run of the
     plugin on a copy of the bars); the rows before a cut must agree. Warm-up: every value after
     the declared warm-up is finite, and TA-Lib's fill values fall inside it. Scale: values stay
@@ -64,6 +65,9 @@ def features_audit(
         names = resolve(feature, group)
     bars = load_bars(source, columns=[c for c in columns if names is None or c in names])
     report = audit(resolve(names), bars, progress=sys.stderr.isatty())
+    if fmt is Format.json:
+        _print_json(report)
+        return
     out.print(_table(report))
     for line in report.failures:
         out.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)
@@ -77,6 +81,18 @@ def features_audit(
                   "causal (above)", highlight=False)  # fmt: skip
         return
     out.print(f"all {len(report.features)} features pass", highlight=False)
+
+
+def _print_json(report: AuditReport) -> None:
+    """The report as JSON: each feature's checks (null: passed), then the failure and
+    cannot-prove lines; exit 1 when a check failed, as for the table."""
+    import dataclasses
+    import json
+
+    info = dataclasses.asdict(report) | {"failures": report.failures, "unproven": report.unproven}
+    out.print_json(json.dumps(info))
+    if report.failures:
+        raise typer.Exit(1)
 
 
 def _print_unproven(report: AuditReport) -> None:

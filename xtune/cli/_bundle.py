@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from xtune.cli._app import app, err, open_study_file, out
+from xtune.cli._app import (
+    EXPORT,
+    TRADING,
+    Command,
+    OldBarsArg,
+    app,
+    bars_given,
+    data_option,
+    err,
+    open_study_file,
+    out,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,25 +30,39 @@ if TYPE_CHECKING:
 StorageOpt = Annotated[
     str | None, typer.Option(help="Storage URL or journal path (default as for search).")
 ]
-DataOpt = Annotated[
-    str | None, typer.Option(help="Bars to refit on (default: those the study recorded).")
+RefitDataOpt = Annotated[
+    str | None, data_option("Bars to refit on (default: those the study recorded).")
 ]
 PickOpt = Annotated[
-    str, typer.Option(help="Rule when no --trial: accuracy (ties: lower loss), loss, or knee.")
+    str,
+    typer.Option(
+        help="Rule when no --trial, among the feasible Pareto front: accuracy (highest "
+        "validation accuracy, ties: lower loss), loss (lowest validation loss, ties: higher "
+        "accuracy) or knee (nearest the best accuracy and the best loss at once)."
+    ),
 ]
-ForceOpt = Annotated[bool, typer.Option(help="Allow a --trial that is not on the feasible front.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Allow a --trial that is not on the feasible front.")
+]
 AllowOtherDataOpt = Annotated[
-    bool, typer.Option(help="Refit on --data even if its hash differs from the study's.")
+    bool,
+    typer.Option(
+        "--allow-other-data", help="Refit on --data even if its hash differs from the study's."
+    ),
 ]
-OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing bundle directory.")]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace a bundle xtune wrote at --out.")
+]
 
 
-@app.command()
+@app.command(rich_help_panel=EXPORT)
 def export(
     study_file: Annotated[Path, typer.Argument(help="Study file (TOML).", show_default=False)],
-    out_dir: Annotated[Path, typer.Option("--out", help="Bundle directory to write.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder to write the bundle to.", metavar="FOLDER")
+    ],
     storage: StorageOpt = None,
-    data: DataOpt = None,
+    data: RefitDataOpt = None,
     trial: Annotated[
         int | None,
         typer.Option(help="Trial number to export (must be on the feasible Pareto front)."),
@@ -132,46 +157,53 @@ def _predictions(bundle_dir: Path, data: str, last: bool, allow: bool) -> pd.Dat
     return run_predict(bundle, bars, last=last, allow_other_interval=allow)
 
 
-@app.command()
+@app.command(cls=Command, rich_help_panel=TRADING)
 def predict(
     bundle_dir: Annotated[
         Path,
         typer.Argument(
-            help="Bundle directory from `xtune export` (or `xtune consensus --out`).",
+            help="Bundle folder from `xtune export` (or `xtune consensus --out`).",
             show_default=False,
         ),
     ],
     data: Annotated[
-        str,
-        typer.Argument(
-            help="CSV or Parquet bars (history long enough for warm-up + window).",
-            show_default=False,
-        ),
-    ],
+        str | None,
+        data_option("CSV or Parquet bars, history long enough for warm-up + window. Required."),
+    ] = None,
+    old_data: OldBarsArg = None,
     out_path: Annotated[
         Path | None,
-        typer.Option("--out", help="Write predictions here (.csv or .parquet); default: print."),
+        typer.Option(
+            "--out",
+            help="File to write the predictions to, its format by suffix: .csv, .parquet or "
+            ".pq (default: print them).",
+            metavar="FILE",
+        ),
     ] = None,
     last: Annotated[
         bool, typer.Option("--last", help="Only the newest bar (for a live bot).")
     ] = False,
     allow_other_interval: Annotated[
         bool,
-        typer.Option(help="Predict on bars at another interval than the model was trained on."),
+        typer.Option(
+            "--allow-other-interval",
+            help="Predict on bars at another interval than the model was trained on.",
+        ),
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option(help="Replace predictions xtune wrote at --out.")
+        bool, typer.Option("--overwrite", help="Replace predictions xtune wrote at --out.")
     ] = False,
 ) -> None:
-    """Predict direction probabilities and returns per bar with a full window.
+    """Predict direction and return per bar from a bundle.
 
-    Needs neither torch nor optuna: the trading PC installs xtune with its `runtime` extra
+    Probabilities of each direction and the predicted return, per bar with a full window. Needs neither torch nor optuna: the trading PC installs xtune with its `runtime` extra
     (docs/quickstart.md). Verifies the bundle's checksums and format first and recomputes the
     features from raw bars exactly as training did.
     --out never replaces a file xtune did not write, nor the bars, nor anything in a bundle.
     """
     from xtune.outputs import PREDICTIONS, as_inputs, check_output_file, save_frame, write_file
 
+    data = bars_given(data, old_data, f"xtune predict {bundle_dir}")
     inputs = as_inputs(bundle_dir, data)
     if out_path is not None:  # before any work
         check_output_file(out_path, PREDICTIONS, inputs=inputs, overwrite=overwrite)

@@ -9,7 +9,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from xtune.cli._app import app, out
+from xtune.cli._app import (
+    TRADING,
+    Format,
+    FormatOpt,
+    JsonOpt,
+    app,
+    data_option,
+    deprecated,
+    out,
+    output_format,
+)
 
 if TYPE_CHECKING:
     from xtune.runtime.certify import CertifyReport, Check, Cpu
@@ -18,37 +28,43 @@ if TYPE_CHECKING:
 REPORT = "certify.json"
 
 
-@app.command()
+@app.command(rich_help_panel=TRADING)
 def certify(
     bundle_dir: Annotated[
         Path,
         typer.Argument(
-            help="Bundle directory from `xtune export` (or `xtune consensus --out`).",
+            help="Bundle folder from `xtune export` (or `xtune consensus --out`).",
             show_default=False,
         ),
     ],
-    bars: Annotated[
+    data: Annotated[
         Path | None,
-        typer.Option(
-            help="CSV or Parquet bars at the model's interval to time the Predictor on (the "
-            "last history + 200 are used); default: the bars the bundle stores."
+        data_option(
+            "CSV or Parquet bars at the model's interval to time the Predictor on (the last "
+            "history + 200 are used); default: the bars the bundle stores."
         ),
     ] = None,
     out_path: Annotated[
         Path | None,
-        typer.Option("--out", help=f"Where to write {REPORT} (a file or a folder); default: here."),
+        typer.Option(
+            "--out",
+            help=f"File to write the report to (.json); default: ./{REPORT}.",
+            metavar="FILE",
+        ),
     ] = None,
     max_latency_ms: Annotated[
         float | None,
         typer.Option(help="Check this cap (ms per window) instead of the study's."),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the report as JSON, not a summary.")
-    ] = False,
+    fmt: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
+    old_bars: Annotated[
+        Path | None, typer.Option("--bars", hidden=True, help="Deprecated: --data.")
+    ] = None,
 ) -> None:
-    """Certify a bundle on this PC (the trading PC) before a bot trades with it.
+    """Check that this PC runs a bundle right and fast enough.
 
-    Verifies the checksums; re-checks onnxruntime fp32 against torch's probabilities (within
+    Run on the trading PC before a bot trades with the bundle. Verifies the checksums; re-checks onnxruntime fp32 against torch's probabilities (within
     1e-4) and int8 against fp32 (99%+ of classes; else the Predictor uses fp32 here) on test
     windows stored at export; times the Predictor per bar (features included, p50/p99) and the
     bare model; compares with the study's latency cap and with the latency measured at export;
@@ -61,6 +77,8 @@ def certify(
     from xtune.runtime.consensus import is_consensus
     from xtune.runtime.consensus_certify import certify_consensus
 
+    bars = _bars(data, old_bars)
+    fmt = output_format(fmt, as_json)
     target = report_target(out_path, bundle_dir, bars)  # before any work
     report: CertifyReport | ConsensusCertifyReport
     if is_consensus(bundle_dir):  # from `xtune consensus --out`: every member, and the rule
@@ -68,7 +86,7 @@ def certify(
     else:
         report = run_certify(bundle_dir, bars, max_latency_ms)
     write_report(report.to_json(), target, bundle_dir, bars)
-    if as_json:
+    if fmt is Format.json:
         print(report.to_json())
     else:
         _print(report, target)
@@ -76,14 +94,28 @@ def certify(
         raise typer.Exit(1)
 
 
+def _bars(data: Path | None, old: Path | None) -> Path | None:
+    """``--data``, or the deprecated ``--bars``."""
+    from xtune.errors import XtuneError
+
+    if old is None:
+        return data
+    if data is not None:
+        raise XtuneError("bars given twice (--bars and --data); pass --data only.")
+    deprecated("certify --bars", "--data")
+    return old
+
+
 def report_target(out_path: Path | None, bundle_dir: Path, bars: Path | None = None) -> Path:
     """Where certify.json goes: never into the bundle, never over its bars or a file xtune
-    did not write; an earlier report of xtune's is replaced."""
+    did not write; an earlier report of xtune's is replaced. A folder (deprecated) gets
+    certify.json in it."""
     from xtune.outputs import as_inputs, check_output_file, json_kind
     from xtune.runtime.certify import FORMAT
 
     target = Path.cwd() / REPORT if out_path is None else out_path
     if target.is_dir() and not target.is_symlink():
+        deprecated("certify --out FOLDER", f"--out {target / REPORT}")
         target = target / REPORT
     kind = json_kind("certify report", FORMAT)
     return check_output_file(target, kind, inputs=as_inputs(bundle_dir, bars), overwrite=True)

@@ -10,19 +10,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from xtune.cli._app import app, out
+from xtune.cli._app import EXPORT, Format, FormatOpt, JsonOpt, app, data_option, out, output_format
 
 if TYPE_CHECKING:
     from xtune.runtime.consensus_score import ConsensusReport
 
 
-@app.command()
+@app.command(rich_help_panel=EXPORT)
 def consensus(
     bundles: Annotated[
-        list[Path], typer.Argument(help="Bundle directories (two or more).", show_default=False)
+        list[Path], typer.Argument(help="Bundle folders (two or more).", show_default=False)
     ],
     data: Annotated[
-        str, typer.Option(help="The bars the bundles were trained on (or a file holding them).")
+        str, data_option("The bars the bundles were trained on (or a file holding them).")
     ],
     rule: Annotated[
         str,
@@ -38,14 +38,20 @@ def consensus(
         float | None, typer.Option(help="Fee per unit of position change (default: manifests').")
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Write a consensus bundle to this folder.")
+        Path | None,
+        typer.Option(
+            "--out", help="Folder to write a consensus bundle to (default: none).", metavar="FOLDER"
+        ),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a bundle xtune wrote at --out.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a bundle xtune wrote at --out.")
+    ] = False,
+    fmt: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Score bundles alone and in consensus on their common untouched test period.
+    """Score bundles alone and together; write a consensus bundle.
 
-    The bundles must come from the same bars (the recorded hashes) and predict the same labels;
+    Scores on their common untouched test period. The bundles must come from the same bars (the recorded hashes) and predict the same labels;
     --data must hold those bars. Prints, per horizon, for each bundle and the consensus: the
     share of bars with a position, its accuracy there, the majority-class baseline on those
     bars, and the Sharpe ratio of going long/short (flat without a position) after fees.
@@ -54,6 +60,7 @@ def consensus(
     from xtune.runtime.consensus import Consensus, check_members, load_member
     from xtune.runtime.consensus_score import score_consensus
 
+    fmt = output_format(fmt, as_json)
     chosen = Consensus(None, rule, threshold, tuple(load_member(b) for b in bundles))
     check_members(chosen.members)
     if out_dir is not None:  # before any work: never over, around or into a member
@@ -66,12 +73,12 @@ def consensus(
         from xtune.export.consensus import write_consensus
 
         write_consensus(chosen, out_dir, overwrite=overwrite)
-    if as_json:
+    if fmt is Format.json:
         out.print_json(json.dumps(report.to_dict()))
-    else:
-        _print_report(report)
-    if out_dir is not None and not as_json:
-        out.print(f"wrote the consensus bundle {out_dir} (xtune predict {out_dir} BARS)")
+        return
+    _print_report(report)
+    if out_dir is not None:
+        out.print(f"wrote the consensus bundle {out_dir} (xtune predict {out_dir} --data BARS)")
 
 
 def _show(value: float | None, digits: str = ".4f") -> str:

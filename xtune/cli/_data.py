@@ -12,12 +12,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from xtune.cli._app import (
+    DATA,
+    Command,
+    DataOpt,
+    Format,
+    FormatOpt,
     HorizonOpt,
-    SourceArg,
+    JsonOpt,
+    OldBarsArg,
     WindowOpt,
+    bars_given,
     data_app,
     features_app,
     out,
+    output_format,
     settings,
 )
 from xtune.errors import XtuneError
@@ -26,24 +34,28 @@ if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, so --help stays f
     from xtune.features import Dataset
 
 
-@data_app.command("check")
+@data_app.command("check", cls=Command, rich_help_panel=DATA)
 def data_check(
-    source: SourceArg,
+    data: DataOpt = None,
+    old_source: OldBarsArg = None,
     window: WindowOpt = 60,
     horizon: HorizonOpt = [1],  # noqa: B006 - typer reads the default, never mutates it
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    fmt: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
 ) -> None:
     """Validate bars and print rows, span, bar interval and gaps.
 
     Reads MetaTrader 4 and 5 exports and decimal commas as they come, and notes how it read
     them. Fails (exit 2, nothing written) with the file, column, first bad row and the fix on:
     a file without a header row, missing or non-numeric columns, NaN/inf, prices <= 0,
-    high < low, open/close outside [low, high], negative volume, duplicate or unsorted times,
+    high < low, open/close outside \\[low, high], negative volume, duplicate or unsorted times,
     values above 1e12, and too few bars for the whole catalog's warm-up + window + horizon +
     splits.
     """
     from xtune.features import DataSpec, LabelSpec, load_bars, summarize
 
+    source = bars_given(data, old_source, "xtune data check")
+    fmt = output_format(fmt, as_json)
     bars = load_bars(source)
     summary = summarize(bars)
     spec = DataSpec(window=window, labels=LabelSpec(horizons=tuple(horizon)))
@@ -55,7 +67,7 @@ def data_check(
             "Use more bars or a shorter --window."
         )
     info = summary.to_dict() | {"source": bars.source, "sha256": bars.sha256, "min_bars": need}
-    if as_json:
+    if fmt is Format.json:
         out.print_json(json.dumps(info))
         return
     table = Table(title=f"{bars.source}: OK", show_header=False)
@@ -70,16 +82,19 @@ def data_check(
         out.print(f"[yellow]note[/]: {escape(note)}", highlight=False)
 
 
-@features_app.command("list")
+@features_app.command("list", rich_help_panel=DATA)
 def features_list(
     group: Annotated[list[str] | None, typer.Option(help="Only these groups (repeatable).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    fmt: FormatOpt = Format.table,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print the catalog: name, group, warm-up and memory in bars, and what each feature is."""
+    """Print the feature catalog: name, group, warm-up, memory.
+
+    Warm-up and memory in bars, and what each feature is."""
     from xtune.features import CATALOG, resolve
 
     names = resolve(groups=group) if group else tuple(CATALOG)
-    if as_json:
+    if output_format(fmt, as_json) is Format.json:
         rows = [
             {"name": n, "group": CATALOG[n].group, "warmup": CATALOG[n].warmup,
              "memory": CATALOG[n].memory, "doc": CATALOG[n].doc, "params": dict(CATALOG[n].params)}
@@ -96,9 +111,10 @@ def features_list(
     out.print(table)
 
 
-@features_app.command("build")
+@features_app.command("build", cls=Command, rich_help_panel=DATA)
 def features_build(
-    source: SourceArg,
+    data: DataOpt = None,
+    old_source: OldBarsArg = None,
     feature: Annotated[
         list[str] | None, typer.Option("--feature", "-f", help="Feature name (repeatable).")
     ] = None,
@@ -106,16 +122,21 @@ def features_build(
     window: WindowOpt = 60,
     horizon: HorizonOpt = [1],  # noqa: B006
     out_path: Annotated[
-        Path | None, typer.Option("--out", help="Write the feature frame here (.parquet or .csv).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="File to write the feature frame to, its format by suffix: .csv, .parquet or .pq.",
+            metavar="FILE",
+        ),
     ] = None,
     cache: Annotated[bool, typer.Option(help="Use the feature cache ($XTUNE_CACHE_DIR).")] = True,
     overwrite: Annotated[
-        bool, typer.Option(help="Replace a feature frame xtune wrote at --out.")
+        bool, typer.Option("--overwrite", help="Replace a feature frame xtune wrote at --out.")
     ] = False,
 ) -> None:
-    """Build features on bars and cut them into train/val/test windows (default: all features).
+    """Build features on bars and cut them into windows.
 
-    Shows each feature's range after warm-up and the sizes of the chronological split, so you
+    Default: all features, cut into train/val/test windows. Shows each feature's range after warm-up and the sizes of the chronological split, so you
     see what a search would train on. The test part is counted, never used. --out never
     replaces a file xtune did not write, nor the bars, nor anything in a bundle.
     """
@@ -124,6 +145,7 @@ def features_build(
     from xtune.features import CATALOG, DataSpec, LabelSpec, load_bars, prepare, resolve
     from xtune.outputs import FEATURES, as_inputs, check_output_file
 
+    source = bars_given(data, old_source, "xtune features build")
     names = resolve(feature, group)
     inputs = as_inputs(source)
     if out_path is not None:  # before any work

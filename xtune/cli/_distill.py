@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from xtune.cli._app import app, err, open_study_file, out
+from xtune.cli._app import EXPORT, app, err, open_study_file, out
 from xtune.cli._bundle import (
     AllowOtherDataOpt,
-    DataOpt,
     ForceOpt,
     OverwriteOpt,
     PickOpt,
+    RefitDataOpt,
     StorageOpt,
     print_checks,
 )
@@ -60,10 +60,13 @@ EpochsOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(rich_help_panel=EXPORT)
 def distill(
     study_file: Annotated[Path, typer.Argument(help="Study file (TOML).", show_default=False)],
-    out_dir: Annotated[Path, typer.Option("--out", help="Bundle directory for the student.")],
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Folder to write the student's bundle to.", metavar="FOLDER"),
+    ],
     max_params: MaxParamsOpt = None,
     max_latency_ms: MaxLatencyOpt = None,
     min_speedup: MinSpeedupOpt = None,
@@ -80,14 +83,14 @@ def distill(
     pick: PickOpt = "accuracy",
     force: ForceOpt = False,
     storage: StorageOpt = None,
-    data: DataOpt = None,
+    data: RefitDataOpt = None,
     allow_other_data: AllowOtherDataOpt = False,
     overwrite: OverwriteOpt = False,
     device: Annotated[str, typer.Option(help="Device for both fits.")] = "cpu",
 ) -> None:
-    """Train a smaller student on the teacher's soft labels and export it as a bundle.
+    """Distill the winning trial into a smaller student bundle.
 
-    The teacher is the trial `xtune export` would write, refit the same way. The student keeps
+    The student learns from the teacher's soft labels. The teacher is the trial `xtune export` would write, refit the same way. The student keeps
     its family, features, window and training settings at the largest width and depth under the
     cap (chosen before any training), and learns from the teacher's probabilities at the given
     temperature on train + validation windows only: loss = weight * T^2 * KL(teacher || student)

@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from xtune.cli._app import app, err, out, research
+from xtune.cli._app import OPERATIONS, app, err, out, research
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-@app.command("storage-proxy")
+@app.command("storage-proxy", rich_help_panel=OPERATIONS)
 def storage_proxy(
     storage: Annotated[
         str | None,
@@ -31,9 +31,9 @@ def storage_proxy(
         ),
     ] = 8,
 ) -> None:
-    """Serve one PostgreSQL to many workers through one pool (Optuna's gRPC storage proxy).
+    """Serve one PostgreSQL to many workers through one pool.
 
-    Workers, status, export and the dashboard then take --storage grpc://HOST:PORT (or
+    Optuna's gRPC storage proxy. Workers, status, export and the dashboard then take --storage grpc://HOST:PORT (or
     XTUNE_STORAGE) and hold no database connection of their own: PostgreSQL sees at most
     --pool-size connections from the proxy, however many workers there are. A worker killed
     mid-trial is noticed by xtune's own heartbeat through the proxy (XTUNE_HEARTBEAT_S,

@@ -1,4 +1,4 @@
-"""``xtune search``, ``status``, ``replay`` and ``dashboard``."""
+"""``xtune search``, ``create-study``, ``enqueue``, ``sweep`` and ``status``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,21 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from xtune.cli._app import app, err, open_study_file, out, research
+from xtune.cli._app import (
+    OPERATIONS,
+    SEARCH,
+    Format,
+    FormatOpt,
+    JsonOpt,
+    app,
+    data_option,
+    deprecated,
+    err,
+    open_study_file,
+    out,
+    output_format,
+    research,
+)
 
 StudyArg = Annotated[
     Path,
@@ -21,8 +35,9 @@ StudyArg = Annotated[
 StorageOpt = Annotated[
     str | None,
     typer.Option(
-        help="Storage URL, e.g. postgresql+psycopg2://user:pass@host/db, or a journal file path. "
-        "Default: $XTUNE_STORAGE, the study file's storage, or <name>.journal beside the study file."
+        help="Storage URL, e.g. postgresql+psycopg2://user@host/db (the password in PGPASSWORD, "
+        "never in the URL), or a journal file path. Default: $XTUNE_STORAGE, the study file's "
+        "storage, or <name>.journal beside the study file."
     ),
 ]
 ArtifactsOpt = Annotated[
@@ -40,20 +55,19 @@ WorkersOpt = Annotated[
     ),
 ]
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
-
-@app.command()
+@app.command(rich_help_panel=SEARCH)
 def search(
     study_file: StudyArg,
     storage: StorageOpt = None,
     data: Annotated[
-        str | None, typer.Option(help="Bars to search on instead of the study's [data] source.")
+        str | None, data_option("Bars to search on instead of the study's \\[data] source.")
     ] = None,
     allow_other_data: Annotated[
         bool,
         typer.Option(
-            help="Add trials on bars other than those the study was created with (marked in status)."
+            "--allow-other-data",
+            help="Add trials on bars other than those the study was created with (marked in status).",
         ),
     ] = False,
     n_trials: Annotated[
@@ -69,9 +83,10 @@ def search(
     workers: WorkersOpt = "1",
     artifacts: ArtifactsOpt = None,
 ) -> None:
-    """Run a multi-objective search (maximize validation accuracy, minimize validation loss).
+    """Run a study's multi-objective search, or resume it.
 
-    Creates the study if needed, then runs trials until the study's budget. Trials over the
+    Objectives as the study file says (default: maximize validation accuracy, minimize
+    validation loss). Creates the study if needed, then runs trials until the study's budget. Trials over the
     resource cap are stored as infeasible without training. Ctrl-C stops cleanly: the running
     trial is marked failed, every finished trial stays stored; run the command again to resume.
     """
@@ -126,10 +141,18 @@ def _stop(progress: Progress) -> None:
         progress.stop()
 
 
-@app.command("create-study")
-def create_study_command(study_file: StudyArg, storage: StorageOpt = None) -> None:
-    """Create the study and its database schema once, then exit (the docker-compose job that
-    runs before the workers: many processes creating tables at once on a fresh database fail)."""
+@app.command("create-study", rich_help_panel=OPERATIONS)
+def create_study_command(
+    study_file: StudyArg,
+    storage: StorageOpt = None,
+    data: Annotated[
+        str | None, data_option("Bars to create it on instead of the study's \\[data] source.")
+    ] = None,
+) -> None:
+    """Create the study and its database schema, then exit.
+
+    The docker-compose job that runs before the workers: many processes creating tables at
+    once on a fresh database fail."""
     from xtune.features import load_bars
     from xtune.search import create_study, load_study_config, mask, resolve_storage
 
@@ -137,29 +160,29 @@ def create_study_command(study_file: StudyArg, storage: StorageOpt = None) -> No
     config = load_study_config(study_file)
     url = resolve_storage(config, storage, env)
     study, _ = create_study(
-        config, url, env, load_bars(config.data.source, columns=config.features.columns)
+        config, url, env, load_bars(data or config.data.source, columns=config.features.columns)
     )
     out.print(
         f"study '{study.study_name}' ready in {mask(url)} ({len(study.trials)} trials so far)"
     )
 
 
-@app.command("enqueue")
+@app.command("enqueue", rich_help_panel=SEARCH)
 def enqueue_command(
     study_file: StudyArg,
     params_file: Annotated[
         Path,
         typer.Argument(
             help='JSON: one setup or a list, each {"label": ..., "features": [...], '
-            '"parameters": {...}} in the study\'s own names (as `status --json` prints them).',
+            '"parameters": {...}} in the study\'s own names (as `status --format json` prints them).',
             show_default=False,
         ),
     ],
     storage: StorageOpt = None,
 ) -> None:
-    """Queue your own setups (today's live models) as the study's next trials.
+    """Queue your own setups as the study's next trials.
 
-    Each is checked against the study's space and caps before anything is stored; a setup the
+    Setups: today's live models, say. Each is checked against the study's space and caps before anything is stored; a setup the
     study already holds (the same parameters) is skipped. `xtune search` then runs them first,
     and `xtune status` shows how each fared under its label."""
     from xtune.search import enqueue, load_entries
@@ -172,7 +195,7 @@ def enqueue_command(
         out.print(f'"{escape(entry.label)}": {what}', highlight=False)
 
 
-@app.command("sweep")
+@app.command("sweep", rich_help_panel=OPERATIONS)
 def sweep_command(
     study_file: StudyArg,
     storage: StorageOpt = None,
@@ -183,9 +206,9 @@ def sweep_command(
         ),
     ] = None,
 ) -> None:
-    """Mark orphaned RUNNING trials FAIL and queue their parameters again (twice at most).
+    """Fail orphaned RUNNING trials and queue them again.
 
-    On a database, a trial is orphaned when its heartbeat is stale, or when it never sent one
+    Each is marked FAIL and its parameters queued again (twice at most). On a database, a trial is orphaned when its heartbeat is stale, or when it never sent one
     and started longer ago than the grace period (a worker killed in its first seconds). On a
     journal file, when the process that ran it on this machine is gone. Workers sweep on start
     too; run this when no worker is left."""
@@ -197,30 +220,42 @@ def sweep_command(
     out.print(f"swept {len(swept)} orphaned trial(s): {swept}" if swept else "no orphaned trials")
 
 
-@app.command()
+@app.command(rich_help_panel=SEARCH)
 def status(
     study_file: StudyArg,
     storage: StorageOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    plots: Annotated[
+    fmt: FormatOpt = Format.table,
+    out_dir: Annotated[
         Path | None,
-        typer.Option(help="Where to write plots (default: <name>.report/ beside the study)."),
+        typer.Option(
+            "--out",
+            help="Folder to write the plots to (default: <name>.report/ beside the study file).",
+            metavar="FOLDER",
+        ),
     ] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not write plots.")] = False,
+    as_json: JsonOpt = False,
+    plots: Annotated[Path | None, typer.Option(hidden=True, help="Deprecated: --out.")] = None,
 ) -> None:
-    """Trial counts by state and the feasible Pareto front, each trial's accuracy beside its
-    majority-class baseline; writes plots (Pareto front with infeasible trials marked, signed
-    parameter importances per objective, history, feature usage) as PNG and HTML."""
+    """Print trial counts and the Pareto front; write plots.
+
+    Each front trial's accuracy is shown beside its majority-class baseline. Writes plots
+    (Pareto front with infeasible trials marked, signed parameter importances per objective,
+    history, feature usage) as PNG and HTML."""
     from xtune.search import summary, write_plots
 
+    fmt = output_format(fmt, as_json)
+    if plots is not None:
+        deprecated("status --plots", "--out")
     opened = open_study_file(study_file, storage)
     config, study = opened.config, opened.study
     info = summary(study)
     written: list[Path] = []
     if not no_plots:
-        written = write_plots(study, plots or config.path.with_name(f"{config.study.name}.report"))
+        folder = out_dir or plots or config.path.with_name(f"{config.study.name}.report")
+        written = write_plots(study, folder)
         info["plots"] = [str(p) for p in written]
-    if as_json:
+    if fmt is Format.json:
         out.print_json(json.dumps(info, default=str))
         return
     _print_summary(info)
@@ -296,88 +331,5 @@ def _print_luck(front: list[dict[str, Any]]) -> None:
         f"luck: picking the best of {best['trials']} tried trials inflates the best edge by "
         f"about {best['expected_best_edge']:+.3f} on its own (noise {best['noise']:.3f} per "
         f"trial); an edge up to {best['edge_bar']:+.3f} is not distinguishable from luck "
-        "(marked ~, 95%). Deflated Sharpe of each trial: `status --json`."
-    )
-
-
-@app.command()
-def replay(
-    study_file: StudyArg,
-    trial: Annotated[int, typer.Option(help="Trial number to retrain.")],
-    storage: StorageOpt = None,
-    data: Annotated[
-        str | None, typer.Option(help="The bars, if they moved since the search.")
-    ] = None,
-    tolerance: Annotated[float, typer.Option(help="Largest allowed metric difference.")] = 1e-6,
-) -> None:
-    """Retrain one trial on CPU from its stored record alone and compare its metrics."""
-    from xtune.search import replay as run_replay
-    from xtune.search._replay import COMPARED
-
-    opened = open_study_file(study_file, storage)
-    trading = opened.config.trading
-    result = run_replay(opened.study, trial, data=data, fee=trading.fee,
-                        confident_share=trading.confident_share,
-                        cache_dir=opened.settings.cache_dir)  # fmt: skip
-    table = Table(title=f"trial {trial}: stored vs replayed (validation)")
-    for col in ("metric", "stored", "replayed"):
-        table.add_column(col)
-    for key in COMPARED:
-        stored, again = getattr(result.stored, key), getattr(result.replayed, key)
-        table.add_row(key, f"{stored:.10f}", f"{again:.10f}")
-    out.print(table)
-    if result.max_difference > tolerance:
-        err.print(
-            f"[bold red]mismatch[/]: largest difference {result.max_difference:.3g} > {tolerance:g}"
-        )
-        raise typer.Exit(1)
-    out.print(f"reproduced: largest difference {result.max_difference:.3g} <= {tolerance:g}")
-
-
-@app.command()
-def dashboard(
-    study_file: Annotated[
-        Path | None, typer.Argument(help="Study file; its storage is opened.", show_default=False)
-    ] = None,
-    storage: StorageOpt = None,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to your network.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8080,
-    artifacts: ArtifactsOpt = None,
-) -> None:
-    """Serve optuna-dashboard for the study's storage, with trial learning curves as artifacts.
-
-    The dashboard does not read constraints when it marks best trials; infeasible trials carry
-    the user attribute feasible=false. Use `xtune status` for the true feasible front."""
-    from optuna.artifacts import FileSystemArtifactStore
-    from optuna_dashboard import run_server
-
-    from xtune.errors import XtuneError
-    from xtune.search import load_study_config, mask, open_storage, resolve_storage
-    from xtune.search.study import artifacts_dir
-
-    env = research()
-    if study_file is not None:
-        url = resolve_storage(load_study_config(study_file), storage, env)
-    elif storage or env.storage:
-        url = storage or env.storage or ""
-    else:
-        raise XtuneError("pass a study file or --storage (e.g. studies/quickstart.journal).")
-    if host not in LOCAL_HOSTS:
-        err.print(
-            f"[bold yellow]warning:[/] serving on {host}: optuna-dashboard has no login, so anyone "
-            f"who can reach port {port} can read and DELETE your studies. Prefer 127.0.0.1 and an "
-            "SSH tunnel (ssh -L 8080:127.0.0.1:8080 research-pc)."
-        )
-    art = artifacts_dir(url, artifacts, env)
-    art.mkdir(parents=True, exist_ok=True)
-    out.print(
-        f"optuna-dashboard for {mask(url)} on http://{host}:{port} (artifacts {art}); Ctrl-C stops it"
-    )
-    run_server(
-        open_storage(url, env),
-        host=host,
-        port=port,
-        artifact_store=FileSystemArtifactStore(str(art)),
+        "(marked ~, 95%). Deflated Sharpe of each trial: `status --format json`."
     )

@@ -138,7 +138,7 @@ def bars_to_time(bundle: Bundle, bars: Bars | None, history: int) -> tuple[Bars,
         return stored, f"{entry.bars} (stored at export)"
     interval = max(1, round(bundle.manifest.data.interval_s))
     frame = synthetic_bars(history + LATENCY_BARS, freq=f"{interval}s")
-    return load_bars(frame, name="synthetic"), "synthetic (the bundle stores no bars; pass --bars)"
+    return load_bars(frame, name="synthetic"), "synthetic (the bundle stores no bars; pass --data)"
 
 
 def bar_latency(bot: Predictor, bars: Bars) -> Latency:
@@ -152,7 +152,7 @@ def feed(bot: Predictor, bars: Bars) -> tuple[Latency, list[Prediction]]:
     if len(bars) <= bot.history:
         raise DataError(
             f"{bars.source}: {len(bars)} bars, but timing the Predictor needs more than its "
-            f"history of {bot.history} (best {bot.history + LATENCY_BARS}). Pass longer --bars."
+            f"history of {bot.history} (best {bot.history + LATENCY_BARS}). Pass longer --data."
         )
     tail = bars.frame.iloc[-(bot.history + LATENCY_BARS) :]
     bot.predict_last(Bars(tail.iloc[: bot.history], bars.source))
