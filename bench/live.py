@@ -11,7 +11,7 @@ Then, on this CPU with one onnxruntime thread, per model:
 - ``Predictor.update()``: one new bar per call over ``--bars`` consecutive bars, p50 and p99;
 - the batch Python path, ``xtune.runtime.predict(bundle, history, last=True)`` on the full
   history so far (about 5,500 bars), per bar;
-- the current CLI path, ``xtune predict BUNDLE BARS.csv --last`` as a subprocess, per bar;
+- the current CLI path, ``xtune predict BUNDLE --data BARS.csv --last`` as a subprocess, per bar;
 - the bot's RSS: ``ru_maxrss`` of a subprocess that imports only ``xtune.runtime`` (no torch,
   no optuna: checked) and runs the Predictor over the same bars.
 
@@ -152,7 +152,16 @@ def cli_latency(bundle: Path, bars: Bars, n: int, root: Path) -> float:
     for k in range(len(bars) - n, len(bars)):
         path = root / f"history_{k}.csv"
         bars.frame.iloc[: k + 1].to_csv(path)
-        command = [sys.executable, "-m", "xtune", "predict", str(bundle), str(path), "--last"]
+        command = [
+            sys.executable,
+            "-m",
+            "xtune",
+            "predict",
+            str(bundle),
+            "--data",
+            str(path),
+            "--last",
+        ]
         _timed(lambda c=command: subprocess.run(c, check=True, capture_output=True), times)  # type: ignore[misc]
     return _ms(times)[0]
 

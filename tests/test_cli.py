@@ -27,10 +27,10 @@ def xtune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 
 
 def _listed(help_text: str) -> set[str]:
-    """The command names in the "Commands" box of a --help text (the first cell of each row;
+    """The command names in the command panels of a --help text (the first cell of each row;
     a command's name also appearing in some description does not count)."""
-    box = help_text.split("Commands")[1].split("╰")[0]
-    return set(re.findall(r"^│ (\S+)  ", box, flags=re.MULTILINE))
+    boxes = help_text.split("╭─ Options ─")[1].split("╰", 1)[1]
+    return set(re.findall(r"^│ (\S+)  ", boxes, flags=re.MULTILINE))
 
 
 def test_help_lists_the_commands() -> None:
@@ -43,7 +43,7 @@ def test_help_lists_the_commands() -> None:
 
 
 def test_data_check_on_the_sample() -> None:
-    result = xtune("data", "check", "sample:synthetic", "--json")
+    result = xtune("data", "check", "--data", "sample:synthetic", "--format", "json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["rows"] == 6000 and info["interval"] == "0 days 01:00:00" and info["gaps"] == 0
@@ -55,7 +55,7 @@ def test_data_check_refuses_bad_bars_with_exit_2_and_a_clear_message(tmp_path: P
     frame.iloc[321, frame.columns.get_loc("volume")] = 1e15
     path = tmp_path / "bad.csv"
     frame.to_csv(path)
-    result = xtune("data", "check", str(path))
+    result = xtune("data", "check", "--data", str(path))
     assert result.returncode == 2
     message = " ".join(result.stderr.split())
     assert str(path) in message and "'volume'" in message and "row 321" in message
@@ -65,13 +65,13 @@ def test_data_check_refuses_bad_bars_with_exit_2_and_a_clear_message(tmp_path: P
 def test_data_check_says_when_bars_are_too_few(tmp_path: Path) -> None:
     path = tmp_path / "short.csv"
     synthetic_bars(300).to_csv(path)
-    result = xtune("data", "check", str(path), "--window", "60")
+    result = xtune("data", "check", "--data", str(path), "--window", "60")
     assert result.returncode == 2
     assert "need at least" in " ".join(result.stderr.split())
 
 
 def test_features_list_shows_group_and_warmup() -> None:
-    result = xtune("features", "list", "--json")
+    result = xtune("features", "list", "--format", "json")
     rows = json.loads(result.stdout)
     by_name = {r["name"]: r for r in rows}
     assert by_name["rsi_14"]["group"] == "momentum" and by_name["rsi_14"]["warmup"] == 14
@@ -83,7 +83,7 @@ def test_features_list_shows_group_and_warmup() -> None:
 
 def test_features_build_writes_the_frame(tmp_path: Path) -> None:
     out = tmp_path / "features.parquet"
-    result = xtune("features", "build", "sample:synthetic", "-f", "ret_1", "--group", "volatility",
+    result = xtune("features", "build", "--data", "sample:synthetic", "-f", "ret_1", "--group", "volatility",
                    "--window", "32", "--out", str(out))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "untouched" in result.stdout
@@ -98,13 +98,13 @@ def test_a_failed_build_writes_nothing(tmp_path: Path) -> None:
     src = tmp_path / "bad.csv"
     bars.to_csv(src)
     out = tmp_path / "features.parquet"
-    result = xtune("features", "build", str(src), "--out", str(out))
+    result = xtune("features", "build", "--data", str(src), "--out", str(out))
     assert result.returncode == 2
     assert not out.exists() and list(tmp_path.iterdir()) == [src]
 
 
 def test_unknown_feature_names_the_fix() -> None:
-    result = xtune("features", "build", "sample:synthetic", "-f", "rsi_999")
+    result = xtune("features", "build", "--data", "sample:synthetic", "-f", "rsi_999")
     assert result.returncode == 2 and "xtune features list" in result.stderr
 
 
@@ -135,11 +135,11 @@ def test_data_check_reads_a_metatrader_5_export_and_notes_the_tick_volume(tmp_pa
     path = tmp_path / "EURUSD_H1.csv"
     path.write_text(metatrader_export(frame, 5), newline="")
     note = "volume is read from '<TICKVOL>' (tick volume): '<VOL>' (real volume) is 0 on every row"
-    result = xtune("data", "check", str(path), "--json")
+    result = xtune("data", "check", "--data", str(path), "--format", "json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["notes"] == [note] and info["zero_volume_rows"] == 0
-    table = xtune("data", "check", str(path))
+    table = xtune("data", "check", "--data", str(path))
     assert table.returncode == 0, table.stderr
     assert f"note: {note}" in " ".join(table.stdout.split())
 
@@ -158,10 +158,36 @@ def test_without_pyarrow_parquet_names_the_extra_and_csv_needs_none(tmp_path: Pa
     frame = synthetic_bars(1000)
     frame.to_parquet(tmp_path / "bars.parquet")
     frame.to_csv(tmp_path / "bars.csv")
-    refused = run("data", "check", str(tmp_path / "bars.parquet"))
+    refused = run("data", "check", "--data", str(tmp_path / "bars.parquet"))
     assert refused.returncode == 2, refused.stderr
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "bars.parquet" in lines[0] and "parquet extra" in lines[0], lines
-    assert run("data", "check", str(tmp_path / "bars.csv")).returncode == 0
-    built = run("features", "build", str(tmp_path / "bars.csv"), "-f", "rsi_14")  # cache on: off
+    assert run("data", "check", "--data", str(tmp_path / "bars.csv")).returncode == 0
+    built = run(
+        "features", "build", "--data", str(tmp_path / "bars.csv"), "-f", "rsi_14"
+    )  # cache on: off
     assert built.returncode == 0, built.stderr
+
+
+def test_the_deprecated_forms_work_for_one_release_with_one_warning_each() -> None:
+    """Bars as an argument and --json still work; each prints one warning line on stderr."""
+    old = xtune("data", "check", "sample:synthetic", "--json")
+    assert old.returncode == 0, old.stderr
+    assert json.loads(old.stdout)["rows"] == 6000  # stdout stays machine-readable
+    warnings = old.stderr.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("warning: ") for w in warnings), warnings
+    assert "use `xtune data check --data BARS`" in warnings[0]
+    assert "use --format json" in warnings[1]
+
+
+def test_bars_missing_or_given_twice_is_one_line_and_exit_2() -> None:
+    cases = [
+        (("data", "check"), "pass the bars with --data"),
+        (("features", "build", "--data", "a.csv", "b.csv"), "bars given twice"),
+        (("predict", "bundle"), "pass the bars with --data"),
+        (("certify", "bundle", "--bars", "a.csv", "--data", "b.csv"), "bars given twice"),
+    ]
+    for args, says in cases:
+        result = xtune(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and says in lines[0], (args, lines)

@@ -62,13 +62,13 @@ MISSING = [
         ("distill", "empty/study.toml", "--out", "b", "--max-params", "99", "--trial", "5"),
         ("no trial 5",),
     ),
-    (("predict", "no_bundle", "sample:synthetic"), ("no_bundle", "no such bundle")),
+    (("predict", "no_bundle", "--data", "sample:synthetic"), ("no_bundle", "no such bundle")),
     (("search", "nowhere.toml"), ("nowhere.toml", "not found")),
     (("create-study", "nowhere.toml"), ("nowhere.toml", "not found")),
     (("status", "nowhere.toml"), ("nowhere.toml", "not found")),
     (("dashboard", "nowhere.toml"), ("nowhere.toml", "not found")),
-    (("data", "check", "nowhere.csv"), ("nowhere.csv",)),
-    (("features", "build", "nowhere.csv", "--out", "f.parquet"), ("nowhere.csv",)),
+    (("data", "check", "--data", "nowhere.csv"), ("nowhere.csv",)),
+    (("features", "build", "--data", "nowhere.csv", "--out", "f.parquet"), ("nowhere.csv",)),
 ]
 
 

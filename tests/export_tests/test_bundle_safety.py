@@ -197,14 +197,16 @@ def test_an_onnx_file_of_the_wrong_shape_is_refused(exports: Exports, tmp_path: 
     used = load_bundle(bundle).manifest.model.file  # model.int8.onnx where export kept it
     onnx.save(helper.make_model(graph), bundle / used)
     _edit_manifest(bundle, lambda m: m["files"].update({used: sha256_file(bundle / used)}))
-    result = _xtune("predict", str(bundle), str(exports["lstm"][1].parent / "bars.csv"), "--last")
+    result = _xtune(
+        "predict", str(bundle), "--data", str(exports["lstm"][1].parent / "bars.csv"), "--last"
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "does not belong to this bundle" in result.stderr
 
 
 def test_predict_out_into_a_missing_folder_is_one_line(exports: Exports, tmp_path: Path) -> None:
     bundle, study_file, _ = exports["lstm"]
-    result = _xtune("predict", str(bundle), str(study_file.parent / "bars.csv"), "--out",
+    result = _xtune("predict", str(bundle), "--data", str(study_file.parent / "bars.csv"), "--out",
                     str(tmp_path / "missing" / "p.csv"))  # fmt: skip
     assert result.returncode == 2 and "does not exist; create it first" in result.stderr
     assert "Traceback" not in result.stderr
@@ -233,7 +235,7 @@ def test_predict_out_never_replaces_its_bars_a_study_file_or_a_bundle_file(
         "b/p.csv": "inside the bundle",
     }
     for (out, says), flags in zip(cases.items(), [[], ["--overwrite"]] * 4, strict=False):
-        result = _xtune("predict", "b", str(bars), "--out", out, *flags, cwd=tmp_path)
+        result = _xtune("predict", "b", "--data", str(bars), "--out", out, *flags, cwd=tmp_path)
         assert result.returncode == 2 and says in result.stderr, (out, result.stderr)
         assert "Traceback" not in result.stderr
     assert {p: p.read_bytes() for p in files} == before
@@ -251,16 +253,22 @@ def test_predict_out_replaces_only_its_own_predictions_and_only_when_asked(
     mine = tmp_path / "mine.csv"
     mine.write_text("time,h1_note\n2024-01-01,keep\n")  # not xtune's predictions
     for flags in ([], ["--overwrite"]):
-        result = _xtune("predict", str(bundle), bars, "--out", str(mine), *flags)
+        result = _xtune("predict", str(bundle), "--data", bars, "--out", str(mine), *flags)
         assert result.returncode == 2 and "xtune did not write" in result.stderr
     assert mine.read_text() == "time,h1_note\n2024-01-01,keep\n"
     for name in ("p.csv", "p.parquet"):
         out = tmp_path / name
-        assert _xtune("predict", str(bundle), bars, "--out", str(out), "--last").returncode == 0
-        again = _xtune("predict", str(bundle), bars, "--out", str(out))
+        assert (
+            _xtune("predict", str(bundle), "--data", bars, "--out", str(out), "--last").returncode
+            == 0
+        )
+        again = _xtune("predict", str(bundle), "--data", bars, "--out", str(out))
         assert again.returncode == 2 and "pass --overwrite" in again.stderr
         assert (
-            _xtune("predict", str(bundle), bars, "--out", str(out), "--overwrite").returncode == 0
+            _xtune(
+                "predict", str(bundle), "--data", bars, "--out", str(out), "--overwrite"
+            ).returncode
+            == 0
         )
         frame = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out)
         assert len(frame) > 1 and "h1_direction" in frame.columns  # replaced: all bars now
@@ -324,10 +332,12 @@ def test_bars_at_another_interval_are_refused_unless_asked(
     assert load_bundle(bundle).manifest.data.interval_s == 3600.0
     two_hourly = tmp_path / "bars_2h.csv"
     pd.read_csv(study_file.parent / "bars.csv").iloc[::2].to_csv(two_hourly, index=False)
-    refused = _xtune("predict", str(bundle), str(two_hourly), "--last")
+    refused = _xtune("predict", str(bundle), "--data", str(two_hourly), "--last")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert (
         "bars every 02:00:00, but this model was trained on bars every 01:00:00" in refused.stderr
     )
-    allowed = _xtune("predict", str(bundle), str(two_hourly), "--last", "--allow-other-interval")
+    allowed = _xtune(
+        "predict", str(bundle), "--data", str(two_hourly), "--last", "--allow-other-interval"
+    )
     assert allowed.returncode == 0, allowed.stderr

@@ -98,7 +98,7 @@ def test_a_fresh_bundle_certifies_where_torch_and_optuna_cannot_be_imported(
     assert report["model_ms"]["fp32"]["p50"] > 0 and report["slower"] > 0
     assert report["cap_ms"] == 50.0 and report["bars"].startswith("reference_bars.csv")
     assert report["cpu"]["name"] and report["notes"] == []
-    again = subprocess.run([*run, "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    again = subprocess.run([*run, "--format", "json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert again.returncode == 0 and json.loads(again.stdout)["passed"]  # replaces its own report
 
 
@@ -133,7 +133,7 @@ def test_a_consensus_bundle_certifies_each_member_and_its_decision_per_bar(
     short = tmp_path / "short.csv"
     bars.frame.iloc[-(history + 12) :].to_csv(short)
     report_file = tmp_path / "report.json"
-    code, report, output = _certify(both, "--bars", short, "--out", report_file)
+    code, report, output = _certify(both, "--data", short, "--out", report_file)
     assert code == 0, output
     assert "CERTIFIED" in output and "incomplete" not in output
     assert report["format"] == "xtune-certify" and report["kind"] == "consensus"
@@ -149,7 +149,7 @@ def test_a_consensus_bundle_certifies_each_member_and_its_decision_per_bar(
     assert cap["ok"] and report["model_ms"] == pytest.approx(together) and report["cap_ms"] == 50.0
     assert report["bar_ms"]["calls"] == 12 and report["bars"] == str(short)
     code, report, _ = _certify(
-        both, "--bars", short, "--out", report_file, "--max-latency-ms", "1e-6"
+        both, "--data", short, "--out", report_file, "--max-latency-ms", "1e-6"
     )
     assert (
         code == 1
@@ -171,7 +171,7 @@ def test_a_tampered_expected_output_fails_the_parity_check(
     _reseal(bundle_dir)
     out = tmp_path / "report.json"
     code, report, output = _certify(
-        bundle_dir, "--out", out, "--bars", _short_bars(exports, tmp_path)
+        bundle_dir, "--out", out, "--data", _short_bars(exports, tmp_path)
     )
     assert code == 1 and "NOT CERTIFIED" in output and "fp32 parity" in output
     parity = _check(report, "fp32 parity")
@@ -184,7 +184,7 @@ def test_a_cap_this_pc_cannot_meet_fails(exports: Exports, tmp_path: Path) -> No
     out = tmp_path / "report.json"
     bars = _short_bars(exports, tmp_path)
     code, report, _ = _certify(
-        exports["lstm"][0], "--out", out, "--bars", bars, "--max-latency-ms", "0.0001"
+        exports["lstm"][0], "--out", out, "--data", bars, "--max-latency-ms", "0.0001"
     )
     cap = _check(report, "latency cap")
     assert code == 1 and cap["ok"] is False and "OVER --max-latency-ms 0.0001" in cap["detail"]
@@ -277,7 +277,7 @@ def test_int8_is_rechecked_here_and_the_predictor_falls_back_to_fp32(
     live = bot.predict_last(bars).probabilities[1]
     np.testing.assert_allclose(batch[0], list(live.values()), atol=1e-6)
     out = tmp_path / "report.json"
-    code, report, _ = _certify(bundle_dir, "--out", out, "--bars", _short_bars(exports, tmp_path))
+    code, report, _ = _certify(bundle_dir, "--out", out, "--data", _short_bars(exports, tmp_path))
     int8 = _check(report, "int8 agreement")
     assert code == 1 and int8["ok"] is False and "the Predictor uses model.onnx" in int8["detail"]
     assert report["model"] == "model.onnx" and report["precision"] == "fp32"

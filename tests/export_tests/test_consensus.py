@@ -197,7 +197,7 @@ def test_the_consensus_bundle_round_trip(exports: Exports, tmp_path: Path) -> No
     out, bars_file = tmp_path / "both", exports["lstm"][1].parent / "bars.csv"
     lstm, xlstm = exports["lstm"][0], exports["xlstm"][0]
     result = _xtune("consensus", lstm, xlstm, "--data", bars_file, "--rule", "mean", "--out", out,
-                    "--json")  # fmt: skip
+                    "--format", "json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["rule"] == "mean" and len(report["scores"]) == 3
@@ -207,7 +207,7 @@ def test_the_consensus_bundle_round_trip(exports: Exports, tmp_path: Path) -> No
     assert spec["members"][0]["manifest_sha256"] == load_bundle(lstm).manifest_sha256
     bars = _bars(exports)
     batch = predict_consensus(load_consensus(out), bars)
-    printed = _xtune("predict", out, bars_file, "--last")
+    printed = _xtune("predict", out, "--data", bars_file, "--last")
     assert printed.returncode == 0 and "m2_h1_p_up" in printed.stdout, printed.stderr
     last = printed.stdout.splitlines()[-1].split()  # date, time, p_down, p_up, direction...
     assert last[4] == batch["h1_direction"].iloc[-1] and float(last[3]) == pytest.approx(
@@ -243,7 +243,7 @@ def test_a_tampered_member_or_consensus_is_refused(exports: Exports, tmp_path: P
     load_bundle(tmp_path / "xlstm")
     with pytest.raises(BundleError, match=r"member \.\./xlstm is not the bundle this consensus"):
         Predictor(out)
-    result = _xtune("predict", out, exports["lstm"][1].parent / "bars.csv", "--last")
+    result = _xtune("predict", out, "--data", exports["lstm"][1].parent / "bars.csv", "--last")
     assert result.returncode == 2 and "was replaced or exported again" in result.stderr
     spec = (out / CONSENSUS).read_text()
     (out / CONSENSUS).write_text(spec.replace('"majority"', '"mean"'))

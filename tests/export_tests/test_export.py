@@ -124,13 +124,13 @@ def test_predict_runs_where_torch_and_optuna_cannot_be_imported(
     assert check.returncode != 0 and "not installed on the trading PC" in check.stderr
     out = tmp_path / "preds.csv"
     result = subprocess.run(
-        [sys.executable, "-m", "xtune", "predict", str(bundle_dir), str(study_file.parent / "bars.csv"), "--out", str(out)],
+        [sys.executable, "-m", "xtune", "predict", str(bundle_dir), "--data", str(study_file.parent / "bars.csv"), "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(pd.read_csv(out)) > 100
     last = subprocess.run(
-        [sys.executable, "-m", "xtune", "predict", str(bundle_dir), str(study_file.parent / "bars.csv"), "--last"],
+        [sys.executable, "-m", "xtune", "predict", str(bundle_dir), "--data", str(study_file.parent / "bars.csv"), "--last"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert last.returncode == 0 and "h1_p_up" in last.stdout
@@ -147,7 +147,7 @@ def test_a_tampered_or_incomplete_bundle_is_refused(exports: dict, tmp_path: Pat
     bars = str(study_file.parent / "bars.csv")
 
     def run(folder: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "xtune", "predict", str(folder), bars], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "xtune", "predict", str(folder), "--data", bars], capture_output=True,
                               text=True, env=os.environ | {"COLUMNS": "300"})  # fmt: skip
 
     flipped = _copy(bundle_dir, tmp_path / "a")
@@ -184,7 +184,7 @@ def test_bad_bars_for_predict_get_clear_errors(exports: dict, tmp_path: Path) ->
     bars = pd.read_csv(study_file.parent / "bars.csv")
     short = tmp_path / "short.csv"
     bars.iloc[:30].to_csv(short, index=False)
-    result = subprocess.run([sys.executable, "-m", "xtune", "predict", str(bundle_dir), str(short)],
+    result = subprocess.run([sys.executable, "-m", "xtune", "predict", str(bundle_dir), "--data", str(short)],
                             capture_output=True, text=True, env=os.environ | {"COLUMNS": "300"})  # fmt: skip
     assert (
         result.returncode == 2
@@ -194,7 +194,7 @@ def test_bad_bars_for_predict_get_clear_errors(exports: dict, tmp_path: Path) ->
     broken = tmp_path / "broken.csv"
     bars.loc[200, "close"] = float("nan")
     bars.to_csv(broken, index=False)
-    result = subprocess.run([sys.executable, "-m", "xtune", "predict", str(bundle_dir), str(broken)],
+    result = subprocess.run([sys.executable, "-m", "xtune", "predict", str(bundle_dir), "--data", str(broken)],
                             capture_output=True, text=True, env=os.environ | {"COLUMNS": "300"})  # fmt: skip
     assert result.returncode == 2 and "'close'" in result.stderr and "row 200" in result.stderr
 

@@ -26,7 +26,7 @@ def test_without_onnxruntime_predict_names_the_runtime_extra(
     env = os.environ | {
         "PYTHONPATH": f"{block.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
     }
-    done = subprocess.run([sys.executable, "-m", "xtune", "predict", str(bundle_dir),
+    done = subprocess.run([sys.executable, "-m", "xtune", "predict", str(bundle_dir), "--data",
                            str(study_file.parent / "bars.csv"), "--last"],
                           capture_output=True, text=True, env=env, timeout=300, check=False)  # fmt: skip
     assert done.returncode == 2, done.stderr
@@ -53,7 +53,7 @@ def test_a_wheel_with_the_runtime_extra_predicts_in_a_fresh_venv(
                             "import importlib.util as u; print(*(u.find_spec(m) for m in ('torch', 'optuna', 'pyarrow')))"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=True)  # fmt: skip
     assert probe.stdout.split() == ["None"] * 3  # none is installed there
-    done = subprocess.run([str(venv / "bin" / "xtune"), "predict", str(bundle_dir),
+    done = subprocess.run([str(venv / "bin" / "xtune"), "predict", str(bundle_dir), "--data",
                            str(study_file.parent / "bars.csv"), "--last"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr

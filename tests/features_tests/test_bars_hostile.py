@@ -86,14 +86,14 @@ def test_cli_data_check_reads_yyyymmdd_as_daily_bars_and_refuses_row_counters(
     daily = synthetic_bars(1000, seed=3, freq="1D")
     dates = tmp_path / "yyyymmdd.csv"
     _with_times(daily, daily.index.strftime("%Y%m%d").astype(np.int64)).to_csv(dates, index=False)
-    result = xtune("data", "check", str(dates), "--json")
+    result = xtune("data", "check", "--data", str(dates), "--format", "json")
     assert result.returncode == 0, result.stderr
     assert '"start": "2020-01-01T00:00:00+00:00"' in result.stdout
     assert '"interval": "1 days 00:00:00"' in result.stdout
 
     counter = tmp_path / "counter.csv"
     _with_times(daily, np.arange(len(daily))).to_csv(counter, index=False)
-    result = xtune("data", "check", str(counter))
+    result = xtune("data", "check", "--data", str(counter))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     message = " ".join(result.stderr.split())

@@ -22,7 +22,7 @@ def test_features_build_never_writes_over_its_bars(tmp_path: Path) -> None:
     bars = _bars(tmp_path)
     before = bars.read_bytes()
     for out, flags in (("bars2.csv", []), ("./bars2.csv", ["--overwrite"]), (str(bars), [])):
-        result = xtune("features", "build", "bars2.csv", "-f", "ret_1", "--out", out, *flags,
+        result = xtune("features", "build", "--data", "bars2.csv", "-f", "ret_1", "--out", out, *flags,
                        cwd=tmp_path)  # fmt: skip
         assert result.returncode == 2 and "which this command reads" in result.stderr, out
         assert "Traceback" not in result.stderr
@@ -38,14 +38,29 @@ def test_features_build_replaces_only_its_own_frame_and_only_when_asked(
     other = tmp_path / "other.csv"
     _bars(tmp_path, "other.csv")  # bars: not a feature frame
     for flags in ([], ["--overwrite"]):
-        foreign = xtune("features", "build", str(bars), "-f", "ret_1", "--out", str(other), *flags)
+        foreign = xtune(
+            "features", "build", "--data", str(bars), "-f", "ret_1", "--out", str(other), *flags
+        )
         assert foreign.returncode == 2 and "xtune did not write" in foreign.stderr
-    first = xtune("features", "build", str(bars), "-f", "ret_1", "--out", str(out))
+    first = xtune("features", "build", "--data", str(bars), "-f", "ret_1", "--out", str(out))
     assert first.returncode == 0, first.stderr
     assert FEATURES.ours(out) and not PREDICTIONS.ours(out) and not FEATURES.ours(other)
-    again = xtune("features", "build", str(bars), "-f", "ret_1", "-f", "ret_3", "--out", str(out))
+    again = xtune(
+        "features", "build", "--data", str(bars), "-f", "ret_1", "-f", "ret_3", "--out", str(out)
+    )
     assert again.returncode == 2 and "pass --overwrite" in again.stderr
-    both = ["features", "build", str(bars), "-f", "ret_1", "-f", "ret_3", "--out", str(out)]
+    both = [
+        "features",
+        "build",
+        "--data",
+        str(bars),
+        "-f",
+        "ret_1",
+        "-f",
+        "ret_3",
+        "--out",
+        str(out),
+    ]
     assert xtune(*both, "--overwrite").returncode == 0
     frame = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out, index_col=0)
     assert list(frame.columns) == ["ret_1", "ret_3"]

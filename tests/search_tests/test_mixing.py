@@ -43,7 +43,7 @@ def test_other_bars_need_a_flag_and_are_marked(tmp_path: Path) -> None:
     allowed = xtune("search", str(study_file), "--data", str(other), "--n-trials", "1",
                     "--allow-other-data")  # fmt: skip
     assert allowed.returncode == 0, allowed.stderr
-    status = xtune("status", str(study_file), "--json", "--no-plots")
+    status = xtune("status", str(study_file), "--format", "json", "--no-plots")
     import json
 
     front = json.loads(status.stdout)["pareto_front"]

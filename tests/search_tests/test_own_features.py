@@ -173,7 +173,7 @@ def test_a_bundle_with_own_features_predicts_the_same_values_where_torch_is_abse
     there = np.load(tmp_path / "f.npy")[len(bars) - len(trained) :]
     np.testing.assert_array_equal(there, trained.to_numpy())
     preds = tmp_path / "preds.csv"
-    cli = [sys.executable, "-m", "xtune", "predict", str(out), str(tmp_path / "bars.csv"), "--out", str(preds)]  # fmt: skip
+    cli = [sys.executable, "-m", "xtune", "predict", str(out), "--data", str(tmp_path / "bars.csv"), "--out", str(preds)]  # fmt: skip
     done = subprocess.run(cli, env=blocked, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     got = pd.read_csv(preds, index_col=0)

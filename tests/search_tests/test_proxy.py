@@ -73,7 +73,9 @@ def test_search_status_and_dashboard_through_the_proxy(
     searched = _xtune("search", str(study_file), "--storage", proxy.url)
     try:
         assert searched.returncode == 0, searched.stderr[-3000:]
-        shown = _xtune("status", str(study_file), "--storage", proxy.url, "--json", "--no-plots")
+        shown = _xtune(
+            "status", str(study_file), "--storage", proxy.url, "--format", "json", "--no-plots"
+        )
         assert shown.returncode == 0, shown.stderr[-3000:]
         assert json.loads(shown.stdout)["states"]["COMPLETE"] >= 3
         studies = _get(wsgi(open_storage(proxy.url)), "/api/studies")["study_summaries"]

@@ -62,7 +62,7 @@ def test_search_status_replay_on_the_embedded_storage(tmp_path: Path, workers: i
     study = _study(study_file)
     _check_finished_study(study, 4)
 
-    status = xtune("status", str(study_file), "--json")
+    status = xtune("status", str(study_file), "--format", "json")
     assert status.returncode == 0, status.stderr
     info = json.loads(status.stdout)
     assert info["states"]["COMPLETE"] >= 4
@@ -188,7 +188,9 @@ def test_search_on_postgresql(tmp_path: Path, pg_url: str, workers: int) -> None
     study = _study(study_file, pg_url)
     try:
         _check_finished_study(study, 4)
-        status = xtune("status", str(study_file), "--storage", secret, "--json", "--no-plots")
+        status = xtune(
+            "status", str(study_file), "--storage", secret, "--format", "json", "--no-plots"
+        )
         assert status.returncode == 0 and "s3cret-word" not in status.stdout + status.stderr
         assert json.loads(status.stdout)["pareto_front"]
         assert any(p.is_file() for p in (tmp_path / "artifacts").rglob("*"))  # XTUNE_ARTIFACTS

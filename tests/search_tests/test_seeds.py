@@ -148,7 +148,7 @@ def test_a_seeded_search_runs_the_entry_first_once_and_status_shows_it(tmp_path:
     assert read(first).plan.units == ("returns", "momentum")  # type: ignore[union-attr]
     assert [t.number for t in study.trials if read(t).label] == [0]
     assert len(study.trials) >= 3
-    info = json.loads(_cli("status", str(path), "--json", "--no-plots"))
+    info = json.loads(_cli("status", str(path), "--format", "json", "--no-plots"))
     assert [(r["trial"], r["label"]) for r in info["seeded"]] == [(0, "live model A")]
     assert all(r["label"] in (None, "live model A") for r in info["pareto_front"])
     assert 'your setup "live model A": trial 0' in _cli("status", str(path), "--no-plots")

@@ -104,7 +104,7 @@ def test_status_json_counts_a_diverged_trial_as_diverged_not_trained(tmp_path: P
     study, _ = create_study(config, resolve_storage(config, None, Settings()), Settings(), bars)
     _add_one_of_each(study, DataRecord.of(bars))
     result = subprocess.run(
-        [sys.executable, "-m", "xtune", "status", str(study_file), "--json", "--no-plots"],
+        [sys.executable, "-m", "xtune", "status", str(study_file), "--format", "json", "--no-plots"],
         capture_output=True, text=True, timeout=300, env=os.environ | {"COLUMNS": "200"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

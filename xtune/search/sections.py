@@ -150,7 +150,7 @@ class SearchSection:
 @dataclass(frozen=True)
 class EnqueueEntry:
     """A trader's own setup, queued as one of the study's first trials (``[[enqueue]]`` or
-    ``xtune enqueue``): parameters in the study's own names (as ``xtune status --json`` prints
+    ``xtune enqueue``): parameters in the study's own names (as ``xtune status --format json`` prints
     them), the features switched on (``None``: left to the parameters or the sampler) and a
     label, shown by ``xtune status`` and the dashboard. See :mod:`xtune.search.seeds`."""
 

@@ -8,7 +8,7 @@ An entry, in TOML (a JSON file holds one such object, or a list of them)::
     features = ["ret_1", "rsi_14", "cdl_doji"]
     parameters = {family = "lstm", "lstm/hidden" = 32, "lstm/layers" = 1, lr = 0.003}
 
-``parameters`` uses the study's own names, as ``xtune status --json`` prints each front
+``parameters`` uses the study's own names, as ``xtune status --format json`` prints each front
 trial's ``"parameters"``; any left out are drawn by the sampler. ``features`` lists the
 features (or, with ``unit = "group"``, the groups) switched on, translated to the feature
 parameters. Every entry is checked against the space the study draws from, before anything is
@@ -152,7 +152,7 @@ def _value(name: str, value: Any, config: StudyConfig, spaces: Spaces, at: str) 
                           f"searched with another file than {file}: queue setups with that one.")  # fmt: skip
         close = difflib.get_close_matches(name, list(space), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else (
-            "`xtune status --json` prints the parameters of trials (\"parameters\").")  # fmt: skip
+            "`xtune status --format json` prints the parameters of trials (\"parameters\").")  # fmt: skip
         raise Invalid(f"{at}: {key}: not a parameter of this study (a misspelling, or a "
                       f"value the study file fixes); {hint}")  # fmt: skip
     dist = space[name]
