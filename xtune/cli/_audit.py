@@ -16,6 +16,9 @@ if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, so --help stays f
     from xtune.features._audit import AuditReport
 
 DEFAULT_BARS = "sample:synthetic"
+AuditDataOpt = Annotated[
+    str | None, data_option("Audit on these bars instead (a file or sample:).")
+]
 
 
 @features_app.command("audit", rich_help_panel=DATA)
@@ -28,9 +31,7 @@ def features_audit(
             show_default=False,
         ),
     ] = None,
-    data: Annotated[
-        str | None, data_option("Audit on these bars instead (a file or sample:).")
-    ] = None,
+    data: AuditDataOpt = None,
     feature: Annotated[
         list[str] | None, typer.Option("--feature", "-f", help="Only this feature (repeatable).")
     ] = None,
@@ -39,17 +40,16 @@ def features_audit(
 ) -> None:
     """Check features for look-ahead, warm-up, scale and memory.
 
-    The checks the catalog's tests run. Look-ahead: each feature is computed on all bars and on bars cut at three points (a plugin
-    feature: at many more, late, calendar and random ones, each computation a fresh run of the
-    plugin on a copy of the bars); the rows before a cut must agree. Warm-up: every value after
-    the declared warm-up is finite, and TA-Lib's fill values fall inside it. Scale: values stay
-    below 1e3, do not change when prices are x1024 and volume x8, and do not drift with the
-    price level. Memory (plugin features): values computed from later starts agree within the
-    declared memory. Exits 1 when any check fails, one line per failure naming the feature and
-    the first offending row or value. A feature no audit can prove causal (a precomputed
-    column, or a plugin feature that opens a file while it computes) is named as such, with
-    the files it read, not as a pass.
-    """
+    The checks the catalog's tests run. Look-ahead: each feature is computed on all bars and on
+    bars cut at three points (a plugin feature: at many more, late, calendar and random ones,
+    each computation a fresh run of the plugin on a copy of the bars); the rows before a cut
+    must agree. Warm-up: every value after the declared warm-up is finite, and TA-Lib's fill
+    values fall inside it. Scale: values stay below 1e3, do not change when prices are x1024 and
+    volume x8, and do not drift with the price level. Memory (plugin features): values computed
+    from later starts agree within the declared memory. Exits 1 when any check fails, one line
+    per failure naming the feature and the first offending row or value. A feature no audit can
+    prove causal (a precomputed column, or a plugin feature that opens a file while it computes)
+    is named as such, with the files it read, not as a pass."""
     from xtune.features import load_bars, resolve
     from xtune.features._audit import audit
 

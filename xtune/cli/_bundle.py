@@ -196,11 +196,11 @@ def predict(
 ) -> None:
     """Predict direction and return per bar from a bundle.
 
-    Probabilities of each direction and the predicted return, per bar with a full window. Needs neither torch nor optuna: the trading PC installs xtune with its `runtime` extra
+    Probabilities of each direction and the predicted return, per bar with a full window. Needs
+    neither torch nor optuna: the trading PC installs xtune with its `runtime` extra
     (docs/quickstart.md). Verifies the bundle's checksums and format first and recomputes the
-    features from raw bars exactly as training did.
-    --out never replaces a file xtune did not write, nor the bars, nor anything in a bundle.
-    """
+    features from raw bars exactly as training did. --out never replaces a file xtune did not
+    write, nor the bars, nor anything in a bundle."""
     from xtune.outputs import PREDICTIONS, as_inputs, check_output_file, save_frame, write_file
 
     data = bars_given(data, old_data, f"xtune predict {bundle_dir}")

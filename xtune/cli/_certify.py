@@ -26,6 +26,20 @@ if TYPE_CHECKING:
     from xtune.runtime.consensus_certify import ConsensusCertifyReport
 
 REPORT = "certify.json"
+CertifyDataOpt = Annotated[
+    Path | None,
+    data_option(
+        "CSV or Parquet bars at the model's interval to time the Predictor on (the last "
+        "history + 200 are used); default: the bars the bundle stores."
+    ),
+]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help=f"File to write the report to (.json); default: ./{REPORT}.", metavar="FILE"
+    ),
+]
+OldBarsOpt = Annotated[Path | None, typer.Option("--bars", hidden=True, help="Deprecated: --data.")]
 
 
 @app.command(rich_help_panel=TRADING)
@@ -37,42 +51,27 @@ def certify(
             show_default=False,
         ),
     ],
-    data: Annotated[
-        Path | None,
-        data_option(
-            "CSV or Parquet bars at the model's interval to time the Predictor on (the last "
-            "history + 200 are used); default: the bars the bundle stores."
-        ),
-    ] = None,
-    out_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help=f"File to write the report to (.json); default: ./{REPORT}.",
-            metavar="FILE",
-        ),
-    ] = None,
+    data: CertifyDataOpt = None,
+    out_path: ReportOpt = None,
     max_latency_ms: Annotated[
         float | None,
         typer.Option(help="Check this cap (ms per window) instead of the study's."),
     ] = None,
     fmt: FormatOpt = Format.table,
     as_json: JsonOpt = False,
-    old_bars: Annotated[
-        Path | None, typer.Option("--bars", hidden=True, help="Deprecated: --data.")
-    ] = None,
+    old_bars: OldBarsOpt = None,
 ) -> None:
     """Check that this PC runs a bundle right and fast enough.
 
-    Run on the trading PC before a bot trades with the bundle. Verifies the checksums; re-checks onnxruntime fp32 against torch's probabilities (within
-    1e-4) and int8 against fp32 (99%+ of classes; else the Predictor uses fp32 here) on test
-    windows stored at export; times the Predictor per bar (features included, p50/p99) and the
-    bare model; compares with the study's latency cap and with the latency measured at export;
-    names the CPU's vector instructions. A consensus bundle: every member so, then the
-    consensus as the trader runs it (each bar's decision, timed, equal to `xtune predict`'s; the
-    members' models together under the cap). Writes certify.json (never into a bundle). Exit 0:
-    certified; 1: a check failed; 2: bad input. Needs neither torch nor optuna.
-    """
+    Run on the trading PC before a bot trades with the bundle. Verifies the checksums; re-checks
+    onnxruntime fp32 against torch's probabilities (within 1e-4) and int8 against fp32 (99%+ of
+    classes; else the Predictor uses fp32 here) on test windows stored at export; times the
+    Predictor per bar (features included, p50/p99) and the bare model; compares with the study's
+    latency cap and with the latency measured at export; names the CPU's vector instructions. A
+    consensus bundle: every member so, then the consensus as the trader runs it (each bar's
+    decision, timed, equal to `xtune predict`'s; the members' models together under the cap).
+    Writes certify.json (never into a bundle). Exit 0: certified; 1: a check failed; 2: bad
+    input. Needs neither torch nor optuna."""
     from xtune.runtime.certify import certify as run_certify
     from xtune.runtime.consensus import is_consensus
     from xtune.runtime.consensus_certify import certify_consensus

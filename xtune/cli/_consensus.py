@@ -16,6 +16,21 @@ if TYPE_CHECKING:
     from xtune.runtime.consensus_score import ConsensusReport
 
 
+RuleOpt = Annotated[
+    str,
+    typer.Option(
+        help="unanimous: a position only when all agree; majority: when more than half "
+        "agree; mean: the likeliest class of the mean probabilities."
+    ),
+]
+ConsensusOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Folder to write a consensus bundle to (default: none).", metavar="FOLDER"
+    ),
+]
+
+
 @app.command(rich_help_panel=EXPORT)
 def consensus(
     bundles: Annotated[
@@ -24,25 +39,14 @@ def consensus(
     data: Annotated[
         str, data_option("The bars the bundles were trained on (or a file holding them).")
     ],
-    rule: Annotated[
-        str,
-        typer.Option(
-            help="unanimous: a position only when all agree; majority: when more than half "
-            "agree; mean: the likeliest class of the mean probabilities."
-        ),
-    ] = "unanimous",
+    rule: RuleOpt = "unanimous",
     threshold: Annotated[
         float, typer.Option(help="mean rule: flat unless the mean's top probability is this.")
     ] = 0.0,
     fee: Annotated[
         float | None, typer.Option(help="Fee per unit of position change (default: manifests').")
     ] = None,
-    out_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", help="Folder to write a consensus bundle to (default: none).", metavar="FOLDER"
-        ),
-    ] = None,
+    out_dir: ConsensusOutOpt = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a bundle xtune wrote at --out.")
     ] = False,
@@ -51,11 +55,11 @@ def consensus(
 ) -> None:
     """Score bundles alone and together; write a consensus bundle.
 
-    Scores on their common untouched test period. The bundles must come from the same bars (the recorded hashes) and predict the same labels;
-    --data must hold those bars. Prints, per horizon, for each bundle and the consensus: the
-    share of bars with a position, its accuracy there, the majority-class baseline on those
-    bars, and the Sharpe ratio of going long/short (flat without a position) after fees.
-    """
+    Scores on their common untouched test period. The bundles must come from the same bars (the
+    recorded hashes) and predict the same labels; --data must hold those bars. Prints, per
+    horizon, for each bundle and the consensus: the share of bars with a position, its accuracy
+    there, the majority-class baseline on those bars, and the Sharpe ratio of going long/short
+    (flat without a position) after fees."""
     from xtune.features import load_bars
     from xtune.runtime.consensus import Consensus, check_members, load_member
     from xtune.runtime.consensus_score import score_consensus

@@ -27,8 +27,9 @@ def dashboard(
 ) -> None:
     """Serve optuna-dashboard on the study's storage.
 
-    Trial learning curves are its artifacts. The dashboard does not read constraints when it marks best trials; infeasible trials carry
-    the user attribute feasible=false. Use `xtune status` for the true feasible front."""
+    Trial learning curves are its artifacts. The dashboard does not read constraints when it
+    marks best trials; infeasible trials carry the user attribute feasible=false. Use `xtune
+    status` for the true feasible front."""
     from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 

@@ -34,6 +34,16 @@ if TYPE_CHECKING:  # the CLI imports the heavy modules lazily, so --help stays f
     from xtune.features import Dataset
 
 
+FrameOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="File to write the feature frame to, its format by suffix: .csv, .parquet or .pq.",
+        metavar="FILE",
+    ),
+]
+
+
 @data_app.command("check", cls=Command, rich_help_panel=DATA)
 def data_check(
     data: DataOpt = None,
@@ -121,14 +131,7 @@ def features_build(
     group: Annotated[list[str] | None, typer.Option(help="Feature group (repeatable).")] = None,
     window: WindowOpt = 60,
     horizon: HorizonOpt = [1],  # noqa: B006
-    out_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="File to write the feature frame to, its format by suffix: .csv, .parquet or .pq.",
-            metavar="FILE",
-        ),
-    ] = None,
+    out_path: FrameOutOpt = None,
     cache: Annotated[bool, typer.Option(help="Use the feature cache ($XTUNE_CACHE_DIR).")] = True,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a feature frame xtune wrote at --out.")
@@ -136,10 +139,10 @@ def features_build(
 ) -> None:
     """Build features on bars and cut them into windows.
 
-    Default: all features, cut into train/val/test windows. Shows each feature's range after warm-up and the sizes of the chronological split, so you
-    see what a search would train on. The test part is counted, never used. --out never
-    replaces a file xtune did not write, nor the bars, nor anything in a bundle.
-    """
+    Default: all features, cut into train/val/test windows. Shows each feature's range after
+    warm-up and the sizes of the chronological split, so you see what a search would train on.
+    The test part is counted, never used. --out never replaces a file xtune did not write, nor
+    the bars, nor anything in a bundle."""
     import numpy as np
 
     from xtune.features import CATALOG, DataSpec, LabelSpec, load_bars, prepare, resolve

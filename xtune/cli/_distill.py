@@ -90,14 +90,13 @@ def distill(
 ) -> None:
     """Distill the winning trial into a smaller student bundle.
 
-    The student learns from the teacher's soft labels. The teacher is the trial `xtune export` would write, refit the same way. The student keeps
-    its family, features, window and training settings at the largest width and depth under the
-    cap (chosen before any training), and learns from the teacher's probabilities at the given
-    temperature on train + validation windows only: loss = weight * T^2 * KL(teacher || student)
-    + (1 - weight) * hard-label loss, plus the return head's loss. Both are scored once on the
-    untouched test part; the student's bundle is what `xtune export` writes, with the teacher in
-    its manifest.
-    """
+    The student learns from the teacher's soft labels. The teacher is the trial `xtune export`
+    would write, refit the same way. The student keeps its family, features, window and training
+    settings at the largest width and depth under the cap (chosen before any training), and
+    learns from the teacher's probabilities at the given temperature on train + validation
+    windows only: loss = weight * T^2 * KL(teacher || student) + (1 - weight) * hard-label loss,
+    plus the return head's loss. Both are scored once on the untouched test part; the student's
+    bundle is what `xtune export` writes, with the teacher in its manifest."""
     from xtune.export import pick_trial
     from xtune.export.distill import distill_bundle
     from xtune.export.student import StudentCap

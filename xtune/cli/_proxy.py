@@ -33,11 +33,12 @@ def storage_proxy(
 ) -> None:
     """Serve one PostgreSQL to many workers through one pool.
 
-    Optuna's gRPC storage proxy. Workers, status, export and the dashboard then take --storage grpc://HOST:PORT (or
-    XTUNE_STORAGE) and hold no database connection of their own: PostgreSQL sees at most
-    --pool-size connections from the proxy, however many workers there are. A worker killed
-    mid-trial is noticed by xtune's own heartbeat through the proxy (XTUNE_HEARTBEAT_S,
-    XTUNE_GRACE_S); the proxy and the database may restart under running workers."""
+    Optuna's gRPC storage proxy. Workers, status, export and the dashboard then take --storage
+    grpc://HOST:PORT (or XTUNE_STORAGE) and hold no database connection of their own: PostgreSQL
+    sees at most --pool-size connections from the proxy, however many workers there are. A
+    worker killed mid-trial is noticed by xtune's own heartbeat through the proxy
+    (XTUNE_HEARTBEAT_S, XTUNE_GRACE_S); the proxy and the database may restart under running
+    workers."""
     from xtune.errors import XtuneError
     from xtune.search.proxy import ProxyAddress
     from xtune.search.proxy_server import serve_until_stopped, start_proxy

@@ -63,8 +63,14 @@ def _replay_json(result: ReplayResult, tolerance: float) -> None:
         return {key: float(getattr(scores, key)) for key in COMPARED}
 
     reproduced = result.max_difference <= tolerance
-    out.print_json(json.dumps({"trial": result.trial, "stored": metrics(result.stored),
-                               "replayed": metrics(result.replayed), "tolerance": tolerance,
-                               "max_difference": result.max_difference, "reproduced": reproduced}))  # fmt: skip
+    info = {
+        "trial": result.trial,
+        "stored": metrics(result.stored),
+        "replayed": metrics(result.replayed),
+        "max_difference": result.max_difference,
+        "tolerance": tolerance,
+        "reproduced": reproduced,
+    }
+    out.print_json(json.dumps(info))
     if not reproduced:
         raise typer.Exit(1)

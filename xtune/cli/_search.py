@@ -86,10 +86,10 @@ def search(
     """Run a study's multi-objective search, or resume it.
 
     Objectives as the study file says (default: maximize validation accuracy, minimize
-    validation loss). Creates the study if needed, then runs trials until the study's budget. Trials over the
-    resource cap are stored as infeasible without training. Ctrl-C stops cleanly: the running
-    trial is marked failed, every finished trial stays stored; run the command again to resume.
-    """
+    validation loss). Creates the study if needed, then runs trials until the study's budget.
+    Trials over the resource cap are stored as infeasible without training. Ctrl-C stops
+    cleanly: the running trial is marked failed, every finished trial stays stored; run the
+    command again to resume."""
     from xtune.search import load_study_config, mask, resolve_storage, run_search, summary
     from xtune.search.gpus import parse_workers
 
@@ -182,9 +182,9 @@ def enqueue_command(
 ) -> None:
     """Queue your own setups as the study's next trials.
 
-    Setups: today's live models, say. Each is checked against the study's space and caps before anything is stored; a setup the
-    study already holds (the same parameters) is skipped. `xtune search` then runs them first,
-    and `xtune status` shows how each fared under its label."""
+    Setups: today's live models, say. Each is checked against the study's space and caps before
+    anything is stored; a setup the study already holds (the same parameters) is skipped. `xtune
+    search` then runs them first, and `xtune status` shows how each fared under its label."""
     from xtune.search import enqueue, load_entries
 
     opened = open_study_file(study_file, storage)
@@ -208,10 +208,11 @@ def sweep_command(
 ) -> None:
     """Fail orphaned RUNNING trials and queue them again.
 
-    Each is marked FAIL and its parameters queued again (twice at most). On a database, a trial is orphaned when its heartbeat is stale, or when it never sent one
-    and started longer ago than the grace period (a worker killed in its first seconds). On a
-    journal file, when the process that ran it on this machine is gone. Workers sweep on start
-    too; run this when no worker is left."""
+    Each is marked FAIL and its parameters queued again (twice at most). On a database, a trial
+    is orphaned when its heartbeat is stale, or when it never sent one and started longer ago
+    than the grace period (a worker killed in its first seconds). On a journal file, when the
+    process that ran it on this machine is gone. Workers sweep on start too; run this when no
+    worker is left."""
     from xtune.search._sweep import sweep
 
     opened = open_study_file(study_file, storage)
