@@ -191,3 +191,12 @@ def test_bars_missing_or_given_twice_is_one_line_and_exit_2() -> None:
         result = xtune(*args)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and says in lines[0], (args, lines)
+
+
+def test_features_audit_prints_its_report_as_json() -> None:
+    result = xtune("features", "audit", "-f", "ret_1", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [f["name"] for f in report["features"]] == ["ret_1"]
+    assert report["source"] == "sample:synthetic" and report["failures"] == []
+    assert report["features"][0]["lookahead"] is None  # null: the check passed

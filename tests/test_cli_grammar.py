@@ -18,7 +18,7 @@ from rich.markup import render
 from typer.testing import CliRunner
 
 from xtune.cli import app
-from xtune.cli._app import PANELS
+from xtune.cli._app import ORDER, PANELS
 
 Command = Any  # typer's own click-like command objects
 
@@ -160,6 +160,8 @@ def test_every_command_follows_the_grammar() -> None:
     root = typer.main.get_command(app)
     assert len(_leaves(root)) >= 17  # the walk reaches the subcommands too
     assert _broken(root) == []
+    names = {name.split()[-1] for name, _ in _commands(root)}
+    assert set(ORDER) <= names, f"ORDER names no command: {set(ORDER) - names}"
 
 
 def _extra(build: Any) -> list[str]:

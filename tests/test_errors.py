@@ -87,3 +87,16 @@ def test_every_command_names_what_is_missing_in_one_line(
 def test_a_bad_setting_is_one_line_before_any_work(folder: Path, name: str, value: str) -> None:
     env = {"XTUNE_HEARTBEAT_S": "20", name: value}
     _one_clear_line(_xtune("status", "empty/study.toml", "--no-plots", cwd=folder, env=env), name)
+
+
+def test_status_writes_its_plots_to_out_and_takes_plots_as_a_deprecated_alias(folder: Path) -> None:
+    new = _xtune("status", "empty/study.toml", "--out", "plots_new", "--format", "json", cwd=folder)
+    assert new.returncode == 0 and "warning" not in new.stderr, new.stderr
+    assert any((folder / "plots_new").iterdir())
+    old = _xtune("status", "empty/study.toml", "--plots", "plots_old", "--json", cwd=folder)
+    assert old.returncode == 0, old.stderr
+    warnings = [line for line in old.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2 and "use --out" in warnings[1] and "--format json" in warnings[0]
+    assert sorted(p.name for p in (folder / "plots_old").iterdir()) == sorted(
+        p.name for p in (folder / "plots_new").iterdir()
+    )

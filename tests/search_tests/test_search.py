@@ -72,9 +72,16 @@ def test_search_status_replay_on_the_embedded_storage(tmp_path: Path, workers: i
     assert all(Path(p).stat().st_size > 1000 for p in pngs)
 
     number = info["pareto_front"][0]["trial"]
-    again = xtune("replay", str(study_file), "--trial", str(number))
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "reproduced" in again.stdout
+    if workers == 1:
+        again = xtune("replay", str(study_file), "--trial", str(number))
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "reproduced" in again.stdout
+    else:  # the same, for a script
+        again = xtune("replay", str(study_file), "--trial", str(number), "--format", "json")
+        assert again.returncode == 0, again.stdout + again.stderr
+        replayed = json.loads(again.stdout)
+        assert replayed["reproduced"] and replayed["max_difference"] <= replayed["tolerance"]
+        assert replayed["stored"].keys() == replayed["replayed"].keys() >= {"accuracy", "loss"}
     # every trained trial uploaded its learning curve
     artifacts = list((tmp_path / f"{study.study_name}.artifacts").rglob("*"))
     assert any(p.is_file() for p in artifacts)

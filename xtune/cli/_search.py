@@ -35,8 +35,8 @@ StudyArg = Annotated[
 StorageOpt = Annotated[
     str | None,
     typer.Option(
-        help="Storage URL, e.g. postgresql+psycopg2://user@host/db (the password in PGPASSWORD, "
-        "never in the URL), or a journal file path. Default: $XTUNE_STORAGE, the study file's "
+        help="Storage URL, e.g. postgresql+psycopg2://user@host/db (give the password in PGPASSWORD, "
+        "not in the URL), or a journal file path. Default: $XTUNE_STORAGE, the study file's "
         "storage, or <name>.journal beside the study file."
     ),
 ]
