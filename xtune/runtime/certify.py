@@ -24,7 +24,7 @@ from xtune.errors import DataError, XtuneError
 from xtune.features.bars import Bars, load_bars
 from xtune.features.sample import synthetic_bars
 from xtune.runtime.bundle import SUMS, Bundle, load_bundle
-from xtune.runtime.predictor import Prediction, Predictor
+from xtune.runtime.predictor import LivePredictor, Prediction, Predictor
 from xtune.runtime.reference import (
     INT8_MIN_AGREEMENT,
     LATENCY_BARS,
@@ -141,13 +141,13 @@ def bars_to_time(bundle: Bundle, bars: Bars | None, history: int) -> tuple[Bars,
     return load_bars(frame, name="synthetic"), "synthetic (the bundle stores no bars; pass --bars)"
 
 
-def bar_latency(bot: Predictor, bars: Bars) -> Latency:
+def bar_latency(bot: LivePredictor, bars: Bars) -> Latency:
     """Predictor.update, bar in to probabilities out, over up to LATENCY_BARS bars that follow
     the history the Predictor needs."""
     return feed(bot, bars)[0]
 
 
-def feed(bot: Predictor, bars: Bars) -> tuple[Latency, list[Prediction]]:
+def feed(bot: LivePredictor, bars: Bars) -> tuple[Latency, list[Prediction]]:
     """:func:`bar_latency`, with the Predictor's answer at each timed bar."""
     if len(bars) <= bot.history:
         raise DataError(

@@ -32,7 +32,7 @@ from xtune.runtime.certify import (
     runtime_versions,
 )
 from xtune.runtime.consensus import Consensus, load_consensus, member_column, predict_consensus
-from xtune.runtime.predictor import Prediction, Predictor
+from xtune.runtime.predictor import ConsensusPredictor, Prediction
 from xtune.runtime.reference import PARITY_TOL
 from xtune.runtime.timing import Latency
 
@@ -134,7 +134,7 @@ def certify_consensus(
     if bars is not None and not isinstance(bars, Bars):  # a file: with every member's columns
         bars = load_bars(bars, columns=consensus.columns)
     members = tuple(certify(b.folder, bars, max_latency_ms) for b in consensus.members)
-    bot = Predictor(folder, threads=1)
+    bot = ConsensusPredictor(folder, threads=1)
     longest = max(consensus.members, key=history_needed)  # its stored bars cover every member
     timed, source = bars_to_time(longest, bars, bot.history)
     per_bar, live = feed(bot, timed)
