@@ -322,9 +322,9 @@ def replay(
     table = Table(title=f"trial {trial}: stored vs replayed (validation)")
     for col in ("metric", "stored", "replayed"):
         table.add_column(col)
-    for key in COMPARED:
-        stored, again = getattr(result.stored, key), getattr(result.replayed, key)
-        table.add_row(key, f"{stored:.10f}", f"{again:.10f}")
+    stored, again = result.stored.values(COMPARED), result.replayed.values(COMPARED)
+    for key, a, b in zip(COMPARED, stored, again, strict=True):
+        table.add_row(key, f"{a:.10f}", f"{b:.10f}")
     out.print(table)
     if result.max_difference > tolerance:
         err.print(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from optuna.trial import FrozenTrial
@@ -84,13 +85,26 @@ class ExportReport:
     latency_ms: dict[str, float | None]
 
 
+# The Scores a manifest records, under their manifest names, in the manifest's order.
+MANIFEST_SCORES = {
+    "accuracy": "accuracy",
+    "loss": "loss",
+    "baseline": "baseline_accuracy",
+    "edge": "edge",
+    "balanced_accuracy": "balanced_accuracy",
+    "confident_accuracy": "confident_accuracy",
+    "coverage": "coverage",
+    "sharpe": "sharpe",
+    "max_drawdown": "max_drawdown",
+    "calmar": "calmar",
+    "samples": "samples",
+}
+
+
 def scores_entry(s: Scores) -> dict[str, float | None]:
     """Scores as the manifest records them."""
-    return {"accuracy": s.accuracy, "loss": s.loss, "baseline_accuracy": s.baseline,
-            "edge": s.edge, "balanced_accuracy": s.balanced_accuracy,
-            "confident_accuracy": s.confident_accuracy, "coverage": s.coverage,
-            "sharpe": s.sharpe, "max_drawdown": s.max_drawdown, "calmar": s.calmar,
-            "samples": s.samples}  # fmt: skip
+    figures = s.to_dict()  # the names picked are numbers (per_horizon, the list, is not one)
+    return {entry: cast(float, figures[name]) for name, entry in MANIFEST_SCORES.items()}
 
 
 @dataclass(frozen=True)

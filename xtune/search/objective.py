@@ -187,7 +187,7 @@ class Objective:
         if metrics.status != "ok":
             return self.worst()
         self.upload_curve(trial, metrics)
-        return tuple(float(getattr(metrics.val, o)) for o in config.study.objectives)
+        return metrics.val.values(config.study.objectives)
 
     def train(self, trial: optuna.Trial, plan: Plan, init: Initial) -> Metrics:
         """Train and score on every fold, judged at rungs when early stopping is on.
@@ -238,7 +238,7 @@ class Objective:
         log = TrainLog((), 0, 0, seconds, stop.reason)
         write(trial, TrialRecord(status="stopped", reason=stop.reason, share=share,
                                  metrics=Metrics(stop.scores, log)))  # fmt: skip
-        return tuple(float(getattr(stop.scores, o)) for o in self.config.study.objectives)
+        return stop.scores.values(self.config.study.objectives)
 
     def worst(self) -> tuple[float, ...]:
         return tuple(WORST[o] for o in self.config.study.objectives)

@@ -114,7 +114,7 @@ class Pruner:
         return Rungs(rung_epochs(epochs), self)
 
     def __call__(self, rung: str, scores: Scores) -> None:
-        values = tuple(float(getattr(scores, o)) for o in self.objectives)
+        values = scores.values(self.objectives)
         self.reached[rung] = values
         write(self.trial, TrialRecord(rungs=dict(self.reached)))
         reached = (

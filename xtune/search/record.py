@@ -156,9 +156,8 @@ _LATER_SCORES = ("bars_per_year",)  # Scores fields a trial stored by an older x
 def _metrics_attrs(m: Metrics) -> dict[str, Any]:
     """Every Scores field under ``metrics/`` (plus the edge, for people reading the
     dashboard) and the training log under ``train/``."""
-    a = {key: getattr(m.val, name) for name, key in _SCORE_KEYS.items()}
-    a |= {"metrics/loss": _finite(m.val.loss), "metrics/per_horizon": list(m.val.per_horizon),
-          "metrics/edge": m.val.edge}  # fmt: skip
+    a: dict[str, Any] = {f"metrics/{name}": value for name, value in m.val.to_dict().items()}
+    a["metrics/loss"] = _finite(m.val.loss)
     a |= {key: getattr(m.log, name) for name, key in _LOG_KEYS.items()}
     a["train/curve"] = [
         [r.epoch, r.train_loss, r.val_loss, r.val_accuracy, r.lr] for r in m.log.curve
