@@ -19,7 +19,7 @@ from typing import cast
 import numpy as np
 from optuna.trial import FrozenTrial
 
-from xtune.export.pick import ExportError
+from xtune.errors import ExportError
 from xtune.export.quantize import ort_latency_ms, try_int8
 from xtune.export.replace import check_target, install
 from xtune.features import Bars, Dataset, load_bars, summarize

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial
 
+from xtune.errors import DistillError
 from xtune.export.build import (
     ExportReport,
     Refit,
@@ -27,7 +28,7 @@ from xtune.export.build import (
     write_bundle,
 )
 from xtune.export.replace import check_target
-from xtune.export.student import DistillError, Sizing, StudentCap, size_student
+from xtune.export.student import Sizing, StudentCap, size_student
 from xtune.models import ModelConfig, Scores
 from xtune.models.distill import DistillConfig, fit_student, soft_labels
 from xtune.outputs import as_inputs

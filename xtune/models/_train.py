@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xtune.errors import SpecError
+from xtune.errors import SpecError, Stopped
 from xtune.features.dataset import Dataset, ScaledFold
 from xtune.features.labels import MISSING
 from xtune.models._evaluate import (
@@ -36,7 +36,7 @@ from xtune.models._probe import torch_threads
 from xtune.models.factory import build_model
 from xtune.models.loss import total_loss
 from xtune.models.params import Params, TrainConfig
-from xtune.models.results import EpochRecord, FinalFit, Fit, Metrics, Rungs, Stopped, TrainLog
+from xtune.models.results import EpochRecord, FinalFit, Fit, Metrics, Rungs, TrainLog
 
 __all__ = [
     "Criterion", "EpochRecord", "FinalFit", "Fit", "Initial", "Metrics", "Params", "Rungs",

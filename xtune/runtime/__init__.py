@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from xtune.errors import BundleError
 from xtune.runtime._predict import feature_matrix, predict
 from xtune.runtime.bundle import Bundle, load_bundle
-from xtune.runtime.manifest import FORMAT_VERSION, BundleError, Manifest
+from xtune.runtime.manifest import FORMAT_VERSION, Manifest
 from xtune.runtime.predictor import (
     ConsensusPredictor,
     LivePredictor,

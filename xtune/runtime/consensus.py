@@ -19,21 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xtune.errors import XtuneError
+from xtune.errors import BundleError, ConsensusError
 from xtune.features.bars import Bars
 from xtune.runtime._predict import column, predict
 from xtune.runtime.bundle import MANIFEST, SUMS, Bundle, load_bundle, read_checked, read_sums
-from xtune.runtime.manifest import BundleError
 
 CONSENSUS = "consensus.json"
 CONSENSUS_FORMAT = "xtune-consensus"
 CONSENSUS_VERSION = 1
 RULES = ("unanimous", "majority", "mean")
 FLAT = "flat"  # the direction of "no position" (also a class of 3-class models)
-
-
-class ConsensusError(XtuneError):
-    """Bundles that cannot be combined: too few, other bars, other labels, no common test."""
 
 
 def positions(predicted: np.ndarray, classes: int) -> np.ndarray:

@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from xtune.errors import ConsensusError
 from xtune.features.bars import Bars
 from xtune.features.labels import MISSING, LabelSpec, directions, forward_returns
 from xtune.runtime._predict import predict
 from xtune.runtime.bundle import Bundle
 from xtune.runtime.consensus import (
     Consensus,
-    ConsensusError,
     as_classes,
     check_members,
     check_rule,

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xtune.errors import BundleError
 from xtune.features._windows import windows
 from xtune.features.bars import Bars, load_bars
 from xtune.runtime.bundle import Bundle
-from xtune.runtime.manifest import BundleError, ReferenceEntry
+from xtune.runtime.manifest import ReferenceEntry
 from xtune.runtime.session import open_session, run_model
 
 PARITY_TOL = 1e-4  # onnxruntime fp32 vs torch: largest absolute difference (export and certify)

@@ -20,7 +20,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from xtune.errors import XtuneError
+from xtune.errors import Invalid, StudyError, XtuneError
 from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
 from xtune.features.plugins import PluginFile, load_plugin, use_columns
@@ -54,10 +54,6 @@ __all__ = [
 ]  # fmt: skip
 
 
-class StudyError(XtuneError, ValueError):
-    """A study file is invalid; the message names the file and key."""
-
-
 # ------------------------------------------------------------------------------- parsing
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate a study file.
@@ -78,7 +74,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
         raise StudyError(f"{path}: not valid TOML: {exc}") from None
     try:
         return _Parser(path).study_config(raw)
-    except v.Invalid as exc:
+    except Invalid as exc:
         raise StudyError(f"{path}: {exc}") from None
 
 

@@ -15,16 +15,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xtune.errors import XtuneError
+from xtune.errors import DeviceError
 
 CUDA_INSTALL = (
     "pip install torch --index-url https://download.pytorch.org/whl/cu128 "
     "(use the CUDA tag pytorch.org lists for your driver)"
 )
-
-
-class DeviceError(XtuneError):
-    """The requested device cannot train; the message says how to get one that can."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from xtune.errors import XtuneError
+from xtune.errors import CapError, TrialFault
 from xtune.features.bars import Bars
 from xtune.features.dataset import prepare
 from xtune.models import (
@@ -49,15 +49,6 @@ from xtune.search.states import is_trained
 # What an infeasible or diverged trial reports, per objective.
 WORST = {"accuracy": 0.0, "loss": 10.0, "sharpe": -10.0, "edge": -1.0, "balanced_accuracy": 0.0,
          "confident_accuracy": 0.0, "max_drawdown": 1.0, "calmar": -100.0}  # fmt: skip
-
-
-class CapError(XtuneError):
-    """A trial (e.g. an enqueued one) asks for more than the hard caps allow."""
-
-
-class TrialFault(Exception):
-    """Training raised (out of memory, an error in a rare configuration): this trial is FAIL
-    with the reason recorded, and the worker goes on."""
 
 
 def _describe(exc: Exception) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 import sqlalchemy
 
-from xtune.errors import XtuneError
+from xtune.errors import ProxyError
 from xtune.search.proxy import ProxyAddress, is_proxy
 from xtune.search.storage import is_database, mask, open_storage
 from xtune.settings import Settings
@@ -36,10 +36,6 @@ AWAY = (
     optuna.exceptions.StorageInternalError,
 )
 STOP_GRACE_S = 5.0
-
-
-class ProxyError(XtuneError):
-    """The proxy cannot start: a storage it cannot serve, or an address it cannot listen on."""
 
 
 def _interceptor() -> Any:

@@ -34,19 +34,15 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from xtune.errors import XtuneError
+from xtune.errors import Invalid, SeedError
 from xtune.features.catalog import CATALOG, GROUPS
-from xtune.search._validate import Invalid, show
+from xtune.search._validate import show
 from xtune.search.record import TrialRecord
 from xtune.search.sections import EnqueueEntry, FeatureSection, StudyConfig
 from xtune.search.space import feature_params, is_feature_param, parameter_space, unit_bounds
 from xtune.search.study_record import read_space, read_study
 
 _KEYS = ("label", "features", "parameters")
-
-
-class SeedError(XtuneError, ValueError):
-    """A setup to enqueue does not fit the study; the message names the entry and the key."""
 
 
 @dataclass(frozen=True)

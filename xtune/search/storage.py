@@ -17,15 +17,11 @@ import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
-from xtune.errors import XtuneError
+from xtune.errors import StorageError
 from xtune.search._sweep import requeue
 from xtune.search.config import StudyConfig
 from xtune.search.journal import check_journal
 from xtune.settings import Settings
-
-
-class StorageError(XtuneError):
-    """The storage cannot be reached or opened; the message hides passwords."""
 
 
 def resolve_storage(config: StudyConfig, override: str | None, settings: Settings) -> str:

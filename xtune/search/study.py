@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 
-from xtune.errors import XtuneError
+from xtune.errors import StudyNotFound
 from xtune.features import Bars
 from xtune.search.config import StudyConfig, StudyError
 from xtune.search.seeds import seed_study
@@ -162,10 +162,6 @@ def create_study(
     save_note(study, study_note(config))
     seed_study(study, config)  # after the record: a queued trial belongs to a finished study
     return study, True
-
-
-class StudyNotFound(XtuneError):
-    """No study of that name in that storage."""
 
 
 def open_study(

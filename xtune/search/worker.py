@@ -16,16 +16,17 @@ import pandas as pd
 import sqlalchemy
 from optuna.trial import FrozenTrial
 
+from xtune.errors import CapError, StorageError, TrialFault
 from xtune.features import Bars
 from xtune.search._sweep import fail_cut_off, queued_retries, sweep
 from xtune.search.beat import Heartbeat, needs_beat
 from xtune.search.budget import Budget, spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord, check_device
-from xtune.search.objective import CapError, Objective, TrialFault
+from xtune.search.objective import Objective
 from xtune.search.proxy import RPC_ERROR, connection_limit
 from xtune.search.record import PluginRecord
-from xtune.search.storage import StorageError, is_database, open_storage
+from xtune.search.storage import is_database, open_storage
 from xtune.search.study import make_sampler
 from xtune.settings import Settings
 
