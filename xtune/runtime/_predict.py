@@ -118,9 +118,13 @@ def check_interval(bundle: Bundle, bars: Bars) -> None:
 
 
 def predict(
-    bundle: Bundle, bars: Bars, *, last: bool = False, model: Path | None = None,
+    bundle: Bundle,
+    bars: Bars,
+    *,
+    last: bool = False,
+    model: Path | None = None,
     allow_other_interval: bool = False,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Per bar with a full window: class probabilities and predicted return for each horizon.
 
     Columns: ``h{h}_p_{class}`` probabilities, ``h{h}_direction`` (the likeliest class name) and

@@ -196,9 +196,10 @@ def _cap(
 
 
 def certify(
-    bundle_dir: str | Path, bars: str | Path | Bars | None = None,
+    bundle_dir: str | Path,
+    bars: str | Path | Bars | None = None,
     max_latency_ms: float | None = None,
-) -> CertifyReport:  # fmt: skip
+) -> CertifyReport:
     """Certify a bundle on this PC; see the module docstring. A failed check is a report with
     ``passed`` False, not an exception.
 
@@ -224,13 +225,22 @@ def certify(
     cap, cap_ms = _cap(bundle, model_ms[used], bot.model, max_latency_ms)
     export_ms = bundle.manifest.latency_ms.get(f"onnx_{used}")
     return CertifyReport(
-        bundle=str(bundle.folder), format_version=bundle.manifest.format_version, cpu=cpu_info(),
-        model=bot.model, precision=used, checks=(files, fp32, _int8(bundle, bot), cap), bar_ms=per_bar,
-        bars=source, model_ms=model_ms, export_ms=export_ms,
-        slower=model_ms[used].p50 / export_ms if export_ms else None, cap_ms=cap_ms,
-        notes=(note,) if note else (), versions=runtime_versions(),
+        bundle=str(bundle.folder),
+        format_version=bundle.manifest.format_version,
+        cpu=cpu_info(),
+        model=bot.model,
+        precision=used,
+        checks=(files, fp32, _int8(bundle, bot), cap),
+        bar_ms=per_bar,
+        bars=source,
+        model_ms=model_ms,
+        export_ms=export_ms,
+        slower=model_ms[used].p50 / export_ms if export_ms else None,
+        cap_ms=cap_ms,
+        notes=(note,) if note else (),
+        versions=runtime_versions(),
         created=datetime.now(UTC).isoformat(),
-    )  # fmt: skip
+    )
 
 
 def runtime_versions() -> dict[str, str]:

@@ -271,8 +271,10 @@ def predict_consensus(
     of theirs on), the consensus ``h{h}_direction`` (``flat``: no position), the members' mean
     probabilities and return under the usual names, then each member's columns as ``m1_...``.
     """
-    frames = [predict(b, bars, last=last, allow_other_interval=allow_other_interval)
-              for b in consensus.members]  # fmt: skip
+    frames = [
+        predict(b, bars, last=last, allow_other_interval=allow_other_interval)
+        for b in consensus.members
+    ]
     times = frames[0].index
     for frame in frames[1:]:
         times = times.intersection(frame.index)

@@ -120,9 +120,10 @@ def _cap(
 
 
 def certify_consensus(
-    folder: str | Path, bars: str | Path | Bars | None = None,
+    folder: str | Path,
+    bars: str | Path | Bars | None = None,
     max_latency_ms: float | None = None,
-) -> ConsensusCertifyReport:  # fmt: skip
+) -> ConsensusCertifyReport:
     """Certify a consensus bundle on this PC; see the module docstring. A failed check is a
     report with ``passed`` False, not an exception.
 
@@ -140,8 +141,15 @@ def certify_consensus(
     per_bar, live = feed(bot, timed)
     cap, together, cap_ms = _cap(members, max_latency_ms)
     return ConsensusCertifyReport(
-        consensus=str(consensus.folder), rule=consensus.rule, cpu=cpu_info(), members=members,
-        checks=(_decisions(consensus, live, timed), cap), bar_ms=per_bar, bars=source,
-        model_ms=together, cap_ms=cap_ms,
-        versions=runtime_versions(), created=datetime.now(UTC).isoformat(),
-    )  # fmt: skip
+        consensus=str(consensus.folder),
+        rule=consensus.rule,
+        cpu=cpu_info(),
+        members=members,
+        checks=(_decisions(consensus, live, timed), cap),
+        bar_ms=per_bar,
+        bars=source,
+        model_ms=together,
+        cap_ms=cap_ms,
+        versions=runtime_versions(),
+        created=datetime.now(UTC).isoformat(),
+    )

@@ -64,9 +64,14 @@ class Feed:
         return max(JUMP_FACTOR * self.max_log_move, JUMP_FLOOR)
 
     def check(
-        self, held: np.ndarray, last_close: float, time: pd.Timestamp, close: float,
-        history: int, allow_jump: bool,
-    ) -> None:  # fmt: skip
+        self,
+        held: np.ndarray,
+        last_close: float,
+        time: pd.Timestamp,
+        close: float,
+        history: int,
+        allow_jump: bool,
+    ) -> None:
         """Refuse a bar at ``time`` closing at ``close`` after the ``held`` bars' times (int64
         ns, oldest first; the newest ``history`` of them are what the model predicts on), the
         last of which closed at ``last_close``.

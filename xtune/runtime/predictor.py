@@ -278,9 +278,11 @@ class Predictor:
                 h: {name: float(p) for name, p in zip(m.class_names, probs[0, j], strict=True)}
                 for j, h in enumerate(m.horizons)
             },
-            direction={h: m.class_names[int(probs[0, j].argmax())] for j, h in enumerate(m.horizons)},
+            direction={
+                h: m.class_names[int(probs[0, j].argmax())] for j, h in enumerate(m.horizons)
+            },
             returns={h: float(returns[0, j]) for j, h in enumerate(m.horizons)},
-        )  # fmt: skip
+        )
 
 
 class ConsensusPredictor:
@@ -309,8 +311,10 @@ class ConsensusPredictor:
         symbol: str | None = None,
     ) -> None:
         self.consensus = load_consensus(folder)
-        self.members = tuple(Predictor(b, threads, allow_other_interval=allow_other_interval)
-                             for b in self.consensus.members)  # fmt: skip
+        self.members = tuple(
+            Predictor(b, threads, allow_other_interval=allow_other_interval)
+            for b in self.consensus.members
+        )
         self.history = max(m.history for m in self.members)  # bars kept, and needed to predict
         self._longest = max(self.members, key=lambda m: m.history)
         self._symbol, self._symbol_given = symbol, symbol is not None
@@ -352,14 +356,17 @@ class ConsensusPredictor:
     def _combine(self, each: list[Prediction]) -> Prediction:
         names, rule = self.consensus.class_names, self.consensus.rule
         horizons = self.consensus.horizons
-        probs = {h: np.array([[[p.probabilities[h][c] for c in names]] for p in each])
-                 for h in horizons}  # fmt: skip  # h -> [M, 1, C]
+        probs = {
+            h: np.array([[[p.probabilities[h][c] for c in names]] for p in each]) for h in horizons
+        }  # h -> [M, 1, C]
         side = {h: combine(probs[h], rule, self.consensus.threshold) for h in horizons}  # [1]
         return Prediction(
             time=each[0].time,
-            probabilities={h: dict(zip(names, map(float, probs[h][:, 0].mean(0)), strict=True))
-                           for h in horizons},
+            probabilities={
+                h: dict(zip(names, map(float, probs[h][:, 0].mean(0)), strict=True))
+                for h in horizons
+            },
             direction={h: str(direction_names(side[h], names)[0]) for h in horizons},
             returns={h: float(np.mean([p.returns[h] for p in each])) for h in horizons},
             members=tuple(each),
-        )  # fmt: skip
+        )
