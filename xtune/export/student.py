@@ -259,9 +259,12 @@ def _cost(m: ModelConfig, costs: _Costs, timed: bool) -> str:
 
 
 def _none_fits(
-    teacher: ModelConfig, sizes: list[list[ModelConfig]], cap: StudentCap, costs: _Costs,
+    teacher: ModelConfig,
+    sizes: list[list[ModelConfig]],
+    cap: StudentCap,
+    costs: _Costs,
     timed: bool,
-) -> str:  # fmt: skip
+) -> str:
     if not sizes[0]:
         return f"no student is smaller than the teacher ({describe(teacher)}) at that size."
     return (
