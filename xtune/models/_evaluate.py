@@ -133,8 +133,10 @@ def loss_and_predictions(
 
 def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
     """Mean recall over the classes present, averaged over horizons ([N, H] arrays)."""
-    per_horizon = [np.mean([(p[t == c] == c).mean() for c in np.unique(t)])
-                   for p, t in zip(predicted.T, truth.T, strict=True)]  # fmt: skip
+    per_horizon = [
+        np.mean([(p[t == c] == c).mean() for c in np.unique(t)])
+        for p, t in zip(predicted.T, truth.T, strict=True)
+    ]
     return float(np.mean(per_horizon))
 
 
@@ -157,9 +159,14 @@ Outputs = tuple[float, np.ndarray, np.ndarray, np.ndarray]  # what loss_and_pred
 
 
 def evaluate(
-    model: nn.Module, data: Dataset, fold: ScaledFold, ends: range, *, fee: float = 0.0,
+    model: nn.Module,
+    data: Dataset,
+    fold: ScaledFold,
+    ends: range,
+    *,
+    fee: float = 0.0,
     confident_share: float = 0.3,
-) -> Scores:  # fmt: skip
+) -> Scores:
     """Score ``model`` (on CPU) on the windows ending at ``ends`` of ``fold``'s scaled array."""
     arrays = FoldArrays(data, fold, torch.device("cpu"))
     outputs = loss_and_predictions(model, arrays, torch.arange(ends.start, ends.stop))

@@ -31,7 +31,8 @@ from xtune.models import (
     train_and_evaluate,
     width_depth,
 )
-from xtune.models._train import TrainLog, default_threads
+from xtune.models._train import default_threads
+from xtune.models.results import TrainLog
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord
 from xtune.search.pruning import Pruner, share_done

@@ -32,7 +32,8 @@ from xtune.features.plugins import PluginFile
 from xtune.features.reads import read_hashes
 from xtune.models._evaluate import Scores
 from xtune.models._probe import Resources
-from xtune.models._train import EpochRecord, Metrics, Params, TrainLog
+from xtune.models.params import Params
+from xtune.models.results import EpochRecord, Metrics, TrainLog
 from xtune.search.device import DeviceRecord
 
 _T = TypeVar("_T")
