@@ -27,8 +27,9 @@ FAULT_STREAK = 10  # trials whose training raised, in a row with none trained, b
 
 def full_runs(study: optuna.Study) -> int:
     """Trials trained to their end, diverged or not: one trial of budget each."""
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-               if ran_in_full(t))  # fmt: skip
+    return sum(
+        1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if ran_in_full(t)
+    )
 
 
 def spent(study: optuna.Study) -> float:

@@ -48,10 +48,25 @@ from xtune.search.sections import (
 )
 
 __all__ = [
-    "FAMILIES", "LOG_SCALE", "MINIMIZED", "OBJECTIVES", "SAMPLERS", "CapsSection", "DataSection",
-    "EnqueueEntry", "FeatureSection", "GroupCount", "ModelSection", "SearchSection", "StudyConfig",
-    "StudyError", "StudySection", "TradingSection", "TrainSection", "load_study_config",
-]  # fmt: skip
+    "FAMILIES",
+    "LOG_SCALE",
+    "MINIMIZED",
+    "OBJECTIVES",
+    "SAMPLERS",
+    "CapsSection",
+    "DataSection",
+    "EnqueueEntry",
+    "FeatureSection",
+    "GroupCount",
+    "ModelSection",
+    "SearchSection",
+    "StudyConfig",
+    "StudyError",
+    "StudySection",
+    "TradingSection",
+    "TrainSection",
+    "load_study_config",
+]
 
 
 # ------------------------------------------------------------------------------- parsing
@@ -131,9 +146,18 @@ class _Parser:
         caps = self.caps(raw)
         trading = TradingSection(**self.numeric(raw, "trading", TradingSection))
         config = StudyConfig(
-            study, data, labels, split, features, model, train, caps, trading, self.path,
+            study,
+            data,
+            labels,
+            split,
+            features,
+            model,
+            train,
+            caps,
+            trading,
+            self.path,
             self.search(raw),
-        )  # fmt: skip
+        )
         self.check_caps(config)
         if "enqueue" in raw:  # checked against the space suggest draws from, which needs config
             from xtune.search.seeds import entries
@@ -319,8 +343,10 @@ class _Parser:
         caps = c.caps
         for name in c.model.families:
             family, space = FAMILIES[name], c.model.space(name)
-            for cap, limit, size in (("max_width", caps.max_width, family.width),
-                                     ("max_depth", caps.max_depth, family.depth)):  # fmt: skip
+            for cap, limit, size in (
+                ("max_width", caps.max_width, family.width),
+                ("max_depth", caps.max_depth, family.depth),
+            ):
                 smallest, key = lowest(getattr(space, size)), f"model.{name}.{size}"
                 if smallest > limit:
                     raise self.fail(

@@ -107,8 +107,10 @@ def check_device(
         except Exception as exc:  # cuDNN raises plain RuntimeErrors
             logging.getLogger("xtune").warning(
                 "%s: bf16 autocast fails here (%s: %s); training in fp32 instead.",
-                device, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "",
-            )  # fmt: skip
+                device,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
             precision = "fp32"
     if precision == "fp32":
         try:

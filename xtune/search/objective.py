@@ -48,8 +48,16 @@ from xtune.search.space import suggest
 from xtune.search.states import is_trained
 
 # What an infeasible or diverged trial reports, per objective.
-WORST = {"accuracy": 0.0, "loss": 10.0, "sharpe": -10.0, "edge": -1.0, "balanced_accuracy": 0.0,
-         "confident_accuracy": 0.0, "max_drawdown": 1.0, "calmar": -100.0}  # fmt: skip
+WORST = {
+    "accuracy": 0.0,
+    "loss": 10.0,
+    "sharpe": -10.0,
+    "edge": -1.0,
+    "balanced_accuracy": 0.0,
+    "confident_accuracy": 0.0,
+    "max_drawdown": 1.0,
+    "calmar": -100.0,
+}
 
 
 def _describe(exc: Exception) -> str:
@@ -159,8 +167,9 @@ class Objective:
         # optuna-dashboard 0.21 ignores constraints when it marks best trials: say it in an attr.
         feasible = all(v <= 0 for v in violations.values())
         used = tuple(p for p in self.plugins if set(p.features) & set(plan.data.features))
-        record = TrialRecord(plan=plan, data=self.data, resources=resources, feasible=feasible,
-                             plugins=used)  # fmt: skip
+        record = TrialRecord(
+            plan=plan, data=self.data, resources=resources, feasible=feasible, plugins=used
+        )
         if not feasible:
             over = ", ".join(k for k, v in violations.items() if v > 0)
             write(
@@ -219,17 +228,22 @@ class Objective:
         """Store a trial early stopping ended: its values at the rung, and what it cost (its
         time so far against the trained trials' whole time, each from Optuna's own stamps)."""
         trained = [
-            t.duration.total_seconds() for t in trial.study.get_trials(deepcopy=False)
+            t.duration.total_seconds()
+            for t in trial.study.get_trials(deepcopy=False)
             if is_trained(t) and t.duration is not None
-        ]  # fmt: skip
+        ]
         assert trial.datetime_start is not None
         elapsed = (datetime.now() - trial.datetime_start).total_seconds()
         share = share_done(
             stop.rung, plan.params.train.epochs, plan.data.split.folds, elapsed, trained
         )
         log = TrainLog((), 0, 0, seconds, stop.reason)
-        write(trial, TrialRecord(status="stopped", reason=stop.reason, share=share,
-                                 metrics=Metrics(stop.scores, log)))  # fmt: skip
+        write(
+            trial,
+            TrialRecord(
+                status="stopped", reason=stop.reason, share=share, metrics=Metrics(stop.scores, log)
+            ),
+        )
         return stop.scores.values(self.config.study.objectives)
 
     def worst(self) -> tuple[float, ...]:

@@ -59,8 +59,10 @@ def _interceptor() -> Any:
                     reply = call(request, context)
                 except AWAY as exc:
                     if not self.away:
-                        log.warning("database unavailable (%s); answering UNAVAILABLE until it "
-                                    "is back", type(exc).__name__)  # fmt: skip
+                        log.warning(
+                            "database unavailable (%s); answering UNAVAILABLE until it is back",
+                            type(exc).__name__,
+                        )
                     self.away = True
                     context.abort(
                         grpc.StatusCode.UNAVAILABLE, f"database unavailable: {type(exc).__name__}"
@@ -115,8 +117,10 @@ def start_proxy(
 
 
 def _taken(address: ProxyAddress) -> str:
-    return (f"cannot listen on {address}: the port is taken (another proxy?) or the host is not "
-            "an address of this machine; pass another --port or --host.")  # fmt: skip
+    return (
+        f"cannot listen on {address}: the port is taken (another proxy?) or the host is not "
+        "an address of this machine; pass another --port or --host."
+    )
 
 
 def _check_free(address: ProxyAddress) -> None:

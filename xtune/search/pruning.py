@@ -118,9 +118,10 @@ class Pruner:
         self.reached[rung] = values
         write(self.trial, TrialRecord(rungs=dict(self.reached)))
         reached = (
-            rungs_of(t) for t in self.trial.study.get_trials(deepcopy=False)
+            rungs_of(t)
+            for t in self.trial.study.get_trials(deepcopy=False)
             if t.number != self.trial.number
-        )  # fmt: skip
+        )
         others = [r[rung] for r in reached if rung in r]
         if len(others) < MIN_TRIALS:
             return

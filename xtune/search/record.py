@@ -147,9 +147,14 @@ def _finite(value: float) -> float | None:
 
 
 # TrainLog field -> key; its ``reason`` is stored apart from the trial's own train/reason.
-_LOG_KEYS = {"curve": "train/curve", "epochs_run": "train/epochs_run",
-             "best_epoch": "train/best_epoch", "seconds": "train/seconds",
-             "stopped": "train/stopped", "reason": "train/diverged"}  # fmt: skip
+_LOG_KEYS = {
+    "curve": "train/curve",
+    "epochs_run": "train/epochs_run",
+    "best_epoch": "train/best_epoch",
+    "seconds": "train/seconds",
+    "stopped": "train/stopped",
+    "reason": "train/diverged",
+}
 _SCORE_KEYS = {f.name: f"metrics/{f.name}" for f in fields(Scores)}
 _LATER_SCORES = ("bars_per_year",)  # Scores fields a trial stored by an older xtune lacks
 
@@ -253,8 +258,11 @@ class TrialRecord:
         if self.worker is not None:
             a |= _fields(self.worker, "worker")
         if self.plan is not None:  # features/* are for people reading the dashboard
-            a |= {"plan/json": self.plan.to_json(), "features/list": list(self.plan.data.features),
-                  "features/units": list(self.plan.units)}  # fmt: skip
+            a |= {
+                "plan/json": self.plan.to_json(),
+                "features/list": list(self.plan.data.features),
+                "features/units": list(self.plan.units),
+            }
         if self.data is not None:
             a |= _fields(self.data, "data")
         if self.resources is not None:
@@ -317,8 +325,11 @@ class TrialRecord:
 
 def _plugins_from(a: dict[str, Any]) -> tuple[PluginRecord, ...] | None:
     raw = a.get(_PLUGINS)  # None: a trial from before plugins were recorded, or cut off
-    return None if raw is None else tuple(
-        PluginRecord(p["label"], p["sha256"], tuple(p["features"]), p["reads"]) for p in raw)  # fmt: skip
+    if raw is None:
+        return None
+    return tuple(
+        PluginRecord(p["label"], p["sha256"], tuple(p["features"]), p["reads"]) for p in raw
+    )
 
 
 def _fields(part: Any, prefix: str) -> dict[str, Any]:

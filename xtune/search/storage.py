@@ -169,8 +169,10 @@ def open_storage(
                 f"cannot open storage {mask(url)}: {type(exc).__name__}: {detail}. "
                 "Check that the server runs and the URL (user, host, port, database) is right."
             ) from None
-    raise StorageError(f"cannot open storage {mask(url)}: other processes kept creating its "
-                       "tables at the same time; run `xtune create-study` once first.")  # fmt: skip
+    raise StorageError(
+        f"cannot open storage {mask(url)}: other processes kept creating its "
+        "tables at the same time; run `xtune create-study` once first."
+    )
 
 
 def scrub(text: str, url: str) -> str:
