@@ -1,4 +1,4 @@
-"""A complete trading bot around xtune's Predictor: a feed that follows the CSV file your
+"""A complete trading bot around xtune's live predictor: a feed that follows the CSV file your
 trading platform appends closed bars to, one prediction per new bar, and a decision.
 
     python examples/bot.py BUNDLE --feed bars.csv [--threshold 0.6] [--poll 5] [--stop-after N]
@@ -22,7 +22,7 @@ from typing import Any
 
 from xtune.errors import XtuneError
 from xtune.features import load_bars
-from xtune.runtime import Prediction, Predictor
+from xtune.runtime import Prediction, open_predictor
 
 
 class CsvFeed:
@@ -38,7 +38,7 @@ class CsvFeed:
         return bars
 
     def new_bars(self) -> list[dict[str, Any]]:
-        """Rows appended since the last call, as bars for ``Predictor.update``. A row still
+        """Rows appended since the last call, as bars for ``update()``. A row still
         being written fails the file's checks: it is read at the next poll instead."""
         try:
             bars = load_bars(self.path)
@@ -73,7 +73,7 @@ class Broker:
 
 
 def run(bundle: Path, feed: CsvFeed, broker: Broker, args: argparse.Namespace) -> int:
-    bot = Predictor(bundle)
+    bot = open_predictor(bundle)  # a Predictor, or a ConsensusPredictor for a consensus
     first = bot.predict_last(feed.history())
     broker.act(first, decide(first, args.threshold))
     done = 0
@@ -89,7 +89,9 @@ def run(bundle: Path, feed: CsvFeed, broker: Broker, args: argparse.Namespace) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", type=Path, help="bundle folder from xtune export")
+    parser.add_argument(
+        "bundle", type=Path, help="bundle folder from xtune export or xtune consensus --out"
+    )
     parser.add_argument("--feed", type=Path, required=True, help="CSV file of closed bars")
     parser.add_argument("--threshold", type=float, default=0.6, help="probability to act on")
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between looks")

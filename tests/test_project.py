@@ -81,6 +81,24 @@ def test_no_function_over_60_lines_and_no_module_over_400() -> None:
     assert too_long == []
 
 
+FMT_SKIPS = 10  # the most ``# fmt: skip`` comments xtune/ may hold
+
+
+def test_fmt_skip_only_where_the_formatter_breaks_meaning() -> None:
+    """``ruff format`` lays the code out; ``# fmt: skip`` is for what formatting would break
+    (an aligned table whose columns mean something), never for keeping a call compact."""
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "xtune").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "# fmt: skip" in line or "# fmt: off" in line
+    ]
+    assert len(found) <= FMT_SKIPS, (
+        f"{len(found)} '# fmt: skip' / '# fmt: off' in xtune/ (at most {FMT_SKIPS}): keep one "
+        f"only where ruff format would break meaning, not for compactness: {found}"
+    )
+
+
 def test_the_readme_is_a_readme() -> None:
     """The manual lives in docs/; the README is the two commands, what xtune is, and links."""
     readme = (ROOT / "README.md").read_text()

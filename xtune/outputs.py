@@ -179,16 +179,22 @@ def check_output_folder(out: Path, inputs: Sequence[Path] = (), flag: str = "--o
 
 
 def check_output_file(
-    out: Path, kind: FileKind, *, inputs: Sequence[Path] = (), overwrite: bool = False,
+    out: Path,
+    kind: FileKind,
+    *,
+    inputs: Sequence[Path] = (),
+    overwrite: bool = False,
     flag: str = "--out",
-) -> Path:  # fmt: skip
+) -> Path:
     """``out`` if xtune may write a file of ``kind`` there; see the module docstring.
 
     Raises:
         XtuneError: one line naming ``out``, why not, and the fix.
     """
     if out.is_dir() and not out.is_symlink():
-        raise XtuneError(f"{flag} {out}: that is a folder; name a file in it, e.g. {out / ('out' + kind.suffixes[0])}.")  # fmt: skip
+        raise XtuneError(
+            f"{flag} {out}: that is a folder; name a file in it, e.g. {out / ('out' + kind.suffixes[0])}."
+        )
     _check_place(out, flag)
     _check_inputs(out, inputs, flag)
     if out.suffix.lower() not in kind.suffixes:
@@ -216,9 +222,13 @@ def save_frame(frame: pd.DataFrame, path: Path, suffix: str) -> None:
 
 
 def write_file(
-    out: Path, kind: FileKind, write: Callable[[Path], object], *, inputs: Sequence[Path] = (),
+    out: Path,
+    kind: FileKind,
+    write: Callable[[Path], object],
+    *,
+    inputs: Sequence[Path] = (),
     overwrite: bool = False,
-) -> None:  # fmt: skip
+) -> None:
     """``write(tmp)`` a file beside ``out``, check ``out`` again, then rename it into place
     (atomic: a reader sees the old file or the new one); the temporary file never stays."""
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")

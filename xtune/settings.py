@@ -14,13 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xtune.errors import XtuneError
+from xtune.errors import SettingsError
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "xtune"
-
-
-class SettingsError(XtuneError):
-    """An ``XTUNE_*`` environment variable has a value xtune cannot use."""
 
 
 def _seconds(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

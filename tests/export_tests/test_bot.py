@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 from tests.export_tests.test_export import _blocked_env
+from xtune.export.consensus import write_consensus
 from xtune.features import load_bars
 from xtune.runtime import load_bundle, predict
+from xtune.runtime.consensus import Consensus, load_consensus, predict_consensus
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +50,33 @@ def test_the_bot_follows_a_growing_csv_with_batch_predicts_answers(
         direction = row["h1_direction"]
         assert float(p.removeprefix("p=")) == pytest.approx(row[f"h1_p_{direction}"], abs=1e-4)
         assert action == {"up": "buy", "down": "sell"}.get(str(direction), "flat")
+
+
+def test_the_bot_runs_a_consensus_folder_unwarned_with_its_answers(
+    exports: dict[str, tuple[Path, Path, object]], tmp_path: Path
+) -> None:
+    pair = tuple(load_bundle(exports[f][0]) for f in ("lstm", "xlstm"))
+    both = write_consensus(Consensus(None, "mean", 0.0, pair), tmp_path / "both")
+    feed = exports["lstm"][1].parent / "bars.csv"
+    command = [str(ROOT / "examples" / "bot.py"), str(both), "--feed", str(feed)]
+    done = subprocess.run(
+        [sys.executable, *command, "--stop-after", "0", "--threshold", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=_blocked_env(tmp_path),
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr  # no FutureWarning
+    stamp, action, p = done.stdout.split()
+    want = predict_consensus(load_consensus(both), load_bars(feed), last=True).iloc[-1]
+    direction = str(want["h1_direction"])
+    assert pd.Timestamp(stamp) == want.name and action == {"up": "buy", "down": "sell"}.get(
+        direction, "flat"
+    )
+    assert float(p.removeprefix("p=")) == pytest.approx(
+        want.get(f"h1_p_{direction}", 0.0), abs=1e-4
+    )
 
 
 def test_the_bot_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:

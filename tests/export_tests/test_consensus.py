@@ -1,5 +1,5 @@
 """Two models in consensus: the rules, the scores on the common test period, the refusals, and
-the consensus bundle through `xtune predict` and `Predictor`."""
+the consensus bundle through `xtune predict` and `open_predictor`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +21,14 @@ from xtune.errors import XtuneError
 from xtune.export import ExportError
 from xtune.export.consensus import write_consensus
 from xtune.features import Bars, load_bars
-from xtune.runtime import BundleError, Predictor, load_bundle, predict
+from xtune.runtime import (
+    BundleError,
+    ConsensusPredictor,
+    Predictor,
+    load_bundle,
+    open_predictor,
+    predict,
+)
 from xtune.runtime.bundle import MANIFEST, SUMS, write_sums
 from xtune.runtime.consensus import (
     CONSENSUS,
@@ -213,8 +221,9 @@ def test_the_consensus_bundle_round_trip(exports: Exports, tmp_path: Path) -> No
     assert last[4] == batch["h1_direction"].iloc[-1] and float(last[3]) == pytest.approx(
         batch["h1_p_up"].iloc[-1], abs=1e-6
     )
-    bot = Predictor(out)
-    assert bot.history == max(m.history for m in bot.members)  # type: ignore[attr-defined]
+    bot = open_predictor(out)
+    assert isinstance(bot, ConsensusPredictor)
+    assert bot.history == max(m.history for m in bot.members)
     got = [bot.predict_last(bars.head(len(bars) - 20))]
     got += [bot.update({"time": t, **bars.frame.loc[t].to_dict()}) for t in bars.index[-20:]]
     rows = pd.DataFrame([p.row() for p in got], index=pd.DatetimeIndex([p.time for p in got]))
@@ -242,7 +251,7 @@ def test_a_tampered_member_or_consensus_is_refused(exports: Exports, tmp_path: P
     )
     load_bundle(tmp_path / "xlstm")
     with pytest.raises(BundleError, match=r"member \.\./xlstm is not the bundle this consensus"):
-        Predictor(out)
+        open_predictor(out)
     result = _xtune("predict", out, "--data", exports["lstm"][1].parent / "bars.csv", "--last")
     assert result.returncode == 2 and "was replaced or exported again" in result.stderr
     spec = (out / CONSENSUS).read_text()
@@ -320,9 +329,9 @@ def test_the_consensus_predictor_runs_without_torch_or_optuna(
     out = write_consensus(_pair(exports), tmp_path / "both")
     script = (
         "import sys, pandas as pd\n"
-        "from xtune.runtime import Predictor\n"
+        "from xtune.runtime import open_predictor\n"
         f"bars = pd.read_csv({str(exports['lstm'][1].parent / 'bars.csv')!r})\n"
-        f"p = Predictor({str(out)!r}).predict_last(bars)\n"
+        f"p = open_predictor({str(out)!r}).predict_last(bars)\n"
         "print(p.direction, len(p.members))\n"
         "assert 'torch' not in sys.modules and 'optuna' not in sys.modules\n"
     )
@@ -330,6 +339,24 @@ def test_the_consensus_predictor_runs_without_torch_or_optuna(
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(" 2") and "{1: '" in result.stdout
+    assert "Warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_open_predictor_gives_each_folder_its_class_and_predictor_of_a_consensus_warns(
+    exports: Exports, tmp_path: Path
+) -> None:
+    out, plain = write_consensus(_pair(exports), tmp_path / "both"), exports["lstm"][0]
+    bars = _bars(exports)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither open_predictor nor Predictor(bundle) warns
+        single, both = open_predictor(plain), open_predictor(out)
+        assert type(single) is Predictor and type(Predictor(plain)) is Predictor
+    assert type(both) is ConsensusPredictor and single.model.endswith(".onnx")
+    with pytest.warns(FutureWarning, match=r"write open_predictor\(folder\)"):
+        old = Predictor(out)  # a bot written before open_predictor keeps trading
+    assert type(old) is ConsensusPredictor
+    assert old.predict_last(bars).row() == both.predict_last(bars).row()
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from xtune.export.consensus import write_consensus
 from xtune.features import Bars, load_bars
 from xtune.features.build import feature_specs
 from xtune.features.plugins import load_plugin_source
-from xtune.runtime import Predictor, load_bundle, predict
+from xtune.runtime import ConsensusPredictor, Predictor, load_bundle, predict
 from xtune.runtime.bundle import MANIFEST, SUMS, sha256_file, write_sums
 from xtune.runtime.consensus import Consensus
 from xtune.runtime.feed import GAP_RUN, JUMP_FLOOR
@@ -238,7 +238,7 @@ def test_a_consensus_bar_is_taken_by_every_member_even_when_one_members_feature_
 ) -> None:
     member = _with_plugin_feature(exports, tmp_path / "plugin")
     pair = Consensus(None, "mean", 0.0, (load_bundle(member), load_bundle(exports["xlstm"][0])))
-    bot = Predictor(write_consensus(pair, tmp_path / "both"))
+    bot = ConsensusPredictor(write_consensus(pair, tmp_path / "both"))
     alone = Predictor(exports["xlstm"][0])  # the second member on its own, fed the same bars
     bars = _bars(exports)
     bot.predict_last(bars.head(START))
@@ -254,11 +254,11 @@ def test_a_consensus_bar_is_taken_by_every_member_even_when_one_members_feature_
             failed += 1
         else:
             assert got.members[1].row() == want.row()  # the second member has no hole
-        a, b = (m.bars for m in bot.members)  # type: ignore[attr-defined]
+        a, b = (m.bars for m in bot.members)
         assert a.index[-1] == b.index[-1] == bars.index[k]  # in step
     assert failed == load_bundle(member).window  # while the bar is in the plugin's window
-    held = [m.bars for m in bot.members]  # type: ignore[attr-defined]
+    held = [m.bars for m in bot.members]
     close = float(bars.frame["close"].iloc[START + 39]) * 2
     with pytest.raises(DataError, match="log move"):  # refused by every member: none keeps it
         bot.update(_bar(bars, START + 40, close=close, high=close))
-    assert all(m.bars.equals(h) for m, h in zip(bot.members, held, strict=True))  # type: ignore[attr-defined]
+    assert all(m.bars.equals(h) for m, h in zip(bot.members, held, strict=True))

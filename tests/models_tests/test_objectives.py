@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import fields
 
 import numpy as np
 import pytest
 
+from xtune.export.build import scores_entry
+from xtune.models import Metrics, TrainLog
 from xtune.models._evaluate import Scores, balanced_accuracy, confident_accuracy
 from xtune.runtime.trading import calmar, max_drawdown, rule_pnl, sharpe
+from xtune.search.record import TrialRecord
 
 
 def test_rule_pnl_goes_long_short_or_flat_and_pays_fees() -> None:
@@ -56,3 +61,55 @@ def test_edge_and_walk_forward_means() -> None:
     assert a.edge == pytest.approx(0.05)
     mean = Scores.mean([a, b])
     assert (mean.max_drawdown, mean.calmar, mean.samples) == (pytest.approx(0.2), 1.0, 200)
+
+
+SCORES = Scores(
+    accuracy=0.6,
+    loss=0.65,
+    baseline=0.52,
+    per_horizon=(0.6, 0.58),
+    sharpe=1.2,
+    samples=300,
+    balanced_accuracy=0.57,
+    confident_accuracy=0.7,
+    coverage=0.3,
+    max_drawdown=0.1,
+    calmar=2.5,
+    bars_per_year=6048.0,
+)
+
+
+def test_values_are_the_objectives_in_their_order_as_floats() -> None:
+    got = SCORES.values(("loss", "edge", "accuracy", "samples"))
+    assert got == pytest.approx((0.65, 0.08, 0.6, 300.0))
+    assert all(type(v) is float for v in got)  # what optuna stores, samples included
+
+
+def test_to_dict_names_every_field_and_the_edge_and_rebuilds_the_scores() -> None:
+    d = SCORES.to_dict()
+    assert set(d) == {f.name for f in fields(Scores)} | {"edge"}
+    assert d["per_horizon"] == [0.6, 0.58] and d["edge"] == SCORES.edge
+    json.dumps(d)  # a plain record: numbers and one list
+    kept = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "edge"}
+    assert Scores(**kept) == SCORES  # type: ignore[arg-type]
+
+
+def test_the_trial_record_and_the_manifest_take_their_figures_from_to_dict() -> None:
+    attrs = TrialRecord(metrics=Metrics(SCORES, TrainLog((), 1, 1, 0.5, ""))).to_attrs()
+    assert {k: v for k, v in attrs.items() if k.startswith("metrics/")} == {
+        f"metrics/{k}": v for k, v in SCORES.to_dict().items()
+    }
+    manifest = {
+        "accuracy": 0.6,
+        "loss": 0.65,
+        "baseline_accuracy": 0.52,
+        "edge": SCORES.edge,
+        "balanced_accuracy": 0.57,
+        "confident_accuracy": 0.7,
+        "coverage": 0.3,
+        "sharpe": 1.2,
+        "max_drawdown": 0.1,
+        "calmar": 2.5,
+        "samples": 300,
+    }
+    assert list(scores_entry(SCORES).items()) == list(manifest.items())  # names and order

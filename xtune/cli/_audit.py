@@ -68,6 +68,12 @@ def features_audit(
     if fmt is Format.json:
         _print_json(report)
         return
+    _print_report(report)
+
+
+def _print_report(report: AuditReport) -> None:
+    """The table, then each failed check (exit 1) or the verdict, naming the features no
+    audit can prove causal."""
     out.print(_table(report))
     for line in report.failures:
         out.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)
@@ -77,8 +83,11 @@ def features_audit(
     _print_unproven(report)
     if report.unproven:
         passed, n = len(report.features) - len(report.unproven), len(report.features)
-        out.print(f"{passed} of {n} features pass; {len(report.unproven)} cannot be proven "
-                  "causal (above)", highlight=False)  # fmt: skip
+        out.print(
+            f"{passed} of {n} features pass; {len(report.unproven)} cannot be proven "
+            "causal (above)",
+            highlight=False,
+        )
         return
     out.print(f"all {len(report.features)} features pass", highlight=False)
 
@@ -97,22 +106,34 @@ def _print_json(report: AuditReport) -> None:
 
 def _print_unproven(report: AuditReport) -> None:
     """One line per feature the checks cannot prove causal, naming the files it read."""
-    for f, line in zip([f for f in report.features if f.unproven and not f.problems],
-                       report.unproven, strict=True):  # fmt: skip
+    for f, line in zip(
+        [f for f in report.features if f.unproven and not f.problems], report.unproven, strict=True
+    ):
         if f.reads:
-            line = (f"cannot prove {f.name}: it reads {', '.join(f.reads)} while it computes, and "
-                    "a lookup by bar time passes the look-ahead check whatever the file holds; "
-                    "each row must use only what the file knew at that bar's close.")  # fmt: skip
+            line = (
+                f"cannot prove {f.name}: it reads {', '.join(f.reads)} while it computes, and "
+                "a lookup by bar time passes the look-ahead check whatever the file holds; "
+                "each row must use only what the file knew at that bar's close."
+            )
         out.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
 
 
 def _table(report: AuditReport) -> Table:
     cuts = ", ".join(str(t) for t in report.cuts)
     own = f"; plugin features at {len(report.own_cuts)} cuts" if report.own_cuts else ""
-    table = Table(title=f"{len(report.features)} features on {report.source} "
-                  f"({report.rows} bars, cut at {cuts}{own})")  # fmt: skip
-    for col in ("feature", "group", "warm-up", "look-ahead ok", "warm-up ok", "scale ok",
-                "memory ok"):  # fmt: skip
+    table = Table(
+        title=f"{len(report.features)} features on {report.source} "
+        f"({report.rows} bars, cut at {cuts}{own})"
+    )
+    for col in (
+        "feature",
+        "group",
+        "warm-up",
+        "look-ahead ok",
+        "warm-up ok",
+        "scale ok",
+        "memory ok",
+    ):
         table.add_column(col, overflow="fold")
     for f in report.features:
         checks = [_verdict(what) for what in (f.lookahead, f.warmup_check, f.scale, f.memory)]

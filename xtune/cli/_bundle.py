@@ -121,8 +121,14 @@ def _print_export(report: ExportReport) -> None:
     for name, m in (("validation", report.validation), ("test (once)", report.test)):
         if m is None:
             continue
-        table.add_row(name, f"{m.accuracy:.4f}", f"{m.baseline:.4f}", f"{m.edge:+.4f}",
-                      f"{m.loss:.4f}", f"{m.sharpe:.2f}")  # fmt: skip
+        table.add_row(
+            name,
+            f"{m.accuracy:.4f}",
+            f"{m.baseline:.4f}",
+            f"{m.edge:+.4f}",
+            f"{m.loss:.4f}",
+            f"{m.sharpe:.2f}",
+        )
     out.print(table)
     print_checks(report)
     if report.test.edge <= 0:
@@ -136,8 +142,10 @@ def print_checks(report: ExportReport) -> None:
     lat = report.latency_ms
     int8 = report.int8
     out.print(f"parity: onnxruntime vs torch max |diff| {report.parity:.2e} (<= 1e-4)")
-    out.print(f"latency, batch 1, one thread: torch {lat['torch_eager']:.3f} ms, onnx fp32 {lat['onnx_fp32']:.3f} ms"
-              + (f", onnx int8 {lat['onnx_int8']:.3f} ms" if lat["onnx_int8"] else ""))  # fmt: skip
+    out.print(
+        f"latency, batch 1, one thread: torch {lat['torch_eager']:.3f} ms, onnx fp32 {lat['onnx_fp32']:.3f} ms"
+        + (f", onnx int8 {lat['onnx_int8']:.3f} ms" if lat["onnx_int8"] else "")
+    )
     out.print("int8: kept" if int8.used else f"int8: not kept ({int8.reason})")
 
 
@@ -213,6 +221,11 @@ def predict(
             frame.to_string(float_format=lambda v: f"{v:.6f}"), soft_wrap=True, highlight=False
         )
         return
-    write_file(out_path, PREDICTIONS, lambda tmp: save_frame(frame, tmp, out_path.suffix),
-               inputs=inputs, overwrite=overwrite)  # fmt: skip
+    write_file(
+        out_path,
+        PREDICTIONS,
+        lambda tmp: save_frame(frame, tmp, out_path.suffix),
+        inputs=inputs,
+        overwrite=overwrite,
+    )
     out.print(f"wrote {len(frame)} prediction(s) to {out_path}")

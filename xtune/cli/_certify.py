@@ -125,8 +125,13 @@ def write_report(text: str, target: Path, bundle_dir: Path, bars: Path | None = 
     from xtune.outputs import as_inputs, json_kind, write_file
     from xtune.runtime.certify import FORMAT
 
-    write_file(target, json_kind("certify report", FORMAT), lambda tmp: tmp.write_text(text + "\n"),
-               inputs=as_inputs(bundle_dir, bars), overwrite=True)  # fmt: skip
+    write_file(
+        target,
+        json_kind("certify report", FORMAT),
+        lambda tmp: tmp.write_text(text + "\n"),
+        inputs=as_inputs(bundle_dir, bars),
+        overwrite=True,
+    )
 
 
 def _checks(checks: tuple[Check, ...]) -> None:
@@ -148,13 +153,17 @@ def _vector(cpu: Cpu) -> str:
 
 
 def _print_bundle(report: CertifyReport) -> None:
-    out.print(f"{escape(report.bundle)} (bundle format {report.format_version}) on "
-              f"{escape(report.cpu.name)}")  # fmt: skip
+    out.print(
+        f"{escape(report.bundle)} (bundle format {report.format_version}) on "
+        f"{escape(report.cpu.name)}"
+    )
     out.print(f"vector instructions: {_vector(report.cpu)}")
     _checks(report.checks)
     b = report.bar_ms
-    out.print(f"per bar, features included (Predictor.update): p50 {b.p50:.3f} ms, p99 "
-              f"{b.p99:.3f} ms over {b.calls} bars of {escape(report.bars)}")  # fmt: skip
+    out.print(
+        f"per bar, features included (Predictor.update): p50 {b.p50:.3f} ms, p99 "
+        f"{b.p99:.3f} ms over {b.calls} bars of {escape(report.bars)}"
+    )
     for name, lat in report.model_ms.items():
         out.print(
             f"bare model {name}, batch 1, one thread: p50 {lat.p50:.3f} ms, p99 {lat.p99:.3f} ms"
@@ -171,16 +180,20 @@ def _print_bundle(report: CertifyReport) -> None:
 
 
 def _print_consensus(report: ConsensusCertifyReport) -> None:
-    out.print(f"{escape(report.consensus)} (consensus of {len(report.members)} bundles, rule "
-              f"{report.rule}) on {escape(report.cpu.name)}")  # fmt: skip
+    out.print(
+        f"{escape(report.consensus)} (consensus of {len(report.members)} bundles, rule "
+        f"{report.rule}) on {escape(report.cpu.name)}"
+    )
     for k, member in enumerate(report.members, start=1):
         out.print(f"[bold]member {k}[/]: " + ("certified" if member.passed else "NOT certified"))
         _print_bundle(member)
     out.print("[bold]the consensus[/], as the trader runs it")
     _checks(report.checks)
     b = report.bar_ms
-    out.print(f"per bar, every member and the rule (Predictor.update): p50 {b.p50:.3f} ms, p99 "
-              f"{b.p99:.3f} ms over {b.calls} bars of {escape(report.bars)}")  # fmt: skip
+    out.print(
+        f"per bar, every member and the rule (Predictor.update): p50 {b.p50:.3f} ms, p99 "
+        f"{b.p99:.3f} ms over {b.calls} bars of {escape(report.bars)}"
+    )
 
 
 def _print(report: CertifyReport | ConsensusCertifyReport, target: Path) -> None:

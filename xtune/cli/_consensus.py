@@ -99,6 +99,13 @@ def _print_report(report: ConsensusReport) -> None:
         table.add_column(col, justify="left" if col == "model" else "right")
     for s in report.scores:
         edge = None if s.accuracy is None or s.baseline is None else s.accuracy - s.baseline
-        table.add_row(str(s.horizon), s.name, f"{s.coverage:.3f}", _show(s.accuracy),
-                      _show(s.baseline), _show(edge, "+.4f"), f"{s.sharpe:.2f}")  # fmt: skip
+        table.add_row(
+            str(s.horizon),
+            s.name,
+            f"{s.coverage:.3f}",
+            _show(s.accuracy),
+            _show(s.baseline),
+            _show(edge, "+.4f"),
+            f"{s.sharpe:.2f}",
+        )
     out.print(table)

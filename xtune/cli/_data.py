@@ -81,8 +81,18 @@ def data_check(
         out.print_json(json.dumps(info))
         return
     table = Table(title=f"{bars.source}: OK", show_header=False)
-    for key in ("rows", "start", "end", "interval", "gaps", "largest_gap", "largest_gap_at",
-                "zero_volume_rows", "min_bars", "sha256"):  # fmt: skip
+    for key in (
+        "rows",
+        "start",
+        "end",
+        "interval",
+        "gaps",
+        "largest_gap",
+        "largest_gap_at",
+        "zero_volume_rows",
+        "min_bars",
+        "sha256",
+    ):
         table.add_row(key.replace("_", " "), str(info[key]))
     frame = bars.frame
     for col in frame.columns:
@@ -106,10 +116,16 @@ def features_list(
     names = resolve(groups=group) if group else tuple(CATALOG)
     if output_format(fmt, as_json) is Format.json:
         rows = [
-            {"name": n, "group": CATALOG[n].group, "warmup": CATALOG[n].warmup,
-             "memory": CATALOG[n].memory, "doc": CATALOG[n].doc, "params": dict(CATALOG[n].params)}
+            {
+                "name": n,
+                "group": CATALOG[n].group,
+                "warmup": CATALOG[n].warmup,
+                "memory": CATALOG[n].memory,
+                "doc": CATALOG[n].doc,
+                "params": dict(CATALOG[n].params),
+            }
             for n in names
-        ]  # fmt: skip
+        ]
         out.print_json(json.dumps(rows))
         return
     table = Table(title=f"{len(names)} features")
@@ -188,5 +204,10 @@ def _write_frame(ds: Dataset, path: Path, inputs: tuple[Path, ...], overwrite: b
     from xtune.outputs import FEATURES, INDEX, save_frame, write_file
 
     frame = pd.DataFrame(ds.raw, index=ds.times.rename(INDEX), columns=list(ds.features))
-    write_file(path, FEATURES, lambda tmp: save_frame(frame, tmp, path.suffix), inputs=inputs,
-               overwrite=overwrite)  # fmt: skip
+    write_file(
+        path,
+        FEATURES,
+        lambda tmp: save_frame(frame, tmp, path.suffix),
+        inputs=inputs,
+        overwrite=overwrite,
+    )

@@ -30,10 +30,12 @@ MaxParamsOpt = Annotated[
 ]
 MaxLatencyOpt = Annotated[
     float | None,
-    typer.Option(help="Cap: the student's ONNX fp32 latency (batch 1, one thread) in the "
-                 "trading PC's ms (what is measured here times the study's latency_scale).",
-                 show_default=False),
-]  # fmt: skip
+    typer.Option(
+        help="Cap: the student's ONNX fp32 latency (batch 1, one thread) in the "
+        "trading PC's ms (what is measured here times the study's latency_scale).",
+        show_default=False,
+    ),
+]
 MinSpeedupOpt = Annotated[
     float | None,
     typer.Option(
@@ -58,6 +60,12 @@ EpochsOpt = Annotated[
     int | None,
     typer.Option(help="The student's epochs (default: the teacher's refit's).", show_default=False),
 ]
+WeightOpt = Annotated[
+    float, typer.Option(help="Share of the soft-label term (0: hard labels only).")
+]
+TeacherOpt = Annotated[
+    int | None, typer.Option(help="The teacher (default: the trial export would pick).")
+]
 
 
 @app.command(rich_help_panel=EXPORT)
@@ -73,13 +81,9 @@ def distill(
     width: WidthOpt = None,
     depth: DepthOpt = None,
     temperature: Annotated[float, typer.Option(help="Softens both models' probabilities.")] = 2.0,
-    weight: Annotated[
-        float, typer.Option(help="Share of the soft-label term (0: hard labels only).")
-    ] = 0.5,
+    weight: WeightOpt = 0.5,
     epochs: EpochsOpt = None,
-    trial: Annotated[
-        int | None, typer.Option(help="The teacher (default: the trial export would pick).")
-    ] = None,
+    trial: TeacherOpt = None,
     pick: PickOpt = "accuracy",
     force: ForceOpt = False,
     storage: StorageOpt = None,
@@ -111,9 +115,19 @@ def distill(
         f"distilling trial {chosen.number} of '{config.study.name}' ({cap.describe()}; "
         f"temperature {settings.temperature:g}, weight {settings.weight:g})"
     )
-    report = distill_bundle(config, chosen, out_dir, opened.settings, cap, settings,
-                            epochs=epochs, data=data, allow_other_data=allow_other_data,
-                            overwrite=overwrite, device=device)  # fmt: skip
+    report = distill_bundle(
+        config,
+        chosen,
+        out_dir,
+        opened.settings,
+        cap,
+        settings,
+        epochs=epochs,
+        data=data,
+        allow_other_data=allow_other_data,
+        overwrite=overwrite,
+        device=device,
+    )
     print_distill(report)
 
 

@@ -47,8 +47,10 @@ def storage_proxy(
     env = research()
     url = storage or env.storage
     if not url:
-        raise XtuneError("pass --storage postgresql+psycopg2://USER@HOST:5432/DB (or set "
-                         "XTUNE_STORAGE): the database the proxy serves.")  # fmt: skip
+        raise XtuneError(
+            "pass --storage postgresql+psycopg2://USER@HOST:5432/DB (or set "
+            "XTUNE_STORAGE): the database the proxy serves."
+        )
     if host not in LOCAL_HOSTS:
         err.print(
             f"[bold yellow]warning:[/] serving on {host}: the storage proxy has no login, so anyone "
@@ -56,6 +58,10 @@ def storage_proxy(
             "private network (a docker network, a firewall)."
         )
     server = start_proxy(url, env, host=host, port=port, pool_size=pool_size)
-    out.print(f"storage proxy for {mask(url)} on {ProxyAddress(host, port)}, at most {pool_size} "
-              "database connections; Ctrl-C stops it", highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(
+        f"storage proxy for {mask(url)} on {ProxyAddress(host, port)}, at most {pool_size} "
+        "database connections; Ctrl-C stops it",
+        highlight=False,
+        soft_wrap=True,
+    )
     serve_until_stopped(server)

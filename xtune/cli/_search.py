@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from xtune.cli._app import (
@@ -27,6 +25,7 @@ from xtune.cli._app import (
     output_format,
     research,
 )
+from xtune.cli._progress import TrialsBar
 
 StudyArg = Annotated[
     Path,
@@ -97,48 +96,27 @@ def search(
     env = research()
     config = load_study_config(study_file)
     url = resolve_storage(config, storage, env)
-    header = (f"study [bold]{config.study.name}[/] on {mask(url)}, sampler {config.study.sampler}, "
-              f"objectives {', '.join(config.study.objectives)}, {workers} worker(s) on {device}")  # fmt: skip
-    progress, on_progress = _trials_bar(header)
-    try:
-        study = run_search(
-            config, url, env, n_trials=n_trials, timeout=timeout, workers=count, device=device,
-            data=data, allow_other_data=allow_other_data, artifacts=artifacts,
-            on_progress=on_progress,
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        _stop(progress)
-        err.print("[yellow]interrupted[/]: the running trial(s) are marked FAIL; finished trials are "
-                  "stored. Run the same command to resume.")  # fmt: skip
-        raise typer.Exit(130) from None
-    finally:
-        _stop(progress)
+    header = (
+        f"study [bold]{config.study.name}[/] on {mask(url)}, sampler {config.study.sampler}, "
+        f"objectives {', '.join(config.study.objectives)}, {workers} worker(s) on {device}"
+    )
+    bar = TrialsBar(header)
+    study = bar.run(
+        lambda: run_search(
+            config,
+            url,
+            env,
+            n_trials=n_trials,
+            timeout=timeout,
+            workers=count,
+            device=device,
+            data=data,
+            allow_other_data=allow_other_data,
+            artifacts=artifacts,
+            on_progress=bar.update,
+        )
+    )
     _print_summary(summary(study))
-
-
-def _trials_bar(header: str) -> tuple[Progress, Callable[[float, int, int], None]]:
-    """The search's progress bar and its ``on_progress``. The first call comes once the bars
-    and features passed: only then are the header and the bar printed, so bad input is the
-    one line printed, as for every command."""
-    progress = Progress(
-        TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[front]}"),
-        TimeElapsedColumn(), console=err, transient=False,
-    )  # fmt: skip
-    task = progress.add_task("search", total=None, front="")
-
-    def on_progress(done: float, target: int, front: int) -> None:
-        if not progress.live.is_started:
-            out.print(header)
-            progress.start()
-        progress.update(task, completed=done, total=target, front=f"feasible Pareto front: {front}")
-
-    return progress, on_progress
-
-
-def _stop(progress: Progress) -> None:
-    """End the bar if it began (stopping one that never began prints an empty line)."""
-    if progress.live.is_started:
-        progress.stop()
 
 
 @app.command("create-study", rich_help_panel=OPERATIONS)

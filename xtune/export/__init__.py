@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from xtune.errors import DistillError, ExportError
 from xtune.export.build import ExportReport, export_bundle
 from xtune.export.distill import DistillReport, distill_bundle
-from xtune.export.pick import RULES, ExportError, pick_trial
+from xtune.export.pick import RULES, pick_trial
 from xtune.export.quantize import ort_latency_ms, quantize_int8
-from xtune.export.student import DistillError, StudentCap
+from xtune.export.student import StudentCap
 
 __all__ = [
     "RULES",

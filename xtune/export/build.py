@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from optuna.trial import FrozenTrial
 
-from xtune.export.pick import ExportError
+from xtune.errors import ExportError
 from xtune.export.quantize import ort_latency_ms, try_int8
 from xtune.export.replace import check_target, install
 from xtune.features import Bars, Dataset, load_bars, summarize
@@ -84,13 +85,26 @@ class ExportReport:
     latency_ms: dict[str, float | None]
 
 
+# The Scores a manifest records, under their manifest names, in the manifest's order.
+MANIFEST_SCORES = {
+    "accuracy": "accuracy",
+    "loss": "loss",
+    "baseline": "baseline_accuracy",
+    "edge": "edge",
+    "balanced_accuracy": "balanced_accuracy",
+    "confident_accuracy": "confident_accuracy",
+    "coverage": "coverage",
+    "sharpe": "sharpe",
+    "max_drawdown": "max_drawdown",
+    "calmar": "calmar",
+    "samples": "samples",
+}
+
+
 def scores_entry(s: Scores) -> dict[str, float | None]:
     """Scores as the manifest records them."""
-    return {"accuracy": s.accuracy, "loss": s.loss, "baseline_accuracy": s.baseline,
-            "edge": s.edge, "balanced_accuracy": s.balanced_accuracy,
-            "confident_accuracy": s.confident_accuracy, "coverage": s.coverage,
-            "sharpe": s.sharpe, "max_drawdown": s.max_drawdown, "calmar": s.calmar,
-            "samples": s.samples}  # fmt: skip
+    figures = s.to_dict()  # the names picked are numbers (per_horizon, the list, is not one)
+    return {entry: cast(float, figures[name]) for name, entry in MANIFEST_SCORES.items()}
 
 
 @dataclass(frozen=True)
@@ -114,9 +128,13 @@ class Refit:
 
 
 def _manifest(
-    r: Refit, names: ModelEntry, files: dict[str, str], report: ExportReport,
-    reference: ReferenceEntry, plugins: tuple[PluginEntry, ...],
-) -> Manifest:  # fmt: skip
+    r: Refit,
+    names: ModelEntry,
+    files: dict[str, str],
+    report: ExportReport,
+    reference: ReferenceEntry,
+    plugins: tuple[PluginEntry, ...],
+) -> Manifest:
     spec, labels, bars = r.plan.data, r.plan.data.labels, r.bars
     assert r.record.data is not None
     metrics = {"validation": report.validation, "test": report.test}
@@ -183,10 +201,12 @@ def _write(r: Refit, folder: Path) -> ExportReport:
     int8 = try_int8(fp32, folder, r.test_x, fp32_ms, names, len(sample))
     if int8.used:
         names = ModelEntry("model.int8.onnx", "model.onnx", names.family, INPUT, *OUTPUTS)
-    latency = {"torch_eager": cpu_latency_ms(model, window, n), "onnx_fp32": fp32_ms,
-               "onnx_int8": int8.latency_ms if int8.used else None}  # fmt: skip
-    report = ExportReport(folder, r.trial.number, r.validation, r.final.test, parity, int8,
-                          latency)  # fmt: skip
+    latency = {
+        "torch_eager": cpu_latency_ms(model, window, n),
+        "onnx_fp32": fp32_ms,
+        "onnx_int8": int8.latency_ms if int8.used else None,
+    }
+    report = ExportReport(folder, r.trial.number, r.validation, r.final.test, parity, int8, latency)
     plugins = write_plugins(folder, r.plan.data.features)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
     manifest = _manifest(r, names, files, report, reference, plugins)
@@ -227,17 +247,34 @@ def refit_trial(
     if record.plugins is None:  # a trial from before plugins were hashed: audit what ships
         preflight(record.plan.data.features, bars)
     plan, params, dataset = trial_inputs(record, bars, settings.cache_dir)
-    final = fit_final(params, dataset, record.metrics.log.best_epoch, device=device,
-                      fee=config.trading.fee, confident_share=config.trading.confident_share)  # fmt: skip
+    final = fit_final(
+        params,
+        dataset,
+        record.metrics.log.best_epoch,
+        device=device,
+        fee=config.trading.fee,
+        confident_share=config.trading.confident_share,
+    )
     if final.log.reason:
         raise ExportError(f"the refit of trial {trial.number} diverged: {final.log.reason}")
     test = dataset.part(final.fold, dataset.split.test)
     span = (str(test.times[0]), str(test.times[-1]))
     caps = config.caps
     searched = record.resources.latency_ms if record.resources is not None else None
-    return Refit(config, trial, record, plan, params, bars, dataset, final,
-                 np.ascontiguousarray(test.x), span, record.metrics.val,
-                 CapsEntry(caps.max_latency_ms, caps.latency_scale, searched))  # fmt: skip
+    return Refit(
+        config,
+        trial,
+        record,
+        plan,
+        params,
+        bars,
+        dataset,
+        final,
+        np.ascontiguousarray(test.x),
+        span,
+        record.metrics.val,
+        CapsEntry(caps.max_latency_ms, caps.latency_scale, searched),
+    )
 
 
 def write_bundle(refit: Refit, out: Path, overwrite: bool = False) -> ExportReport:
@@ -271,6 +308,7 @@ def export_bundle(
     check_target(
         out, overwrite, as_inputs(config.path, data, config.data.source)
     )  # before any work
-    refit = refit_trial(config, trial, settings, data=data, allow_other_data=allow_other_data,
-                        device=device)  # fmt: skip
+    refit = refit_trial(
+        config, trial, settings, data=data, allow_other_data=allow_other_data, device=device
+    )
     return write_bundle(refit, out, overwrite)

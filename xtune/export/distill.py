@@ -18,6 +18,7 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial
 
+from xtune.errors import DistillError
 from xtune.export.build import (
     ExportReport,
     Refit,
@@ -27,7 +28,7 @@ from xtune.export.build import (
     write_bundle,
 )
 from xtune.export.replace import check_target
-from xtune.export.student import DistillError, Sizing, StudentCap, size_student
+from xtune.export.student import Sizing, StudentCap, size_student
 from xtune.models import ModelConfig, Scores
 from xtune.models.distill import DistillConfig, fit_student, soft_labels
 from xtune.outputs import as_inputs
@@ -100,23 +101,43 @@ def _student(
     soft = soft_labels(teacher.final.model, teacher.dataset, teacher.final.fold)
     params = replace(teacher.params, model=sizing.student)
     trading, caps = teacher.config.trading, teacher.config.caps
-    final = fit_student(params, teacher.dataset, soft, epochs or teacher.final.log.epochs_run,
-                        distill, device=device, fee=trading.fee,
-                        confident_share=trading.confident_share)  # fmt: skip
+    final = fit_student(
+        params,
+        teacher.dataset,
+        soft,
+        epochs or teacher.final.log.epochs_run,
+        distill,
+        device=device,
+        fee=trading.fee,
+        confident_share=trading.confident_share,
+    )
     if final.log.reason:
         raise DistillError(
             f"the student diverged: {final.log.reason}. Try a lower --temperature or --weight."
         )
     entry = TeacherEntry(
-        teacher.config.study.name, teacher.trial.number, asdict(teacher.plan.params.model),
-        sizing.teacher.params, scores_entry(teacher.final.test), sizing.teacher.latency_ms,
-        sizing.speedup, distill.temperature, distill.weight,
-    )  # fmt: skip
+        teacher.config.study.name,
+        teacher.trial.number,
+        asdict(teacher.plan.params.model),
+        sizing.teacher.params,
+        scores_entry(teacher.final.test),
+        sizing.teacher.latency_ms,
+        sizing.speedup,
+        distill.temperature,
+        distill.weight,
+    )
     # The cap a trading PC checks (``xtune certify``): the study's, or the student's if tighter.
     cap = min(caps.max_latency_ms, sizing.limit_ms * caps.latency_scale)
     plan = replace(teacher.plan, params=replace(teacher.plan.params, model=sizing.student))
-    return replace(teacher, plan=plan, params=params, final=final, validation=None,
-                   caps=CapsEntry(cap, caps.latency_scale, None), teacher=entry)  # fmt: skip
+    return replace(
+        teacher,
+        plan=plan,
+        params=params,
+        final=final,
+        validation=None,
+        caps=CapsEntry(cap, caps.latency_scale, None),
+        teacher=entry,
+    )
 
 
 def distill_bundle(
@@ -152,16 +173,21 @@ def distill_bundle(
     assert record.plan is not None  # trained
     plan = record.plan
     sizing = size_student(plan.params.model, plan.data.window, cap, config.caps.latency_scale)
-    teacher = refit_trial(config, trial, settings, data=data, allow_other_data=allow_other_data,
-                          device=device)  # fmt: skip
+    teacher = refit_trial(
+        config, trial, settings, data=data, allow_other_data=allow_other_data, device=device
+    )
     student = _student(teacher, sizing, distill, epochs, device)
     bundle = write_bundle(student, out, overwrite)
     return DistillReport(
         bundle,
-        Side(teacher.plan.params.model, sizing.teacher.params, teacher.final.test,
-             sizing.teacher.latency_ms),
+        Side(
+            teacher.plan.params.model,
+            sizing.teacher.params,
+            teacher.final.test,
+            sizing.teacher.latency_ms,
+        ),
         Side(sizing.student, sizing.cost.params, bundle.test, sizing.cost.latency_ms),
         distill,
         sizing.limit_ms,
         edge_bar(1, bundle.test.samples, bundle.test.baseline, plan.data.labels.max_horizon).noise,
-    )  # fmt: skip
+    )

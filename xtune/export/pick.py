@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial
 
-from xtune.errors import XtuneError
+from xtune.errors import ExportError
 from xtune.models import Scores
 from xtune.search._replay import find_trial
 from xtune.search.record import read
@@ -13,10 +13,6 @@ from xtune.search.report import pareto_front
 from xtune.search.states import is_trained
 
 RULES = ("accuracy", "loss", "knee")
-
-
-class ExportError(XtuneError):
-    """Export cannot go on; the message says why and what to do."""
 
 
 def _val(t: FrozenTrial) -> Scores:

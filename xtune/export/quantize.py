@@ -24,8 +24,12 @@ def _directions(path: Path, x: np.ndarray, names: ModelEntry, step: int = 2048) 
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    logits = np.concatenate([session.run([names.logits], {names.input: np.ascontiguousarray(x[k : k + step])})[0]
-                             for k in range(0, len(x), step)])  # fmt: skip
+    logits = np.concatenate(
+        [
+            session.run([names.logits], {names.input: np.ascontiguousarray(x[k : k + step])})[0]
+            for k in range(0, len(x), step)
+        ]
+    )
     return logits.argmax(-1)  # type: ignore[no-any-return]
 
 

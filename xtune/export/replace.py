@@ -19,11 +19,11 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from xtune.export.pick import ExportError
+from xtune.errors import BundleError, ExportError
 from xtune.outputs import check_output_folder
 from xtune.runtime.bundle import MANIFEST, SUMS, read_sums
 from xtune.runtime.consensus import CONSENSUS, CONSENSUS_FORMAT
-from xtune.runtime.manifest import FORMAT, BundleError
+from xtune.runtime.manifest import FORMAT
 
 
 def _ours(out: Path, listed: set[str]) -> bool:

@@ -27,14 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xtune.errors import SpecError, XtuneError
+from xtune.errors import DistillError, SpecError
 from xtune.export.quantize import ort_latency_ms
 from xtune.models import ModelConfig, build_model, count_params, export_onnx, width_depth
 from xtune.models.families import family_of
-
-
-class DistillError(XtuneError):
-    """Distillation cannot go on; the message says why and what to do."""
 
 
 def _positive(name: str, value: float | None, integer: bool = False) -> None:
@@ -263,9 +259,12 @@ def _cost(m: ModelConfig, costs: _Costs, timed: bool) -> str:
 
 
 def _none_fits(
-    teacher: ModelConfig, sizes: list[list[ModelConfig]], cap: StudentCap, costs: _Costs,
+    teacher: ModelConfig,
+    sizes: list[list[ModelConfig]],
+    cap: StudentCap,
+    costs: _Costs,
     timed: bool,
-) -> str:  # fmt: skip
+) -> str:
     if not sizes[0]:
         return f"no student is smaller than the teacher ({describe(teacher)}) at that size."
     return (

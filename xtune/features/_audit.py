@@ -82,8 +82,12 @@ class FeatureAudit:
     @property
     def problems(self) -> tuple[str, ...]:
         """The failed checks, each as ``"<name>: <check>: <what>"``."""
-        checks = (("look-ahead", self.lookahead), ("warm-up", self.warmup_check),
-                  ("scale", self.scale), ("memory", self.memory))  # fmt: skip
+        checks = (
+            ("look-ahead", self.lookahead),
+            ("warm-up", self.warmup_check),
+            ("scale", self.scale),
+            ("memory", self.memory),
+        )
         return tuple(f"{self.name}: {check}: {what}" for check, what in checks if what)
 
 
@@ -172,8 +176,19 @@ def _audit_one(
     except FeatureError as exc:
         return FeatureAudit(f.name, f.group, f.warmup, str(exc), None, None, cuts=len(cuts))
     reads = _reads(f)
-    return FeatureAudit(f.name, f.group, f.warmup, lookahead, warmup, scale, memory, need,
-                        len(cuts), _unproven(f, reads), reads)  # fmt: skip
+    return FeatureAudit(
+        f.name,
+        f.group,
+        f.warmup,
+        lookahead,
+        warmup,
+        scale,
+        memory,
+        need,
+        len(cuts),
+        _unproven(f, reads),
+        reads,
+    )
 
 
 def _is_plugin(feature: Feature) -> bool:

@@ -66,9 +66,13 @@ class TextLayout:
     def read(self, path: Path) -> pd.DataFrame:
         if self.names:
             return pd.read_csv(
-                path, sep=self.sep, engine="python", decimal=self.decimal, header=None,
+                path,
+                sep=self.sep,
+                engine="python",
+                decimal=self.decimal,
+                header=None,
                 names=list(self.names),
-            )  # fmt: skip
+            )
         return pd.read_csv(path, sep=self.sep, engine="python", decimal=self.decimal)
 
 

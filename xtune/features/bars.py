@@ -48,9 +48,17 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "volume": (*REAL_VOLUME, *TICK_VOLUME),
 }
 _TIME_NAMES = (
-    "timestamp", "datetime", "date_time", "time", "date", "open_time", "ts", "gmt_time",
-    "local_time", "time_utc",
-)  # fmt: skip
+    "timestamp",
+    "datetime",
+    "date_time",
+    "time",
+    "date",
+    "open_time",
+    "ts",
+    "gmt_time",
+    "local_time",
+    "time_utc",
+)
 _KNOWN = {a for aliases in _ALIASES.values() for a in aliases} | set(_TIME_NAMES)
 
 

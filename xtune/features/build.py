@@ -50,8 +50,12 @@ def feature_specs(names: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def _spec(f: Feature) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": f.name, "group": f.group, "warmup": f.warmup,
-                            "params": dict(f.params)}  # fmt: skip
+    spec: dict[str, Any] = {
+        "name": f.name,
+        "group": f.group,
+        "warmup": f.warmup,
+        "params": dict(f.params),
+    }
     if f.origin:  # a plugin's file hash, or "column"; absent for the catalog (older bundles)
         spec["origin"] = f.origin
     return spec

@@ -99,8 +99,14 @@ for _n in (10, 20, 50, 100):
         _ma_ratio(ta.trend.sma_indicator, _n)
     )
 for _n in (12, 26):
-    _register(f"ema_ratio_{_n}", "trend", _n - 1, f"close / EMA{_n} - 1",
-              memory=_decay(2 / (_n + 1)), window=_n)(_ma_ratio(ta.trend.ema_indicator, _n))  # fmt: skip
+    _register(
+        f"ema_ratio_{_n}",
+        "trend",
+        _n - 1,
+        f"close / EMA{_n} - 1",
+        memory=_decay(2 / (_n + 1)),
+        window=_n,
+    )(_ma_ratio(ta.trend.ema_indicator, _n))
 
 
 def _macd(b: pd.DataFrame) -> ta.trend.MACD:
@@ -147,10 +153,15 @@ _register("vortex_diff_14", "trend", 14, "Vortex VI+ minus VI- (14)", window=14)
 _register("trix_15", "trend", 43, "TRIX(15), percent", memory=_decay(2 / 16, 3) + 1, window=15)(
     lambda b: ta.trend.TRIXIndicator(b["close"], window=15).trix()
 )
-_register("mass_index", "trend", 40, "Mass index(9, 25)", memory=_decay(0.2, 2) + 25,
-          window_fast=9, window_slow=25)(
-    lambda b: ta.trend.MassIndex(b["high"], b["low"], window_fast=9, window_slow=25).mass_index()
-)  # fmt: skip
+_register(
+    "mass_index",
+    "trend",
+    40,
+    "Mass index(9, 25)",
+    memory=_decay(0.2, 2) + 25,
+    window_fast=9,
+    window_slow=25,
+)(lambda b: ta.trend.MassIndex(b["high"], b["low"], window_fast=9, window_slow=25).mass_index())
 
 
 # ta's IchimokuIndicator(visual=False): no forward shift (visual=True shifts and fills with the
@@ -187,10 +198,15 @@ _register("williams_r", "momentum", 13, "Williams %R(14) / 100", window=14)(
 _register("roc_10", "momentum", 10, "rate of change(10), percent", window=10)(
     lambda b: ta.momentum.ROCIndicator(b["close"], window=10).roc()
 )
-_register("tsi", "momentum", 37, "TSI(25, 13) / 100", memory=_decay(2 / 26, 2) + 1,
-          window_slow=25, window_fast=13)(
-    lambda b: ta.momentum.TSIIndicator(b["close"], window_slow=25, window_fast=13).tsi() / 100.0
-)  # fmt: skip
+_register(
+    "tsi",
+    "momentum",
+    37,
+    "TSI(25, 13) / 100",
+    memory=_decay(2 / 26, 2) + 1,
+    window_slow=25,
+    window_fast=13,
+)(lambda b: ta.momentum.TSIIndicator(b["close"], window_slow=25, window_fast=13).tsi() / 100.0)
 _register("ultimate_osc", "momentum", 28, "Ultimate oscillator(7, 14, 28) / 100")(
     lambda b: _ind.ultimate(b) / 100.0
 )
@@ -302,10 +318,15 @@ _register("vwap_ratio_14", "volume", 13, "close / rolling VWAP(14) - 1", window=
         - 1.0
     )
 )
-_register("pvo", "volume", 25, "percentage volume oscillator(12, 26)", memory=_EMA26,
-          window_slow=26, window_fast=12)(
-    lambda b: ta.momentum.PercentageVolumeOscillator(b["volume"]).pvo()
-)  # fmt: skip
+_register(
+    "pvo",
+    "volume",
+    25,
+    "percentage volume oscillator(12, 26)",
+    memory=_EMA26,
+    window_slow=26,
+    window_fast=12,
+)(lambda b: ta.momentum.PercentageVolumeOscillator(b["volume"]).pvo())
 
 
 def _trailing_flow(flow: pd.Series, volume: pd.Series, n: int) -> pd.Series:

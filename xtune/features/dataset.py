@@ -167,9 +167,13 @@ def _scaled_fold(
 
 
 def _feature_frame(
-    bars: Bars, spec: DataSpec, features: pd.DataFrame | None, cache_dir: Path | None,
-    use_cache: bool, progress: bool,
-) -> tuple[pd.DataFrame, int]:  # fmt: skip
+    bars: Bars,
+    spec: DataSpec,
+    features: pd.DataFrame | None,
+    cache_dir: Path | None,
+    use_cache: bool,
+    progress: bool,
+) -> tuple[pd.DataFrame, int]:
     """The spec's feature columns from its first row on, and that row's index in the bars."""
     names = spec.feature_names
     if features is None:

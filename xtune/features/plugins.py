@@ -198,8 +198,15 @@ def use_columns(names: Sequence[str]) -> tuple[Feature, ...]:
                 f"column {name!r}: a feature name must be a Python identifier (letters, digits, "
                 "_); rename the column in the bars file."
             )
-        feature = Feature(name, COLUMN_GROUP, 0, _column(name), {"column": name},
-                          "precomputed column of the bars file", origin=COLUMN_ORIGIN)  # fmt: skip
+        feature = Feature(
+            name,
+            COLUMN_GROUP,
+            0,
+            _column(name),
+            {"column": name},
+            "precomputed column of the bars file",
+            origin=COLUMN_ORIGIN,
+        )
         add(feature)
         features.append(feature)
     return tuple(features)

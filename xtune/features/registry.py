@@ -133,8 +133,17 @@ def register(
             raise FeatureError(problem)
         if problem:  # pragma: no cover - a programming error in the catalog, caught at import
             raise RuntimeError(problem)
-        target[name] = Feature(name, group, warmup, fn, MappingProxyType(dict(params)), doc,
-                                  neutral, warmup if memory is None else memory, origin)  # fmt: skip
+        target[name] = Feature(
+            name,
+            group,
+            warmup,
+            fn,
+            MappingProxyType(dict(params)),
+            doc,
+            neutral,
+            warmup if memory is None else memory,
+            origin,
+        )
         return fn
 
     return wrap

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from xtune.errors import SpecError
+from xtune.errors import SpecError, SplitTooSmall
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def chronological_split(rows: int, window: int, horizon: int, spec: SplitSpec) -
     """
     try:
         return _split(rows, window, horizon, spec)
-    except _TooSmall as exc:
+    except SplitTooSmall as exc:
         need = min_rows(window, horizon, spec)
         raise SpecError(
             f"too few rows: {rows} usable rows (after feature warm-up) cannot hold window "
@@ -92,10 +92,6 @@ def chronological_split(rows: int, window: int, horizon: int, spec: SplitSpec) -
         ) from None
 
 
-class _TooSmall(Exception):
-    pass
-
-
 def _split(rows: int, window: int, horizon: int, spec: SplitSpec) -> Split:
     if window < 1 or horizon < 1:
         raise SpecError(f"window and horizon must be >= 1, got {window} and {horizon}.")
@@ -103,12 +99,14 @@ def _split(rows: int, window: int, horizon: int, spec: SplitSpec) -> Split:
     first, last = window - 1, rows - 1 - horizon  # sample ends with a full window and a label
     usable = (last - first + 1) - 2 * (gap - 1)  # samples left after two dropped gaps
     if usable <= 0:
-        raise _TooSmall("no samples left after the gaps")
+        raise SplitTooSmall("no samples left after the gaps")
     n_test = round(usable * spec.test)
     n_val = round(usable * spec.val)
     n_train = usable - n_test - n_val
     if min(n_test, n_val // spec.folds, n_train) < spec.min_samples:
-        raise _TooSmall(f"train {n_train}, val {n_val} over {spec.folds} fold(s), test {n_test}")
+        raise SplitTooSmall(
+            f"train {n_train}, val {n_val} over {spec.folds} fold(s), test {n_test}"
+        )
     test = range(last - n_test + 1, last + 1)
     val_stop = test.start - gap + 1
     val_start = val_stop - n_val
@@ -129,6 +127,6 @@ def min_rows(window: int, horizon: int, spec: SplitSpec) -> int:
         try:
             _split(mid, window, horizon, spec)
             hi = mid
-        except _TooSmall:
+        except SplitTooSmall:
             lo = mid + 1
     return lo

@@ -7,7 +7,8 @@ so the two figures are computed the same way; only their names (``Metrics.val``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -53,6 +54,23 @@ class Scores:
     def edge(self) -> float:
         """Accuracy above always guessing the majority class."""
         return self.accuracy - self.baseline
+
+    def values(self, objectives: Sequence[str]) -> tuple[float, ...]:
+        """The figures ``objectives`` name (fields, or ``edge``), in their order: a trial's
+        objective values.
+
+        Example::
+
+            scores.values(("accuracy", "loss"))  # (0.54, 0.69)
+        """
+        return tuple(float(getattr(self, name)) for name in objectives)
+
+    def to_dict(self) -> dict[str, float | int | list[float]]:
+        """Every field by name, ``per_horizon`` as a list, and ``edge``."""
+        out: dict[str, float | int | list[float]] = {
+            f.name: getattr(self, f.name) for f in fields(self)
+        }
+        return out | {"per_horizon": list(self.per_horizon), "edge": self.edge}
 
     @classmethod
     def mean(cls, parts: list[Scores]) -> Scores:
@@ -115,8 +133,10 @@ def loss_and_predictions(
 
 def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
     """Mean recall over the classes present, averaged over horizons ([N, H] arrays)."""
-    per_horizon = [np.mean([(p[t == c] == c).mean() for c in np.unique(t)])
-                   for p, t in zip(predicted.T, truth.T, strict=True)]  # fmt: skip
+    per_horizon = [
+        np.mean([(p[t == c] == c).mean() for c in np.unique(t)])
+        for p, t in zip(predicted.T, truth.T, strict=True)
+    ]
     return float(np.mean(per_horizon))
 
 
@@ -139,9 +159,14 @@ Outputs = tuple[float, np.ndarray, np.ndarray, np.ndarray]  # what loss_and_pred
 
 
 def evaluate(
-    model: nn.Module, data: Dataset, fold: ScaledFold, ends: range, *, fee: float = 0.0,
+    model: nn.Module,
+    data: Dataset,
+    fold: ScaledFold,
+    ends: range,
+    *,
+    fee: float = 0.0,
     confident_share: float = 0.3,
-) -> Scores:  # fmt: skip
+) -> Scores:
     """Score ``model`` (on CPU) on the windows ending at ``ends`` of ``fold``'s scaled array."""
     arrays = FoldArrays(data, fold, torch.device("cpu"))
     outputs = loss_and_predictions(model, arrays, torch.arange(ends.start, ends.stop))

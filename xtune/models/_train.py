@@ -36,13 +36,17 @@ from xtune.models._probe import torch_threads
 from xtune.models.factory import build_model
 from xtune.models.loss import total_loss
 from xtune.models.params import Params, TrainConfig
-from xtune.models.results import EpochRecord, FinalFit, Fit, Metrics, Rungs, Stopped, TrainLog
+from xtune.models.results import EpochRecord, FinalFit, Fit, Metrics, Rungs, TrainLog
 
 __all__ = [
-    "Criterion", "EpochRecord", "FinalFit", "Fit", "Initial", "Metrics", "Params", "Rungs",
-    "Stopped", "TrainConfig", "TrainLog", "default_threads", "fit_final", "initialize", "train",
+    "Criterion",
+    "Initial",
+    "default_threads",
+    "fit_final",
+    "initialize",
+    "train",
     "train_and_evaluate",
-]  # fmt: skip
+]
 
 # A training loss other than the plain one (a distilled student's, :mod:`xtune.models.distill`):
 # (logits [B, H, C], returns [B, H], direction [B, H], return targets [B, H], window ends [B]).
@@ -100,9 +104,15 @@ class _Run:
     """The state of one training run: model, optimizer, schedule, fold arrays, step count."""
 
     def __init__(
-        self, params: Params, data: Dataset, fold: ScaledFold, device: str | torch.device,
-        epochs: int, init: Initial, criterion: Criterion | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        params: Params,
+        data: Dataset,
+        fold: ScaledFold,
+        device: str | torch.device,
+        epochs: int,
+        init: Initial,
+        criterion: Criterion | None = None,
+    ) -> None:
         _check_heads(params, data)
         if (data.direction[fold.val.start : fold.val.stop] == MISSING).any():
             raise SpecError("evaluation rows without labels; the split is inconsistent.")
@@ -167,10 +177,14 @@ def _train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
 
 
 def _fit_early_stopping(
-    params: Params, data: Dataset, fold: ScaledFold, device: str | torch.device, init: Initial,
+    params: Params,
+    data: Dataset,
+    fold: ScaledFold,
+    device: str | torch.device,
+    init: Initial,
     on_epoch: Callable[[EpochRecord], None] | None,
     at_epoch: Callable[[int, Outputs], None] | None = None,
-) -> tuple[nn.Module, TrainLog, float, np.ndarray]:  # fmt: skip
+) -> tuple[nn.Module, TrainLog, float, np.ndarray]:
     """Train on ``fold.train``, judge every epoch on ``fold.val``, keep the best weights.
     Returns the model (on CPU), the log, the best validation loss and the return scale.
     ``at_epoch`` sees, after each epoch, the validation outputs of the best epoch so far: what
@@ -226,17 +240,24 @@ def _why_stopped(
     if reason:
         return f"diverged: {reason}"
     if timed_out and epochs < cfg.epochs:
-        return (f"time limit: max_seconds = {cfg.max_seconds:g} reached in epoch {epochs}; "
-                f"scored on the best epoch, {best_epoch}")  # fmt: skip
+        return (
+            f"time limit: max_seconds = {cfg.max_seconds:g} reached in epoch {epochs}; "
+            f"scored on the best epoch, {best_epoch}"
+        )
     if 0 < epochs < cfg.epochs:
         return f"early stopping: no better validation log loss for {cfg.patience} epochs after epoch {best_epoch}"
     return f"ran all {cfg.epochs} epochs"
 
 
 def _fit_fixed(
-    params: Params, data: Dataset, fold: ScaledFold, epochs: int, device: str | torch.device,
-    init: Initial, criterion: Criterion | None = None,
-) -> tuple[nn.Module, TrainLog, np.ndarray]:  # fmt: skip
+    params: Params,
+    data: Dataset,
+    fold: ScaledFold,
+    epochs: int,
+    device: str | torch.device,
+    init: Initial,
+    criterion: Criterion | None = None,
+) -> tuple[nn.Module, TrainLog, np.ndarray]:
     """Train exactly ``epochs`` epochs on ``fold.train`` without looking at ``fold.val``: in
     the final refit that part is the test part and must not steer training."""
     run = _Run(params, data, fold, device, epochs, init, criterion)
@@ -319,8 +340,17 @@ def train_and_evaluate(
     for k in range(len(data.folds)):
         if results and rungs is not None:  # the mean over the folds so far is a rung too
             rungs.judge(f"fold{k - 1}", Scores.mean([m.val for m in results]))
-        fit = train(params, data, fold=k, device=device, fee=fee, on_epoch=on_epoch, init=init,
-                    confident_share=confident_share, rungs=rungs)  # fmt: skip
+        fit = train(
+            params,
+            data,
+            fold=k,
+            device=device,
+            fee=fee,
+            on_epoch=on_epoch,
+            init=init,
+            confident_share=confident_share,
+            rungs=rungs,
+        )
         results.append(fit.metrics)
         if fit.metrics.status != "ok":
             return fit.metrics

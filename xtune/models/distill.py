@@ -113,9 +113,13 @@ class SoftCriterion:
         self.loss, self.distill = loss, distill
 
     def __call__(
-        self, logits: torch.Tensor, ret_pred: torch.Tensor, direction: torch.Tensor,
-        ret_target: torch.Tensor, ends: torch.Tensor,
-    ) -> torch.Tensor:  # fmt: skip
+        self,
+        logits: torch.Tensor,
+        ret_pred: torch.Tensor,
+        direction: torch.Tensor,
+        ret_target: torch.Tensor,
+        ends: torch.Tensor,
+    ) -> torch.Tensor:
         if bool(((ends < self.start) | (ends >= self.stop)).any()):
             raise SpecError(
                 f"a training window ends outside the teacher's rows {self.start}..{self.stop - 1}; "
@@ -147,5 +151,12 @@ def fit_student(
             f"trains on {fold.train.start}..{fold.train.stop - 1}: not the same teacher refit."
         )
     criterion = SoftCriterion(soft, params.train.loss, distill, torch.device(device))
-    return fit_final(params, data, epochs, device=device, fee=fee,
-                     confident_share=confident_share, criterion=criterion)  # fmt: skip
+    return fit_final(
+        params,
+        data,
+        epochs,
+        device=device,
+        fee=fee,
+        confident_share=confident_share,
+        criterion=criterion,
+    )

@@ -43,8 +43,9 @@ class MLSTMConfig:
                 f"{self.heads} and qkv_block {self.qkv_block}."
             )
         check_norm_width("mLSTM embed", self.embed)
-        check_norm_width(f"mLSTM head width (inner {inner} / heads {self.heads})",
-                         inner // self.heads)  # fmt: skip
+        check_norm_width(
+            f"mLSTM head width (inner {inner} / heads {self.heads})", inner // self.heads
+        )
 
     @property
     def inner(self) -> int:

@@ -74,15 +74,6 @@ class FinalFit:
     fold: ScaledFold
 
 
-class Stopped(Exception):
-    """Raised by a rung's judge to end a trial there: ``scores`` are the trial's validation
-    scores at ``rung`` (what it reports), ``reason`` says why it was stopped."""
-
-    def __init__(self, rung: str, scores: Scores, reason: str) -> None:
-        super().__init__(reason)
-        self.rung, self.scores, self.reason = rung, scores, reason
-
-
 @dataclass(frozen=True)
 class Rungs:
     """Where a trial reports its validation scores while it trains, to be judged: after the

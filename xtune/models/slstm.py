@@ -41,8 +41,9 @@ class SLSTMConfig:
         if self.embed % self.heads:
             raise SpecError(f"sLSTM embed {self.embed} must be divisible by heads {self.heads}.")
         check_norm_width("sLSTM embed", self.embed)
-        check_norm_width(f"sLSTM head width (embed {self.embed} / heads {self.heads})",
-                         self.head_dim)  # fmt: skip
+        check_norm_width(
+            f"sLSTM head width (embed {self.embed} / heads {self.heads})", self.head_dim
+        )
 
     @property
     def head_dim(self) -> int:

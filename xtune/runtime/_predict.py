@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xtune.errors import DataError
+from xtune.errors import BundleError, DataError
 from xtune.features._windows import windows
 from xtune.features.bars import Bars
 from xtune.features.build import build_features, feature_specs, latest_features
@@ -19,7 +19,6 @@ from xtune.features.catalog import CATALOG, history_of
 from xtune.features.scaler import RobustScaler, transform
 from xtune.features.summary import summarize
 from xtune.runtime.bundle import Bundle
-from xtune.runtime.manifest import BundleError
 from xtune.runtime.reference import choose_model
 from xtune.runtime.session import open_session, run_model
 
@@ -119,9 +118,13 @@ def check_interval(bundle: Bundle, bars: Bars) -> None:
 
 
 def predict(
-    bundle: Bundle, bars: Bars, *, last: bool = False, model: Path | None = None,
+    bundle: Bundle,
+    bars: Bars,
+    *,
+    last: bool = False,
+    model: Path | None = None,
     allow_other_interval: bool = False,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Per bar with a full window: class probabilities and predicted return for each horizon.
 
     Columns: ``h{h}_p_{class}`` probabilities, ``h{h}_direction`` (the likeliest class name) and

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from xtune.runtime.manifest import BundleError, Manifest
+from xtune.errors import BundleError
+from xtune.runtime.manifest import Manifest
 from xtune.runtime.own_features import activate
 
 MANIFEST = "manifest.json"

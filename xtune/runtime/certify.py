@@ -24,7 +24,7 @@ from xtune.errors import DataError, XtuneError
 from xtune.features.bars import Bars, load_bars
 from xtune.features.sample import synthetic_bars
 from xtune.runtime.bundle import SUMS, Bundle, load_bundle
-from xtune.runtime.predictor import Prediction, Predictor
+from xtune.runtime.predictor import LivePredictor, Prediction, Predictor
 from xtune.runtime.reference import (
     INT8_MIN_AGREEMENT,
     LATENCY_BARS,
@@ -141,13 +141,13 @@ def bars_to_time(bundle: Bundle, bars: Bars | None, history: int) -> tuple[Bars,
     return load_bars(frame, name="synthetic"), "synthetic (the bundle stores no bars; pass --data)"
 
 
-def bar_latency(bot: Predictor, bars: Bars) -> Latency:
+def bar_latency(bot: LivePredictor, bars: Bars) -> Latency:
     """Predictor.update, bar in to probabilities out, over up to LATENCY_BARS bars that follow
     the history the Predictor needs."""
     return feed(bot, bars)[0]
 
 
-def feed(bot: Predictor, bars: Bars) -> tuple[Latency, list[Prediction]]:
+def feed(bot: LivePredictor, bars: Bars) -> tuple[Latency, list[Prediction]]:
     """:func:`bar_latency`, with the Predictor's answer at each timed bar."""
     if len(bars) <= bot.history:
         raise DataError(
@@ -196,9 +196,10 @@ def _cap(
 
 
 def certify(
-    bundle_dir: str | Path, bars: str | Path | Bars | None = None,
+    bundle_dir: str | Path,
+    bars: str | Path | Bars | None = None,
     max_latency_ms: float | None = None,
-) -> CertifyReport:  # fmt: skip
+) -> CertifyReport:
     """Certify a bundle on this PC; see the module docstring. A failed check is a report with
     ``passed`` False, not an exception.
 
@@ -224,13 +225,22 @@ def certify(
     cap, cap_ms = _cap(bundle, model_ms[used], bot.model, max_latency_ms)
     export_ms = bundle.manifest.latency_ms.get(f"onnx_{used}")
     return CertifyReport(
-        bundle=str(bundle.folder), format_version=bundle.manifest.format_version, cpu=cpu_info(),
-        model=bot.model, precision=used, checks=(files, fp32, _int8(bundle, bot), cap), bar_ms=per_bar,
-        bars=source, model_ms=model_ms, export_ms=export_ms,
-        slower=model_ms[used].p50 / export_ms if export_ms else None, cap_ms=cap_ms,
-        notes=(note,) if note else (), versions=runtime_versions(),
+        bundle=str(bundle.folder),
+        format_version=bundle.manifest.format_version,
+        cpu=cpu_info(),
+        model=bot.model,
+        precision=used,
+        checks=(files, fp32, _int8(bundle, bot), cap),
+        bar_ms=per_bar,
+        bars=source,
+        model_ms=model_ms,
+        export_ms=export_ms,
+        slower=model_ms[used].p50 / export_ms if export_ms else None,
+        cap_ms=cap_ms,
+        notes=(note,) if note else (),
+        versions=runtime_versions(),
         created=datetime.now(UTC).isoformat(),
-    )  # fmt: skip
+    )
 
 
 def runtime_versions() -> dict[str, str]:

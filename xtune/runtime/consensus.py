@@ -19,21 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xtune.errors import XtuneError
+from xtune.errors import BundleError, ConsensusError
 from xtune.features.bars import Bars
 from xtune.runtime._predict import column, predict
 from xtune.runtime.bundle import MANIFEST, SUMS, Bundle, load_bundle, read_checked, read_sums
-from xtune.runtime.manifest import BundleError
 
 CONSENSUS = "consensus.json"
 CONSENSUS_FORMAT = "xtune-consensus"
 CONSENSUS_VERSION = 1
 RULES = ("unanimous", "majority", "mean")
 FLAT = "flat"  # the direction of "no position" (also a class of 3-class models)
-
-
-class ConsensusError(XtuneError):
-    """Bundles that cannot be combined: too few, other bars, other labels, no common test."""
 
 
 def positions(predicted: np.ndarray, classes: int) -> np.ndarray:
@@ -276,8 +271,10 @@ def predict_consensus(
     of theirs on), the consensus ``h{h}_direction`` (``flat``: no position), the members' mean
     probabilities and return under the usual names, then each member's columns as ``m1_...``.
     """
-    frames = [predict(b, bars, last=last, allow_other_interval=allow_other_interval)
-              for b in consensus.members]  # fmt: skip
+    frames = [
+        predict(b, bars, last=last, allow_other_interval=allow_other_interval)
+        for b in consensus.members
+    ]
     times = frames[0].index
     for frame in frames[1:]:
         times = times.intersection(frame.index)

@@ -32,7 +32,7 @@ from xtune.runtime.certify import (
     runtime_versions,
 )
 from xtune.runtime.consensus import Consensus, load_consensus, member_column, predict_consensus
-from xtune.runtime.predictor import Prediction, Predictor
+from xtune.runtime.predictor import ConsensusPredictor, Prediction
 from xtune.runtime.reference import PARITY_TOL
 from xtune.runtime.timing import Latency
 
@@ -120,9 +120,10 @@ def _cap(
 
 
 def certify_consensus(
-    folder: str | Path, bars: str | Path | Bars | None = None,
+    folder: str | Path,
+    bars: str | Path | Bars | None = None,
     max_latency_ms: float | None = None,
-) -> ConsensusCertifyReport:  # fmt: skip
+) -> ConsensusCertifyReport:
     """Certify a consensus bundle on this PC; see the module docstring. A failed check is a
     report with ``passed`` False, not an exception.
 
@@ -134,14 +135,21 @@ def certify_consensus(
     if bars is not None and not isinstance(bars, Bars):  # a file: with every member's columns
         bars = load_bars(bars, columns=consensus.columns)
     members = tuple(certify(b.folder, bars, max_latency_ms) for b in consensus.members)
-    bot = Predictor(folder, threads=1)
+    bot = ConsensusPredictor(folder, threads=1)
     longest = max(consensus.members, key=history_needed)  # its stored bars cover every member
     timed, source = bars_to_time(longest, bars, bot.history)
     per_bar, live = feed(bot, timed)
     cap, together, cap_ms = _cap(members, max_latency_ms)
     return ConsensusCertifyReport(
-        consensus=str(consensus.folder), rule=consensus.rule, cpu=cpu_info(), members=members,
-        checks=(_decisions(consensus, live, timed), cap), bar_ms=per_bar, bars=source,
-        model_ms=together, cap_ms=cap_ms,
-        versions=runtime_versions(), created=datetime.now(UTC).isoformat(),
-    )  # fmt: skip
+        consensus=str(consensus.folder),
+        rule=consensus.rule,
+        cpu=cpu_info(),
+        members=members,
+        checks=(_decisions(consensus, live, timed), cap),
+        bar_ms=per_bar,
+        bars=source,
+        model_ms=together,
+        cap_ms=cap_ms,
+        versions=runtime_versions(),
+        created=datetime.now(UTC).isoformat(),
+    )

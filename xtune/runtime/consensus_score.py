@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from xtune.errors import ConsensusError
 from xtune.features.bars import Bars
 from xtune.features.labels import MISSING, LabelSpec, directions, forward_returns
 from xtune.runtime._predict import predict
 from xtune.runtime.bundle import Bundle
 from xtune.runtime.consensus import (
     Consensus,
-    ConsensusError,
     as_classes,
     check_members,
     check_rule,
@@ -108,9 +108,15 @@ def resolve_fee(bundles: tuple[Bundle, ...], fee: float | None) -> float:
 
 
 def score_positions(
-    name: str, horizon: int, position: np.ndarray, truth: np.ndarray, returns: np.ndarray,
-    classes: int, fee: float, per_year: float,
-) -> RuleScore:  # fmt: skip
+    name: str,
+    horizon: int,
+    position: np.ndarray,
+    truth: np.ndarray,
+    returns: np.ndarray,
+    classes: int,
+    fee: float,
+    per_year: float,
+) -> RuleScore:
     """Coverage, accuracy and baseline where ``position`` [N] is taken, and the Sharpe ratio of
     trading it over all N bars (``truth`` [N] class ids, ``returns`` [N] forward log returns)."""
     taken = position != 0
@@ -157,10 +163,14 @@ def score_consensus(consensus: Consensus, bars: Bars, fee: float | None = None) 
     scores = []
     for j, h in enumerate(m.horizons):
         probs = member_probs(frames, h, m.class_names)  # [M, N, C]
-        named = [(str(b.folder), positions(probs[k].argmax(-1), m.classes))
-                 for k, b in enumerate(members)]  # fmt: skip
+        named = [
+            (str(b.folder), positions(probs[k].argmax(-1), m.classes))
+            for k, b in enumerate(members)
+        ]
         named.append((f"consensus ({rule})", combine(probs, rule, consensus.threshold)))
-        scores += [score_positions(name, h, pos, truth[:, j], returns[:, j], m.classes, fee,
-                                   per_year) for name, pos in named]  # fmt: skip
+        scores += [
+            score_positions(name, h, pos, truth[:, j], returns[:, j], m.classes, fee, per_year)
+            for name, pos in named
+        ]
     period = (str(times[0]), str(times[-1])) if len(times) else (str(start), str(end))
     return ConsensusReport(rule, consensus.threshold, period, len(times), fee, tuple(scores))

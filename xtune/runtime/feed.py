@@ -2,18 +2,23 @@
 last, comes at the interval the model was trained on, and comes from the same market (no close
 far beyond any move the training bars made, the same symbol). Torch-free.
 
-A refused bar is not kept; each refusal is one :class:`~xtune.errors.DataError` naming the bar's
-time, the value that failed and the fix.
+It also reads the bars a Predictor is given (:func:`one_bar`, :func:`history_bars`) with the
+market they name (:func:`frame_symbol`). A refused bar is not kept; each refusal is one
+:class:`~xtune.errors.DataError` naming the bar's time, the value that failed and the fix.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from xtune.errors import DataError
+from xtune.features.bars import Bars, load_bars
+from xtune.features.live_bar import load_bar
 from xtune.runtime._predict import show_interval
 from xtune.runtime.manifest import Manifest
 
@@ -59,9 +64,14 @@ class Feed:
         return max(JUMP_FACTOR * self.max_log_move, JUMP_FLOOR)
 
     def check(
-        self, held: np.ndarray, last_close: float, time: pd.Timestamp, close: float,
-        history: int, allow_jump: bool,
-    ) -> None:  # fmt: skip
+        self,
+        held: np.ndarray,
+        last_close: float,
+        time: pd.Timestamp,
+        close: float,
+        history: int,
+        allow_jump: bool,
+    ) -> None:
         """Refuse a bar at ``time`` closing at ``close`` after the ``held`` bars' times (int64
         ns, oldest first; the newest ``history`` of them are what the model predicts on), the
         last of which closed at ``last_close``.
@@ -149,3 +159,58 @@ def check_symbol(follows: str | None, given: bool, got: str | None, where: str) 
         f"{where}: symbol {got!r}, but {said} {follows!r}; another market's bars would mix into "
         f"every feature. Feed only {follows!r} bars, or make one Predictor per symbol."
     )
+
+
+def one_bar(
+    bar: Mapping[str, Any] | pd.Series | pd.DataFrame, columns: Sequence[str]
+) -> tuple[Bars, str | None]:
+    """One validated bar from a mapping, a Series (named by its time) or a one-row frame,
+    with the precomputed ``columns`` the model reads, and its ``symbol`` (None: none given)."""
+    symbol: object = None
+    if isinstance(bar, Mapping):
+        if "symbol" in bar:
+            symbol, bar = bar["symbol"], {k: v for k, v in bar.items() if k != "symbol"}
+        fast = load_bar(bar, name="update()", columns=columns)
+        if fast is not None:
+            return fast, _symbol(symbol)
+    if isinstance(bar, pd.DataFrame):
+        frame = bar
+    elif isinstance(bar, pd.Series):
+        frame = bar.to_frame().T
+    else:
+        frame = pd.DataFrame([dict(bar)])
+    if len(frame) != 1:
+        raise DataError(
+            f"update() takes one bar, got {len(frame)}; pass a history to predict_last()."
+        )
+    if "symbol" in frame.columns:
+        symbol, frame = frame["symbol"].iloc[0], frame.drop(columns="symbol")
+    return load_bars(frame, name="update()", columns=columns), _symbol(symbol)
+
+
+def frame_symbol(frame: pd.DataFrame | Bars) -> str | None:
+    """The one symbol a history frame's ``symbol`` column names (None: no such column).
+
+    Raises:
+        DataError: the column names more than one symbol.
+    """
+    if isinstance(frame, Bars) or "symbol" not in frame.columns:
+        return None
+    names = frame["symbol"].dropna().astype(str).unique()
+    if len(names) > 1:
+        raise DataError(
+            f"predict_last(): the bars' symbol column names {len(names)} markets "
+            f"({', '.join(map(repr, names[:5]))}); pass one market's bars."
+        )
+    return str(names[0]) if len(names) else None
+
+
+def _symbol(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def history_bars(frame: pd.DataFrame | Bars, columns: Sequence[str]) -> Bars:
+    """A history for ``predict_last()``: ``frame`` validated, with the precomputed ``columns``."""
+    if isinstance(frame, Bars):
+        return frame
+    return load_bars(frame, name="predict_last()", columns=columns)

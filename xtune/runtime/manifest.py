@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from xtune.errors import XtuneError
+from xtune.errors import BundleError
 
 FORMAT = "xtune-bundle"
 FORMAT_VERSION = 6  # 3: history; 4: reference sample, caps, test span, fee; 5: own features;
@@ -22,10 +22,6 @@ READS = (
     5,
     6,
 )  # version 2 bundles predate ``history``; predict derives it from the catalog
-
-
-class BundleError(XtuneError):
-    """A bundle is missing a file, was modified, or has a format this xtune cannot read."""
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from xtune.errors import XtuneError
+from xtune.errors import BundleError, XtuneError
 from xtune.features.plugins import load_plugin_source, plugins_of, use_columns
 from xtune.features.reads import changed_file, read_hashes
-from xtune.runtime.manifest import BundleError, Manifest, PluginEntry
+from xtune.runtime.manifest import Manifest, PluginEntry
 
 
 def write_plugins(folder: Path, features: Sequence[str]) -> tuple[PluginEntry, ...]:

@@ -1,5 +1,9 @@
 """The live bot's predictor: one verified bundle, one onnxruntime session, a rolling buffer of
-bars; one new bar in, that bar's probabilities out. Torch-free, like :mod:`.predict`.
+bars; one new bar in, that bar's probabilities out. Torch-free, like :mod:`._predict`.
+
+:func:`open_predictor` opens a folder from ``xtune export`` as a :class:`Predictor` and one
+from ``xtune consensus --out`` as a :class:`ConsensusPredictor`; both are a
+:class:`LivePredictor`, the calls a bot makes.
 
 Each answer equals what ``xtune predict`` gives for that bar on the full history (to float
 rounding): the buffer holds the bundle's ``history``, after which no feature depends on where
@@ -9,17 +13,16 @@ the bars begin (see :func:`xtune.features.history.memory_violations`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
 
-from xtune.errors import DataError
-from xtune.features.bars import OHLCV, Bars, load_bars
-from xtune.features.live_bar import load_bar
+from xtune.features.bars import OHLCV, Bars
 from xtune.runtime._predict import (
     bundle_scaler,
     check_features,
@@ -37,7 +40,7 @@ from xtune.runtime.consensus import (
     load_consensus,
     member_column,
 )
-from xtune.runtime.feed import Feed, check_symbol
+from xtune.runtime.feed import Feed, check_symbol, frame_symbol, history_bars, one_bar
 from xtune.runtime.reference import choose_model
 from xtune.runtime.session import run_model
 
@@ -69,6 +72,60 @@ class Prediction:
         return out
 
 
+class LivePredictor(Protocol):
+    """What a bot calls, on one bundle (:class:`Predictor`) or a consensus
+    (:class:`ConsensusPredictor`); :func:`open_predictor` gives the one a folder holds."""
+
+    @property
+    def history(self) -> int:
+        """Bars kept, and needed to predict."""
+        ...
+
+    @property
+    def bars(self) -> pd.DataFrame:
+        """The buffered bars, oldest first (at most :attr:`history`)."""
+        ...
+
+    def predict_last(self, frame: pd.DataFrame | Bars) -> Prediction:
+        """The newest bar's prediction from a whole history; its tail becomes the buffer."""
+        ...
+
+    def update(
+        self, bar: Mapping[str, Any] | pd.Series | pd.DataFrame, *, allow_jump: bool = False
+    ) -> Prediction:
+        """Add one new bar and predict at it."""
+        ...
+
+
+def open_predictor(
+    folder: str | Path,
+    threads: int = 1,
+    *,
+    allow_other_interval: bool = False,
+    symbol: str | None = None,
+) -> LivePredictor:
+    """The live predictor of a bundle folder: a :class:`ConsensusPredictor` where ``folder``
+    holds a consensus (``xtune consensus --out``), else a :class:`Predictor`.
+
+    Args:
+        folder: a bundle from ``xtune export`` or ``xtune consensus --out``.
+        threads: onnxruntime threads per model.
+        allow_other_interval: accept bars at another interval than training's.
+        symbol: the market followed (see :class:`Predictor`).
+
+    Raises:
+        BundleError: the bundle, or a consensus member, is missing, modified or unreadable.
+
+    Example::
+
+        bot = open_predictor("bundle", symbol="EURUSD")
+        bot.predict_last(history)
+        p = bot.update(bar)
+    """
+    kind = ConsensusPredictor if is_consensus(folder) else Predictor
+    return kind(folder, threads, allow_other_interval=allow_other_interval, symbol=symbol)
+
+
 class Predictor:
     """Predict bar by bar with a bundle, keeping only the bars the model needs.
 
@@ -86,10 +143,9 @@ class Predictor:
     must still arrive oldest first (a bar not newer than the last is refused).
 
     Args:
-        bundle_dir: a bundle from ``xtune export`` (verified once, here, or a verified Bundle),
-            or a consensus bundle from ``xtune consensus --out``: then one Predictor per
-            member, whose predictions the consensus rule combines (see
-            :class:`ConsensusPredictor`).
+        bundle_dir: a bundle from ``xtune export`` (verified once, here, or a verified Bundle).
+            A consensus folder (``xtune consensus --out``) gives a :class:`ConsensusPredictor`
+            with a FutureWarning: open one with :func:`open_predictor`.
         threads: onnxruntime threads (1 leaves the other cores to the trading platform).
         allow_other_interval: accept bars at another interval than training's.
         symbol: the market this Predictor follows, checked against the ``symbol`` of every bar
@@ -104,8 +160,17 @@ class Predictor:
     """
 
     def __new__(cls, bundle_dir: str | Path | Bundle, *args: Any, **kwargs: Any) -> Predictor:
-        if cls is Predictor and not isinstance(bundle_dir, Bundle) and is_consensus(bundle_dir):
-            return super().__new__(ConsensusPredictor)
+        # A running bot that opens a consensus as Predictor(folder) keeps trading, warned; the
+        # ConsensusPredictor returned is no Predictor, so Python does not run __init__ on it.
+        if not isinstance(bundle_dir, Bundle) and is_consensus(bundle_dir):
+            warnings.warn(
+                f"Predictor({str(bundle_dir)!r}) opens a consensus bundle as a "
+                "ConsensusPredictor, which has no bundle, model or int8_agreement; write "
+                "open_predictor(folder) (or ConsensusPredictor(folder)) instead.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return cast(Predictor, ConsensusPredictor(bundle_dir, *args, **kwargs))
         return super().__new__(cls)
 
     def __init__(
@@ -142,7 +207,7 @@ class Predictor:
             DataError: bad bars, another interval than training's, another symbol (a
                 ``symbol`` column), or too short a history.
         """
-        bars = _load(frame, self.bundle.manifest.columns)
+        bars = history_bars(frame, self.bundle.manifest.columns)
         with self._lock:
             symbol = self._follows(frame_symbol(frame), "predict_last()")
             self._check_frame(bars)
@@ -213,34 +278,43 @@ class Predictor:
                 h: {name: float(p) for name, p in zip(m.class_names, probs[0, j], strict=True)}
                 for j, h in enumerate(m.horizons)
             },
-            direction={h: m.class_names[int(probs[0, j].argmax())] for j, h in enumerate(m.horizons)},
+            direction={
+                h: m.class_names[int(probs[0, j].argmax())] for j, h in enumerate(m.horizons)
+            },
             returns={h: float(returns[0, j]) for j, h in enumerate(m.horizons)},
-        )  # fmt: skip
+        )
 
 
-class ConsensusPredictor(Predictor):
+class ConsensusPredictor:
     """A consensus bundle's live predictor: one :class:`Predictor` per member, all fed the same
     bars; each answer is the members' answers combined by the consensus rule, with the members'
-    own answers in :attr:`Prediction.members`. ``Predictor(folder)`` makes one when ``folder``
-    holds a consensus (``xtune consensus --out``).
+    own answers in :attr:`Prediction.members`.
 
     A bar is taken by every member or by none: every member checks it before any keeps it, and
     a member whose feature then fails on it keeps it like the others (the error says which).
-    Thread-safe as :class:`Predictor` is."""
+    Thread-safe as :class:`Predictor` is.
+
+    Args:
+        folder: a consensus bundle from ``xtune consensus --out`` (it and every member
+            verified once, here).
+        threads: onnxruntime threads per member.
+        allow_other_interval: accept bars at another interval than training's.
+        symbol: the market followed, as for :class:`Predictor`.
+    """
 
     def __init__(
         self,
-        bundle_dir: str | Path | Bundle,
+        folder: str | Path,
         threads: int = 1,
         *,
         allow_other_interval: bool = False,
         symbol: str | None = None,
     ) -> None:
-        if isinstance(bundle_dir, Bundle):
-            raise TypeError("ConsensusPredictor takes a consensus folder, not a Bundle")
-        self.consensus = load_consensus(bundle_dir)
-        self.members = tuple(Predictor(b, threads, allow_other_interval=allow_other_interval)
-                             for b in self.consensus.members)  # fmt: skip
+        self.consensus = load_consensus(folder)
+        self.members = tuple(
+            Predictor(b, threads, allow_other_interval=allow_other_interval)
+            for b in self.consensus.members
+        )
         self.history = max(m.history for m in self.members)  # bars kept, and needed to predict
         self._longest = max(self.members, key=lambda m: m.history)
         self._symbol, self._symbol_given = symbol, symbol is not None
@@ -248,10 +322,11 @@ class ConsensusPredictor(Predictor):
 
     @property
     def bars(self) -> pd.DataFrame:
+        """The longest member's buffered bars, oldest first (at most :attr:`history`)."""
         return self._longest.bars
 
     def predict_last(self, frame: pd.DataFrame | Bars) -> Prediction:
-        bars = _load(frame, self.consensus.columns)
+        bars = history_bars(frame, self.consensus.columns)
         with self._lock:
             symbol = self._follows(frame_symbol(frame), "predict_last()")
             check_history(self._longest.bundle, bars.source, len(bars))  # before any member moves
@@ -275,71 +350,23 @@ class ConsensusPredictor(Predictor):
                 m._take(new, None)
             return self._combine([m._predict_held() for m in self.members])
 
+    def _follows(self, symbol: str | None, where: str) -> str | None:
+        return check_symbol(self._symbol, self._symbol_given, symbol, where)
+
     def _combine(self, each: list[Prediction]) -> Prediction:
         names, rule = self.consensus.class_names, self.consensus.rule
         horizons = self.consensus.horizons
-        probs = {h: np.array([[[p.probabilities[h][c] for c in names]] for p in each])
-                 for h in horizons}  # fmt: skip  # h -> [M, 1, C]
+        probs = {
+            h: np.array([[[p.probabilities[h][c] for c in names]] for p in each]) for h in horizons
+        }  # h -> [M, 1, C]
         side = {h: combine(probs[h], rule, self.consensus.threshold) for h in horizons}  # [1]
         return Prediction(
             time=each[0].time,
-            probabilities={h: dict(zip(names, map(float, probs[h][:, 0].mean(0)), strict=True))
-                           for h in horizons},
+            probabilities={
+                h: dict(zip(names, map(float, probs[h][:, 0].mean(0)), strict=True))
+                for h in horizons
+            },
             direction={h: str(direction_names(side[h], names)[0]) for h in horizons},
             returns={h: float(np.mean([p.returns[h] for p in each])) for h in horizons},
             members=tuple(each),
-        )  # fmt: skip
-
-
-def one_bar(
-    bar: Mapping[str, Any] | pd.Series | pd.DataFrame, columns: Sequence[str]
-) -> tuple[Bars, str | None]:
-    """One validated bar from a mapping, a Series (named by its time) or a one-row frame,
-    with the precomputed ``columns`` the model reads, and its ``symbol`` (None: none given)."""
-    symbol: object = None
-    if isinstance(bar, Mapping):
-        if "symbol" in bar:
-            symbol, bar = bar["symbol"], {k: v for k, v in bar.items() if k != "symbol"}
-        fast = load_bar(bar, name="update()", columns=columns)
-        if fast is not None:
-            return fast, _symbol(symbol)
-    if isinstance(bar, pd.DataFrame):
-        frame = bar
-    elif isinstance(bar, pd.Series):
-        frame = bar.to_frame().T
-    else:
-        frame = pd.DataFrame([dict(bar)])
-    if len(frame) != 1:
-        raise DataError(
-            f"update() takes one bar, got {len(frame)}; pass a history to predict_last()."
         )
-    if "symbol" in frame.columns:
-        symbol, frame = frame["symbol"].iloc[0], frame.drop(columns="symbol")
-    return load_bars(frame, name="update()", columns=columns), _symbol(symbol)
-
-
-def frame_symbol(frame: pd.DataFrame | Bars) -> str | None:
-    """The one symbol a history frame's ``symbol`` column names (None: no such column).
-
-    Raises:
-        DataError: the column names more than one symbol.
-    """
-    if isinstance(frame, Bars) or "symbol" not in frame.columns:
-        return None
-    names = frame["symbol"].dropna().astype(str).unique()
-    if len(names) > 1:
-        raise DataError(
-            f"predict_last(): the bars' symbol column names {len(names)} markets "
-            f"({', '.join(map(repr, names[:5]))}); pass one market's bars."
-        )
-    return str(names[0]) if len(names) else None
-
-
-def _symbol(value: object) -> str | None:
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-
-
-def _load(frame: pd.DataFrame | Bars, columns: Sequence[str]) -> Bars:
-    if isinstance(frame, Bars):
-        return frame
-    return load_bars(frame, name="predict_last()", columns=columns)

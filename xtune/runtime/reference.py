@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xtune.errors import BundleError
 from xtune.features._windows import windows
 from xtune.features.bars import Bars, load_bars
 from xtune.runtime.bundle import Bundle
-from xtune.runtime.manifest import BundleError, ReferenceEntry
+from xtune.runtime.manifest import ReferenceEntry
 from xtune.runtime.session import open_session, run_model
 
 PARITY_TOL = 1e-4  # onnxruntime fp32 vs torch: largest absolute difference (export and certify)
@@ -77,7 +78,7 @@ def load_reference(bundle: Bundle) -> Reference | None:
         raise BundleError(
             f"{bundle.folder}: the reference arrays are {rows.shape} and {expected.shape}, not "
             f"{shapes[0]} and {shapes[1]}. Export the bundle again."
-        )  # fmt: skip
+        )
     return Reference(windows(rows, m.window), expected)
 
 
@@ -149,6 +150,9 @@ def choose_model(bundle: Bundle, threads: int = 1) -> tuple[Any, str, float | No
     log.warning(
         "%s: int8 agrees with fp32 on only %.2f%% of the reference windows on this CPU "
         "(< %.0f%%); predicting with fp32 (%s).",
-        bundle.folder, 100 * share, 100 * INT8_MIN_AGREEMENT, m.fp32,
-    )  # fmt: skip
+        bundle.folder,
+        100 * share,
+        100 * INT8_MIN_AGREEMENT,
+        m.fp32,
+    )
     return fp32, m.fp32, share

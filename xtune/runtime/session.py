@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from xtune.errors import BundleError
 from xtune.runtime.bundle import Bundle
-from xtune.runtime.manifest import BundleError
 
 RUNTIME_EXTRA = (
     "this install has no onnxruntime: install xtune with its runtime extra, "

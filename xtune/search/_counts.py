@@ -7,7 +7,7 @@ Written as ``group = [low, high]`` or ``group = n`` (exactly n), e.g.::
     pattern = 6          # exactly 6 candlestick patterns
     trend = [2, 8]
 
-Each problem raises :class:`~xtune.search._validate.Invalid` with one line naming the key, the
+Each problem raises :class:`~xtune.errors.Invalid` with one line naming the key, the
 value and what to write; ``load_study_config`` prefixes the file.
 """
 
@@ -16,8 +16,9 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from xtune.errors import Invalid
 from xtune.features.catalog import GROUPS
-from xtune.search._validate import Invalid, show
+from xtune.search._validate import show
 from xtune.search.sections import FeatureSection, GroupCount
 
 _KEY = "[features.count]"

@@ -96,9 +96,8 @@ class ReplayResult:
 
     @property
     def max_difference(self) -> float:
-        return max(
-            float(abs(getattr(self.stored, k) - getattr(self.replayed, k))) for k in COMPARED
-        )
+        pairs = zip(self.stored.values(COMPARED), self.replayed.values(COMPARED), strict=True)
+        return max(abs(a - b) for a, b in pairs)
 
 
 def replay(

@@ -38,8 +38,9 @@ ORPHANED = "worker died (no live owner); marked FAIL and requeued by sweep"
 CUT_OFF = "cut off by a database outage; marked FAIL and requeued by its worker"
 
 
-def _database_orphans(study: optuna.Study, storage: RDBStorage, running: list[FrozenTrial],
-                      grace_s: float) -> list[FrozenTrial]:  # fmt: skip
+def _database_orphans(
+    study: optuna.Study, storage: RDBStorage, running: list[FrozenTrial], grace_s: float
+) -> list[FrozenTrial]:
     study_id = storage.get_study_id_from_name(study.study_name)
     stale = set(storage._get_stale_trial_ids(study_id)) if storage.heartbeat_interval else set()
     with storage.engine.connect() as connection:
@@ -84,13 +85,18 @@ def _local_orphans(running: list[FrozenTrial], grace_s: float | None) -> list[Fr
 
 
 def _fail_and_requeue(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, trial: FrozenTrial,
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    trial: FrozenTrial,
     why: str = ORPHANED,
-) -> bool:  # fmt: skip
+) -> bool:
     attempt = read(trial).attempt or 0
-    reason = why if attempt < MAX_RETRIES else (
-        f"its worker died on each of {attempt + 1} tries of this configuration (out of memory?); "
-        "not retried again")  # fmt: skip
+    reason = why
+    if attempt >= MAX_RETRIES:
+        reason = (
+            f"its worker died on each of {attempt + 1} tries of this configuration (out of memory?); "
+            "not retried again"
+        )
     try:  # its own key, first: a finished trial cannot be updated, and if the owner finishes
         # meanwhile its own status ("ok") still wins when the record is read
         mark(storage, trial._trial_id, TrialRecord(swept=reason))
@@ -139,8 +145,11 @@ def sweep(
     if not running:
         return []
     if isinstance(storage, RDBStorage) or needs_beat(storage):
-        beyond = (_database_orphans(study, storage, running, grace_s)
-                  if isinstance(storage, RDBStorage) else _silent(running, grace_s))  # fmt: skip
+        beyond = (
+            _database_orphans(study, storage, running, grace_s)
+            if isinstance(storage, RDBStorage)
+            else _silent(running, grace_s)
+        )
         local = _local_orphans(running, None)
         seen = {t.number for t in beyond}
         orphans = beyond + [t for t in local if t.number not in seen]

@@ -12,15 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from xtune.errors import Invalid
 from xtune.models.families import FAMILIES, SIZE
 from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange, Space
 
 # A study name becomes file names (``<name>.journal``, ``<name>.artifacts``): no paths.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-
-class Invalid(ValueError):
-    """A value breaks its key's rule; the message names the key and the value, and the fix."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections import Counter
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from xtune.errors import XtuneError
+from xtune.errors import InfeasibleSpace, TrainingKeepsFailing
 from xtune.search.record import read, share_of
 from xtune.search.states import is_over_cap, is_stopped, ran_in_full
 
@@ -25,18 +25,11 @@ STREAK_PER_BUDGET = 20  # infeasible draws in a row, per trial of budget, before
 FAULT_STREAK = 10  # trials whose training raised, in a row with none trained, before giving up
 
 
-class InfeasibleSpace(XtuneError):
-    """Nearly every configuration of the space breaks a cap; the message names the cap."""
-
-
-class TrainingKeepsFailing(XtuneError):
-    """Every recent trial's training raised; the message names the last error."""
-
-
 def full_runs(study: optuna.Study) -> int:
     """Trials trained to their end, diverged or not: one trial of budget each."""
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-               if ran_in_full(t))  # fmt: skip
+    return sum(
+        1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if ran_in_full(t)
+    )
 
 
 def spent(study: optuna.Study) -> float:

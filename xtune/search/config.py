@@ -20,7 +20,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from xtune.errors import XtuneError
+from xtune.errors import Invalid, StudyError, XtuneError
 from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
 from xtune.features.plugins import PluginFile, load_plugin, use_columns
@@ -48,14 +48,25 @@ from xtune.search.sections import (
 )
 
 __all__ = [
-    "FAMILIES", "LOG_SCALE", "MINIMIZED", "OBJECTIVES", "SAMPLERS", "CapsSection", "DataSection",
-    "EnqueueEntry", "FeatureSection", "GroupCount", "ModelSection", "SearchSection", "StudyConfig",
-    "StudyError", "StudySection", "TradingSection", "TrainSection", "load_study_config",
-]  # fmt: skip
-
-
-class StudyError(XtuneError, ValueError):
-    """A study file is invalid; the message names the file and key."""
+    "FAMILIES",
+    "LOG_SCALE",
+    "MINIMIZED",
+    "OBJECTIVES",
+    "SAMPLERS",
+    "CapsSection",
+    "DataSection",
+    "EnqueueEntry",
+    "FeatureSection",
+    "GroupCount",
+    "ModelSection",
+    "SearchSection",
+    "StudyConfig",
+    "StudyError",
+    "StudySection",
+    "TradingSection",
+    "TrainSection",
+    "load_study_config",
+]
 
 
 # ------------------------------------------------------------------------------- parsing
@@ -78,7 +89,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
         raise StudyError(f"{path}: not valid TOML: {exc}") from None
     try:
         return _Parser(path).study_config(raw)
-    except v.Invalid as exc:
+    except Invalid as exc:
         raise StudyError(f"{path}: {exc}") from None
 
 
@@ -135,9 +146,18 @@ class _Parser:
         caps = self.caps(raw)
         trading = TradingSection(**self.numeric(raw, "trading", TradingSection))
         config = StudyConfig(
-            study, data, labels, split, features, model, train, caps, trading, self.path,
+            study,
+            data,
+            labels,
+            split,
+            features,
+            model,
+            train,
+            caps,
+            trading,
+            self.path,
             self.search(raw),
-        )  # fmt: skip
+        )
         self.check_caps(config)
         if "enqueue" in raw:  # checked against the space suggest draws from, which needs config
             from xtune.search.seeds import entries
@@ -323,8 +343,10 @@ class _Parser:
         caps = c.caps
         for name in c.model.families:
             family, space = FAMILIES[name], c.model.space(name)
-            for cap, limit, size in (("max_width", caps.max_width, family.width),
-                                     ("max_depth", caps.max_depth, family.depth)):  # fmt: skip
+            for cap, limit, size in (
+                ("max_width", caps.max_width, family.width),
+                ("max_depth", caps.max_depth, family.depth),
+            ):
                 smallest, key = lowest(getattr(space, size)), f"model.{name}.{size}"
                 if smallest > limit:
                     raise self.fail(

@@ -15,16 +15,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xtune.errors import XtuneError
+from xtune.errors import DeviceError
 
 CUDA_INSTALL = (
     "pip install torch --index-url https://download.pytorch.org/whl/cu128 "
     "(use the CUDA tag pytorch.org lists for your driver)"
 )
-
-
-class DeviceError(XtuneError):
-    """The requested device cannot train; the message says how to get one that can."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +107,10 @@ def check_device(
         except Exception as exc:  # cuDNN raises plain RuntimeErrors
             logging.getLogger("xtune").warning(
                 "%s: bf16 autocast fails here (%s: %s); training in fp32 instead.",
-                device, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "",
-            )  # fmt: skip
+                device,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
             precision = "fp32"
     if precision == "fp32":
         try:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from xtune.search.device import DeviceError
+from xtune.errors import DeviceError
 
 if TYPE_CHECKING:
     from xtune.search.config import StudyConfig

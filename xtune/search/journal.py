@@ -21,11 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from xtune.errors import XtuneError
-
-
-class JournalError(XtuneError):
-    """The journal file is damaged, or is some other file; the message names the line."""
+from xtune.errors import JournalError
 
 
 def check_journal(path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from xtune.errors import XtuneError
+from xtune.errors import CapError, TrialFault
 from xtune.features.bars import Bars
 from xtune.features.dataset import prepare
 from xtune.models import (
@@ -31,7 +31,8 @@ from xtune.models import (
     train_and_evaluate,
     width_depth,
 )
-from xtune.models._train import TrainLog, default_threads
+from xtune.models._train import default_threads
+from xtune.models.results import TrainLog
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord
 from xtune.search.pruning import Pruner, share_done
@@ -47,17 +48,16 @@ from xtune.search.space import suggest
 from xtune.search.states import is_trained
 
 # What an infeasible or diverged trial reports, per objective.
-WORST = {"accuracy": 0.0, "loss": 10.0, "sharpe": -10.0, "edge": -1.0, "balanced_accuracy": 0.0,
-         "confident_accuracy": 0.0, "max_drawdown": 1.0, "calmar": -100.0}  # fmt: skip
-
-
-class CapError(XtuneError):
-    """A trial (e.g. an enqueued one) asks for more than the hard caps allow."""
-
-
-class TrialFault(Exception):
-    """Training raised (out of memory, an error in a rare configuration): this trial is FAIL
-    with the reason recorded, and the worker goes on."""
+WORST = {
+    "accuracy": 0.0,
+    "loss": 10.0,
+    "sharpe": -10.0,
+    "edge": -1.0,
+    "balanced_accuracy": 0.0,
+    "confident_accuracy": 0.0,
+    "max_drawdown": 1.0,
+    "calmar": -100.0,
+}
 
 
 def _describe(exc: Exception) -> str:
@@ -167,8 +167,9 @@ class Objective:
         # optuna-dashboard 0.21 ignores constraints when it marks best trials: say it in an attr.
         feasible = all(v <= 0 for v in violations.values())
         used = tuple(p for p in self.plugins if set(p.features) & set(plan.data.features))
-        record = TrialRecord(plan=plan, data=self.data, resources=resources, feasible=feasible,
-                             plugins=used)  # fmt: skip
+        record = TrialRecord(
+            plan=plan, data=self.data, resources=resources, feasible=feasible, plugins=used
+        )
         if not feasible:
             over = ", ".join(k for k, v in violations.items() if v > 0)
             write(
@@ -187,7 +188,7 @@ class Objective:
         if metrics.status != "ok":
             return self.worst()
         self.upload_curve(trial, metrics)
-        return tuple(float(getattr(metrics.val, o)) for o in config.study.objectives)
+        return metrics.val.values(config.study.objectives)
 
     def train(self, trial: optuna.Trial, plan: Plan, init: Initial) -> Metrics:
         """Train and score on every fold, judged at rungs when early stopping is on.
@@ -227,18 +228,23 @@ class Objective:
         """Store a trial early stopping ended: its values at the rung, and what it cost (its
         time so far against the trained trials' whole time, each from Optuna's own stamps)."""
         trained = [
-            t.duration.total_seconds() for t in trial.study.get_trials(deepcopy=False)
+            t.duration.total_seconds()
+            for t in trial.study.get_trials(deepcopy=False)
             if is_trained(t) and t.duration is not None
-        ]  # fmt: skip
+        ]
         assert trial.datetime_start is not None
         elapsed = (datetime.now() - trial.datetime_start).total_seconds()
         share = share_done(
             stop.rung, plan.params.train.epochs, plan.data.split.folds, elapsed, trained
         )
         log = TrainLog((), 0, 0, seconds, stop.reason)
-        write(trial, TrialRecord(status="stopped", reason=stop.reason, share=share,
-                                 metrics=Metrics(stop.scores, log)))  # fmt: skip
-        return tuple(float(getattr(stop.scores, o)) for o in self.config.study.objectives)
+        write(
+            trial,
+            TrialRecord(
+                status="stopped", reason=stop.reason, share=share, metrics=Metrics(stop.scores, log)
+            ),
+        )
+        return stop.scores.values(self.config.study.objectives)
 
     def worst(self) -> tuple[float, ...]:
         return tuple(WORST[o] for o in self.config.study.objectives)

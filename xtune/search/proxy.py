@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import optuna
 import sqlalchemy
 
-from xtune.search.storage import StorageError, mask, scrub
+from xtune.errors import ConnectionLimit, StorageError
+from xtune.search.storage import mask, scrub
 
 SCHEME = "grpc://"
 DEFAULT_PORT = 13000
@@ -102,10 +103,6 @@ RPC_ERROR = _rpc_error()
 # What PostgreSQL answers a connection past max_connections (or past the slots left to
 # ordinary users once superuser_reserved_connections are set aside).
 _LIMIT = re.compile(r"too many clients|remaining connection slots are reserved", re.IGNORECASE)
-
-
-class ConnectionLimit(StorageError):
-    """The database refused a connection for its ``max_connections`` limit."""
 
 
 def connection_limit(url: str, exc: BaseException) -> ConnectionLimit | None:

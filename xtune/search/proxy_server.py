@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 import sqlalchemy
 
-from xtune.errors import XtuneError
+from xtune.errors import ProxyError
 from xtune.search.proxy import ProxyAddress, is_proxy
 from xtune.search.storage import is_database, mask, open_storage
 from xtune.settings import Settings
@@ -36,10 +36,6 @@ AWAY = (
     optuna.exceptions.StorageInternalError,
 )
 STOP_GRACE_S = 5.0
-
-
-class ProxyError(XtuneError):
-    """The proxy cannot start: a storage it cannot serve, or an address it cannot listen on."""
 
 
 def _interceptor() -> Any:
@@ -63,8 +59,10 @@ def _interceptor() -> Any:
                     reply = call(request, context)
                 except AWAY as exc:
                     if not self.away:
-                        log.warning("database unavailable (%s); answering UNAVAILABLE until it "
-                                    "is back", type(exc).__name__)  # fmt: skip
+                        log.warning(
+                            "database unavailable (%s); answering UNAVAILABLE until it is back",
+                            type(exc).__name__,
+                        )
                     self.away = True
                     context.abort(
                         grpc.StatusCode.UNAVAILABLE, f"database unavailable: {type(exc).__name__}"
@@ -119,8 +117,10 @@ def start_proxy(
 
 
 def _taken(address: ProxyAddress) -> str:
-    return (f"cannot listen on {address}: the port is taken (another proxy?) or the host is not "
-            "an address of this machine; pass another --port or --host.")  # fmt: skip
+    return (
+        f"cannot listen on {address}: the port is taken (another proxy?) or the host is not "
+        "an address of this machine; pass another --port or --host."
+    )
 
 
 def _check_free(address: ProxyAddress) -> None:

@@ -114,13 +114,14 @@ class Pruner:
         return Rungs(rung_epochs(epochs), self)
 
     def __call__(self, rung: str, scores: Scores) -> None:
-        values = tuple(float(getattr(scores, o)) for o in self.objectives)
+        values = scores.values(self.objectives)
         self.reached[rung] = values
         write(self.trial, TrialRecord(rungs=dict(self.reached)))
         reached = (
-            rungs_of(t) for t in self.trial.study.get_trials(deepcopy=False)
+            rungs_of(t)
+            for t in self.trial.study.get_trials(deepcopy=False)
             if t.number != self.trial.number
-        )  # fmt: skip
+        )
         others = [r[rung] for r in reached if rung in r]
         if len(others) < MIN_TRIALS:
             return

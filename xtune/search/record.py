@@ -32,7 +32,8 @@ from xtune.features.plugins import PluginFile
 from xtune.features.reads import read_hashes
 from xtune.models._evaluate import Scores
 from xtune.models._probe import Resources
-from xtune.models._train import EpochRecord, Metrics, Params, TrainLog
+from xtune.models.params import Params
+from xtune.models.results import EpochRecord, Metrics, TrainLog
 from xtune.search.device import DeviceRecord
 
 _T = TypeVar("_T")
@@ -146,9 +147,14 @@ def _finite(value: float) -> float | None:
 
 
 # TrainLog field -> key; its ``reason`` is stored apart from the trial's own train/reason.
-_LOG_KEYS = {"curve": "train/curve", "epochs_run": "train/epochs_run",
-             "best_epoch": "train/best_epoch", "seconds": "train/seconds",
-             "stopped": "train/stopped", "reason": "train/diverged"}  # fmt: skip
+_LOG_KEYS = {
+    "curve": "train/curve",
+    "epochs_run": "train/epochs_run",
+    "best_epoch": "train/best_epoch",
+    "seconds": "train/seconds",
+    "stopped": "train/stopped",
+    "reason": "train/diverged",
+}
 _SCORE_KEYS = {f.name: f"metrics/{f.name}" for f in fields(Scores)}
 _LATER_SCORES = ("bars_per_year",)  # Scores fields a trial stored by an older xtune lacks
 
@@ -156,9 +162,8 @@ _LATER_SCORES = ("bars_per_year",)  # Scores fields a trial stored by an older x
 def _metrics_attrs(m: Metrics) -> dict[str, Any]:
     """Every Scores field under ``metrics/`` (plus the edge, for people reading the
     dashboard) and the training log under ``train/``."""
-    a = {key: getattr(m.val, name) for name, key in _SCORE_KEYS.items()}
-    a |= {"metrics/loss": _finite(m.val.loss), "metrics/per_horizon": list(m.val.per_horizon),
-          "metrics/edge": m.val.edge}  # fmt: skip
+    a: dict[str, Any] = {f"metrics/{name}": value for name, value in m.val.to_dict().items()}
+    a["metrics/loss"] = _finite(m.val.loss)
     a |= {key: getattr(m.log, name) for name, key in _LOG_KEYS.items()}
     a["train/curve"] = [
         [r.epoch, r.train_loss, r.val_loss, r.val_accuracy, r.lr] for r in m.log.curve
@@ -253,8 +258,11 @@ class TrialRecord:
         if self.worker is not None:
             a |= _fields(self.worker, "worker")
         if self.plan is not None:  # features/* are for people reading the dashboard
-            a |= {"plan/json": self.plan.to_json(), "features/list": list(self.plan.data.features),
-                  "features/units": list(self.plan.units)}  # fmt: skip
+            a |= {
+                "plan/json": self.plan.to_json(),
+                "features/list": list(self.plan.data.features),
+                "features/units": list(self.plan.units),
+            }
         if self.data is not None:
             a |= _fields(self.data, "data")
         if self.resources is not None:
@@ -317,8 +325,11 @@ class TrialRecord:
 
 def _plugins_from(a: dict[str, Any]) -> tuple[PluginRecord, ...] | None:
     raw = a.get(_PLUGINS)  # None: a trial from before plugins were recorded, or cut off
-    return None if raw is None else tuple(
-        PluginRecord(p["label"], p["sha256"], tuple(p["features"]), p["reads"]) for p in raw)  # fmt: skip
+    if raw is None:
+        return None
+    return tuple(
+        PluginRecord(p["label"], p["sha256"], tuple(p["features"]), p["reads"]) for p in raw
+    )
 
 
 def _fields(part: Any, prefix: str) -> dict[str, Any]:

@@ -151,28 +151,47 @@ def run_search(
     target = math.ceil(done - 1e-9) + n_trials if n_trials is not None else config.study.trials
     art = str(artifacts_dir(storage_url, artifacts, settings))
     deadline = time.time() + timeout if timeout else None
-
-    def report(study: optuna.Study, _: FrozenTrial | None = None) -> None:
-        if on_progress is None:
-            return
-        # while the database restarts the bar skips updates and catches up once it is back
-        with contextlib.suppress(*TRANSIENT):
-            on_progress(spent(study), target, len(pareto_front(study)))
+    report = _reporter(on_progress, target)
 
     def args(k: int) -> WorkerArgs:
         seed = config.study.seed if created and k == 0 else fresh_seed()
-        return WorkerArgs(config, settings, storage_url, target, slots[k].device, k, seed, art,
-                          deadline, slots[k].visible)  # fmt: skip
+        return WorkerArgs(
+            config,
+            settings,
+            storage_url,
+            target,
+            slots[k].device,
+            k,
+            seed,
+            art,
+            deadline,
+            slots[k].visible,
+        )
 
-    report(study)
+    report(study, None)
     if len(slots) == 1 and slots[0].visible is None:
         interrupt = GracefulInterrupt()
         with signals_to(interrupt.handler):
             run_worker(args(0), inputs, interrupt, callback=report)
     else:
         _run_processes([args(k) for k in range(len(slots))], inputs, study, report)
-    report(study)
+    report(study, None)
     return study
+
+
+def _reporter(
+    on_progress: Callable[[float, int, int], None] | None, target: int
+) -> Callable[[optuna.Study, FrozenTrial | None], None]:
+    """``on_progress(done, target, front size)`` as a callback after each trial."""
+
+    def report(study: optuna.Study, _: FrozenTrial | None) -> None:
+        if on_progress is None:
+            return
+        # while the database restarts the bar skips updates and catches up once it is back
+        with contextlib.suppress(*TRANSIENT):
+            on_progress(spent(study), target, len(pareto_front(study)))
+
+    return report
 
 
 def _run_processes(
@@ -234,9 +253,12 @@ def _start(proc: Any, started: list[Any], stopping: list[int]) -> None:
 
 
 def _after_dead_workers(
-    all_args: list[WorkerArgs], inputs: Inputs, study: optuna.Study,
-    report: Callable[[optuna.Study, FrozenTrial | None], None], codes: list[int | None],
-) -> None:  # fmt: skip
+    all_args: list[WorkerArgs],
+    inputs: Inputs,
+    study: optuna.Study,
+    report: Callable[[optuna.Study, FrozenTrial | None], None],
+    codes: list[int | None],
+) -> None:
     """A worker died (killed, out of memory): once its trial counts as orphaned, fail and
     requeue it and run the retries here. The search fails, exit 2, only if the budget was
     not reached: a worker lost while the others finished the job is a warning."""

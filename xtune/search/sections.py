@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from xtune.features.catalog import CATALOG, GROUPS
 from xtune.features.labels import LabelSpec
@@ -16,8 +16,16 @@ from xtune.search.ranges import Choice, Fixed, FloatRange, Space
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 # What a study may optimize, on validation; the second tuple is minimized, the rest maximized.
-OBJECTIVES = ("accuracy", "loss", "sharpe", "edge", "balanced_accuracy", "confident_accuracy",
-              "max_drawdown", "calmar")  # fmt: skip
+OBJECTIVES = (
+    "accuracy",
+    "loss",
+    "sharpe",
+    "edge",
+    "balanced_accuracy",
+    "confident_accuracy",
+    "max_drawdown",
+    "calmar",
+)
 MINIMIZED = ("loss", "max_drawdown")
 LOG_SCALE = ("lr", "weight_decay")
 
@@ -175,7 +183,7 @@ class StudyConfig:
     enqueue: tuple[EnqueueEntry, ...] = ()
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
         return ["minimize" if o in MINIMIZED else "maximize" for o in self.study.objectives]
 
     @property

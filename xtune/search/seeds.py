@@ -34,19 +34,15 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from xtune.errors import XtuneError
+from xtune.errors import Invalid, SeedError
 from xtune.features.catalog import CATALOG, GROUPS
-from xtune.search._validate import Invalid, show
+from xtune.search._validate import show
 from xtune.search.record import TrialRecord
 from xtune.search.sections import EnqueueEntry, FeatureSection, StudyConfig
 from xtune.search.space import feature_params, is_feature_param, parameter_space, unit_bounds
 from xtune.search.study_record import read_space, read_study
 
 _KEYS = ("label", "features", "parameters")
-
-
-class SeedError(XtuneError, ValueError):
-    """A setup to enqueue does not fit the study; the message names the entry and the key."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +131,10 @@ def _checked(entry: EnqueueEntry, config: StudyConfig, spaces: Spaces, at: str) 
     units = _units(entry.features, config.features, at)
     clash = sorted(set(feature_params(config.features, units)) & set(params))
     if clash:
-        raise Invalid(f"{at}: features and parameters.{json.dumps(clash[0])} both set the "
-                      "features; give them one way only.")  # fmt: skip
+        raise Invalid(
+            f"{at}: features and parameters.{json.dumps(clash[0])} both set the "
+            "features; give them one way only."
+        )
     _check_counts(units, config.features, at)
     _check_switched(feature_params(config.features, units), config, spaces.study, at)
     return EnqueueEntry(entry.label, params, units)
@@ -148,13 +146,20 @@ def _value(name: str, value: Any, config: StudyConfig, spaces: Spaces, at: str) 
     space, file = spaces.study, config.path.name
     if name not in space:
         if name in spaces.file:
-            raise Invalid(f"{at}: {key}: not a parameter of the study in storage; it is "
-                          f"searched with another file than {file}: queue setups with that one.")  # fmt: skip
+            raise Invalid(
+                f"{at}: {key}: not a parameter of the study in storage; it is "
+                f"searched with another file than {file}: queue setups with that one."
+            )
         close = difflib.get_close_matches(name, list(space), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else (
-            "`xtune status --format json` prints the parameters of trials (\"parameters\").")  # fmt: skip
-        raise Invalid(f"{at}: {key}: not a parameter of this study (a misspelling, or a "
-                      f"value the study file fixes); {hint}")  # fmt: skip
+        hint = (
+            f"did you mean {', '.join(repr(c) for c in close)}?"
+            if close
+            else '`xtune status --format json` prints the parameters of trials ("parameters").'
+        )
+        raise Invalid(
+            f"{at}: {key}: not a parameter of this study (a misspelling, or a "
+            f"value the study file fixes); {hint}"
+        )
     dist = space[name]
     problem = _problem(dist, value)
     if problem is None:
@@ -162,12 +167,18 @@ def _value(name: str, value: Any, config: StudyConfig, spaces: Spaces, at: str) 
     uncapped = spaces.uncapped.get(name)
     if spaces.file.get(name) == dist and uncapped and _problem(uncapped, value) is None:
         caps = config.caps
-        raise Invalid(f"{at}: {key}: beyond the hard caps ([caps] max_width = "
-                      f"{caps.max_width}, max_depth = {caps.max_depth}); write "
-                      f"{_describe(dist)}.")  # fmt: skip
+        raise Invalid(
+            f"{at}: {key}: beyond the hard caps ([caps] max_width = "
+            f"{caps.max_width}, max_depth = {caps.max_depth}); write "
+            f"{_describe(dist)}."
+        )
     other = spaces.file.get(name)
-    differs = (f" {file} says {_describe(other)}, but the study in storage is searched with "
-               "another file; queue setups with that one.") if other not in (None, dist) else ""  # fmt: skip
+    differs = ""
+    if other not in (None, dist):
+        differs = (
+            f" {file} says {_describe(other)}, but the study in storage is searched with "
+            "another file; queue setups with that one."
+        )
     raise Invalid(f"{at}: {key}: {problem}; write {_describe(dist)}.{differs}")
 
 
@@ -187,8 +198,10 @@ def _check_switches(params: dict[str, Any], f: FeatureSection, at: str) -> None:
     few = high < f.min
     if few or low > f.max:
         n = str(low) if low == high else f"at most {high}" if few else f"at least {low}"
-        raise Invalid(f"{at}: parameters switch {n} {f.unit}(s) on, but [features] asks for "
-                      f"min = {f.min} to max = {f.max}; switch {'more on' if few else 'some off'}.")  # fmt: skip
+        raise Invalid(
+            f"{at}: parameters switch {n} {f.unit}(s) on, but [features] asks for "
+            f"min = {f.min} to max = {f.max}; switch {'more on' if few else 'some off'}."
+        )
 
 
 def _check_switched(
@@ -197,12 +210,16 @@ def _check_switched(
     """``features`` sets every feature parameter of the study as searched, each to a value
     it can draw: otherwise the study file is not the one the study is searched with."""
     searched = {n for n in space if is_feature_param(n)}
-    odd = sorted((searched ^ set(switched)) | {n for n in switched if n in space
-                 and _problem(space[n], switched[n])})  # fmt: skip
+    odd = sorted(
+        (searched ^ set(switched))
+        | {n for n in switched if n in space and _problem(space[n], switched[n])}
+    )
     if odd:
-        raise Invalid(f"{at}: features: the study in storage switches its features otherwise "
-                      f"than {config.path.name} does ({json.dumps(odd[0])}); it is searched with "
-                      "another file: queue setups with that one.")  # fmt: skip
+        raise Invalid(
+            f"{at}: features: the study in storage switches its features otherwise "
+            f"than {config.path.name} does ({json.dumps(odd[0])}); it is searched with "
+            "another file: queue setups with that one."
+        )
 
 
 def _units(names: tuple[str, ...], f: FeatureSection, at: str) -> tuple[str, ...]:
@@ -214,18 +231,27 @@ def _units(names: tuple[str, ...], f: FeatureSection, at: str) -> tuple[str, ...
         elif n in GROUPS and f.unit == "feature" and f.members(n):
             on.update(f.members(n))
         elif n in CATALOG and f.unit == "group" and CATALOG[n].group in f.units:
-            raise Invalid(f'{at}: features: "{n}": with [features] unit = "group" its group is '
-                          f'on or off whole; list "{CATALOG[n].group}", or set unit = "feature".')  # fmt: skip
+            raise Invalid(
+                f'{at}: features: "{n}": with [features] unit = "group" its group is '
+                f'on or off whole; list "{CATALOG[n].group}", or set unit = "feature".'
+            )
         elif n in GROUPS:
-            raise Invalid(f'{at}: features: this study searches no feature of group "{n}"; add '
-                          "it to [features] groups, or leave it out.")  # fmt: skip
+            raise Invalid(
+                f'{at}: features: this study searches no feature of group "{n}"; add '
+                "it to [features] groups, or leave it out."
+            )
         elif n in CATALOG:
-            raise Invalid(f'{at}: features: "{n}" is not searched by this study; add it to '
-                          f'[features] names, or "{CATALOG[n].group}" to groups.')  # fmt: skip
+            raise Invalid(
+                f'{at}: features: "{n}" is not searched by this study; add it to '
+                f'[features] names, or "{CATALOG[n].group}" to groups.'
+            )
         else:
             close = difflib.get_close_matches(n, [*f.units, *GROUPS], n=3)
-            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else (
-                "run `xtune features list`.")  # fmt: skip
+            hint = (
+                f"did you mean {', '.join(repr(c) for c in close)}?"
+                if close
+                else "run `xtune features list`."
+            )
             raise Invalid(f'{at}: features: "{n}" is not a feature; {hint}')
     return tuple(u for u in f.units if u in on)
 
@@ -234,11 +260,15 @@ def _check_counts(units: tuple[str, ...], f: FeatureSection, at: str) -> None:
     for c in f.count:
         n = sum(1 for u in f.members(c.group) if u in units)
         if not c.low <= n <= c.high:
-            raise Invalid(f"{at}: features: {n} {c.group} feature(s), but [features.count] "
-                          f"{c.group} = [{c.low}, {c.high}]; list that many.")  # fmt: skip
+            raise Invalid(
+                f"{at}: features: {n} {c.group} feature(s), but [features.count] "
+                f"{c.group} = [{c.low}, {c.high}]; list that many."
+            )
     if not f.min <= len(units) <= f.max:
-        raise Invalid(f"{at}: features: {len(units)} {f.unit}(s) on, but [features] asks for "
-                      f"min = {f.min} to max = {f.max}.")  # fmt: skip
+        raise Invalid(
+            f"{at}: features: {len(units)} {f.unit}(s) on, but [features] asks for "
+            f"min = {f.min} to max = {f.max}."
+        )
 
 
 def _problem(dist: BaseDistribution, value: Any) -> str | None:

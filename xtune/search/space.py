@@ -107,8 +107,13 @@ def suggest(
     units = _counted_units(trial, f) if f.count else _switched_units(trial, f)
     names = tuple(n for n in f.candidates if any(n in f.features_of(u) for u in units))
     window = _pick(trial, "window", config.data.window)
-    data = DataSpec(features=names or f.candidates[:1], window=window, labels=config.labels,
-                    split=config.split, first_row=first_row)  # fmt: skip
+    data = DataSpec(
+        features=names or f.candidates[:1],
+        window=window,
+        labels=config.labels,
+        split=config.split,
+        first_row=first_row,
+    )
     model = _model(trial, config, len(data.features))
     return Plan(data, Params(model, _train(trial, config, bf16)), units)
 
@@ -134,8 +139,10 @@ def _counted_units(trial: Suggester, f: FeatureSection) -> tuple[str, ...]:
     to the count store values that did not run, misleading the sampler; "pick the i-th
     feature" categoricals collide and need repair too.
     """
-    ks = {c.group: c.low if c.low == c.high else trial.suggest_int(f"count/{c.group}", c.low, c.high)
-          for c in f.count}  # fmt: skip
+    ks = {
+        c.group: c.low if c.low == c.high else trial.suggest_int(f"count/{c.group}", c.low, c.high)
+        for c in f.count
+    }
     priority: dict[str, float] = {}
     on: set[str] = set()
     for u in f.units:

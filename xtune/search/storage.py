@@ -17,15 +17,11 @@ import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
-from xtune.errors import XtuneError
+from xtune.errors import StorageError
 from xtune.search._sweep import requeue
 from xtune.search.config import StudyConfig
 from xtune.search.journal import check_journal
 from xtune.settings import Settings
-
-
-class StorageError(XtuneError):
-    """The storage cannot be reached or opened; the message hides passwords."""
 
 
 def resolve_storage(config: StudyConfig, override: str | None, settings: Settings) -> str:
@@ -173,8 +169,10 @@ def open_storage(
                 f"cannot open storage {mask(url)}: {type(exc).__name__}: {detail}. "
                 "Check that the server runs and the URL (user, host, port, database) is right."
             ) from None
-    raise StorageError(f"cannot open storage {mask(url)}: other processes kept creating its "
-                       "tables at the same time; run `xtune create-study` once first.")  # fmt: skip
+    raise StorageError(
+        f"cannot open storage {mask(url)}: other processes kept creating its "
+        "tables at the same time; run `xtune create-study` once first."
+    )
 
 
 def scrub(text: str, url: str) -> str:

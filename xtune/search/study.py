@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 
-from xtune.errors import XtuneError
+from xtune.errors import StudyNotFound
 from xtune.features import Bars
 from xtune.search.config import StudyConfig, StudyError
 from xtune.search.seeds import seed_study
@@ -86,15 +86,18 @@ def _open_or_create(
     """The study, and whether this call created it (of many processes racing, exactly one)."""
     for attempt in range(5):
         try:
-            study = optuna.create_study(study_name=config.study.name, storage=storage,
-                                        directions=config.directions)  # type: ignore[arg-type]  # fmt: skip
+            study = optuna.create_study(
+                study_name=config.study.name, storage=storage, directions=config.directions
+            )
             return study, True
         except optuna.exceptions.DuplicatedStudyError:
             return optuna.load_study(study_name=config.study.name, storage=storage), False
         except sqlalchemy.exc.IntegrityError:  # a fresh database: another process won the race
             time.sleep(0.2 * (attempt + 1))
-    raise StudyError(f"{config.path}: could not create study '{config.study.name}' in "
-                     f"{mask(storage_url)}: other processes kept creating it at the same time.")  # fmt: skip
+    raise StudyError(
+        f"{config.path}: could not create study '{config.study.name}' in "
+        f"{mask(storage_url)}: other processes kept creating it at the same time."
+    )
 
 
 def _record_of(
@@ -151,21 +154,28 @@ def create_study(
         seed_study(study, config)
         return study, False
     if not created:
-        raise StudyError(f"{config.path}: study '{config.study.name}' in {mask(storage_url)} was "
-                         "not created by xtune; give the study a new name.")  # fmt: skip
+        raise StudyError(
+            f"{config.path}: study '{config.study.name}' in {mask(storage_url)} was "
+            "not created by xtune; give the study a new name."
+        )
     study.set_metric_names(list(config.study.objectives))
     write_space(study, parameter_space(config))  # before the record: once it is there, all is
-    write_study(study, StudyRecord(config.study.objectives, vars(config.caps), config.study.trials,
-                                   bars.sha256, bars.source, config.study.seed))  # fmt: skip
+    write_study(
+        study,
+        StudyRecord(
+            config.study.objectives,
+            vars(config.caps),
+            config.study.trials,
+            bars.sha256,
+            bars.source,
+            config.study.seed,
+        ),
+    )
     from optuna_dashboard import save_note
 
     save_note(study, study_note(config))
     seed_study(study, config)  # after the record: a queued trial belongs to a finished study
     return study, True
-
-
-class StudyNotFound(XtuneError):
-    """No study of that name in that storage."""
 
 
 def open_study(

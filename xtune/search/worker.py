@@ -16,16 +16,17 @@ import pandas as pd
 import sqlalchemy
 from optuna.trial import FrozenTrial
 
+from xtune.errors import CapError, StorageError, TrialFault
 from xtune.features import Bars
 from xtune.search._sweep import fail_cut_off, queued_retries, sweep
 from xtune.search.beat import Heartbeat, needs_beat
 from xtune.search.budget import Budget, spent
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord, check_device
-from xtune.search.objective import CapError, Objective, TrialFault
+from xtune.search.objective import Objective
 from xtune.search.proxy import RPC_ERROR, connection_limit
 from xtune.search.record import PluginRecord
-from xtune.search.storage import StorageError, is_database, open_storage
+from xtune.search.storage import is_database, open_storage
 from xtune.search.study import make_sampler
 from xtune.settings import Settings
 
@@ -170,8 +171,10 @@ def run_worker(
                 raise
             logging.getLogger("xtune").warning(
                 "worker %d: storage unavailable (%s); retrying in %.0f s",
-                args.worker, type(exc).__name__, delay,
-            )  # fmt: skip
+                args.worker,
+                type(exc).__name__,
+                delay,
+            )
             time.sleep(delay)
             waited += delay
             delay = min(30.0, delay * 2)
@@ -199,10 +202,42 @@ class FreezeSurvivors:
         gc.freeze()
 
 
+def _objective(
+    args: WorkerArgs,
+    inputs: Inputs,
+    device: DeviceRecord,
+    storage: optuna.storages.BaseStorage,
+    guards: tuple[GracefulInterrupt, CutOff],
+) -> Callable[[optuna.Trial], tuple[float, ...]]:
+    """What each trial of this worker runs: the :class:`Objective` (learning curves stored as
+    artifacts), inside the interrupt and cut-off guards and, behind the storage proxy, a
+    heartbeat of xtune's own (Optuna's needs a database)."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    interrupt, cut = guards
+    Path(args.artifacts).mkdir(parents=True, exist_ok=True)
+    objective = Objective(
+        args.config,
+        inputs.bars,
+        inputs.candidates,
+        device=device,
+        seed=args.seed,
+        artifact_store=FileSystemArtifactStore(args.artifacts),
+        plugins=inputs.plugins,
+    )
+    guarded = cut.wrap(interrupt.wrap(objective))
+    if needs_beat(storage):
+        return Heartbeat(storage, args.settings.heartbeat_s).wrap(guarded)
+    return guarded
+
+
 def _run_worker_once(
-    args: WorkerArgs, inputs: Inputs, device: DeviceRecord,
-    guards: tuple[GracefulInterrupt, CutOff], callback: Callback | None,
-) -> None:  # fmt: skip
+    args: WorkerArgs,
+    inputs: Inputs,
+    device: DeviceRecord,
+    guards: tuple[GracefulInterrupt, CutOff],
+    callback: Callback | None,
+) -> None:
     (interrupt, cut), config, grace = guards, args.config, args.settings.grace_s
     storage = open_storage(args.storage, args.settings)
     study = optuna.load_study(
@@ -213,15 +248,7 @@ def _run_worker_once(
     remaining = args.target - spent(study)
     if remaining <= 1e-9 and not queued_retries(study):
         return
-    from optuna.artifacts import FileSystemArtifactStore
-
-    Path(args.artifacts).mkdir(parents=True, exist_ok=True)
-    store = FileSystemArtifactStore(args.artifacts)
-    objective = cut.wrap(interrupt.wrap(Objective(config, inputs.bars, inputs.candidates,
-                         device=device, seed=args.seed, artifact_store=store,
-                         plugins=inputs.plugins)))  # fmt: skip
-    if needs_beat(storage):  # the storage proxy: no heartbeat of Optuna's
-        objective = Heartbeat(storage, args.settings.heartbeat_s).wrap(objective)
+    objective = _objective(args, inputs, device, storage, guards)
 
     # Sweep between trials too: a worker killed before its first heartbeat is invisible to
     # Optuna's own stale check, and its retry should run while live workers are still here.
@@ -244,14 +271,34 @@ def _run_worker_once(
         raise KeyboardInterrupt
     freeze()
     # catch: a trial refused for its caps is FAIL with a reason; the worker goes on
-    study.optimize(objective, n_trials=None if remaining > 1e-9 else 0, timeout=timeout, callbacks=callbacks,
-                   gc_after_trial=True, catch=FAULTS)  # fmt: skip
-    # Retries of dead workers' trials run even if live workers filled the budget meanwhile:
-    # a finished study leaves no queued retry behind.
-    retries = queued_retries(study)
-    if retries and not interrupt.requested:
-        study.optimize(objective, n_trials=len(retries), gc_after_trial=True, catch=FAULTS,
-                       callbacks=[cut.callback, interrupt.callback, sweep_between_trials])  # fmt: skip
+    study.optimize(
+        objective,
+        n_trials=None if remaining > 1e-9 else 0,
+        timeout=timeout,
+        callbacks=callbacks,
+        gc_after_trial=True,
+        catch=FAULTS,
+    )
+    if not interrupt.requested:
+        _run_retries(study, objective, [cut.callback, interrupt.callback, sweep_between_trials])
     if interrupt.requested:
         raise KeyboardInterrupt
     budget.check()
+
+
+def _run_retries(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], tuple[float, ...]],
+    callbacks: list[Callback],
+) -> None:
+    """Run the queued retries of dead workers' trials, even if live workers filled the budget
+    meanwhile: a finished study leaves no queued retry behind."""
+    retries = queued_retries(study)
+    if retries:
+        study.optimize(
+            objective,
+            n_trials=len(retries),
+            gc_after_trial=True,
+            catch=FAULTS,
+            callbacks=callbacks,
+        )
