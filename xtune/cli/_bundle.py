@@ -165,6 +165,25 @@ def _predictions(bundle_dir: Path, data: str, last: bool, allow: bool) -> pd.Dat
     return run_predict(bundle, bars, last=last, allow_other_interval=allow)
 
 
+PredictionsOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="File to write the predictions to, its format by suffix: .csv, .parquet or "
+        ".pq (default: print them).",
+        metavar="FILE",
+    ),
+]
+LastOpt = Annotated[bool, typer.Option("--last", help="Only the newest bar (for a live bot).")]
+OtherIntervalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-interval",
+        help="Predict on bars at another interval than the model was trained on.",
+    ),
+]
+
+
 @app.command(cls=Command, rich_help_panel=TRADING)
 def predict(
     bundle_dir: Annotated[
@@ -179,25 +198,9 @@ def predict(
         data_option("CSV or Parquet bars, history long enough for warm-up + window. Required."),
     ] = None,
     old_data: OldBarsArg = None,
-    out_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="File to write the predictions to, its format by suffix: .csv, .parquet or "
-            ".pq (default: print them).",
-            metavar="FILE",
-        ),
-    ] = None,
-    last: Annotated[
-        bool, typer.Option("--last", help="Only the newest bar (for a live bot).")
-    ] = False,
-    allow_other_interval: Annotated[
-        bool,
-        typer.Option(
-            "--allow-other-interval",
-            help="Predict on bars at another interval than the model was trained on.",
-        ),
-    ] = False,
+    out_path: PredictionsOut = None,
+    last: LastOpt = False,
+    allow_other_interval: OtherIntervalOpt = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace predictions xtune wrote at --out.")
     ] = False,

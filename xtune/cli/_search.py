@@ -55,6 +55,9 @@ WorkersOpt = Annotated[
 ]
 
 
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda (workers spread over all GPUs) or cuda:K.")]
+
+
 @app.command(rich_help_panel=SEARCH)
 def search(
     study_file: StudyArg,
@@ -76,9 +79,7 @@ def search(
     timeout: Annotated[
         float | None, typer.Option(help="Start no new trial after this many seconds.", min=1)
     ] = None,
-    device: Annotated[
-        str, typer.Option(help="cpu, cuda (workers spread over all GPUs) or cuda:K.")
-    ] = "cpu",
+    device: DeviceOpt = "cpu",
     workers: WorkersOpt = "1",
     artifacts: ArtifactsOpt = None,
 ) -> None:
