@@ -49,21 +49,24 @@ def features_audit(
     column, or a plugin feature that opens a file while it computes) is named as such, with
     the files it read, not as a pass.
     """
-    from xtune.features import load_bars, resolve
+    from xtune.features import CATALOG, load_bars
     from xtune.features._audit import audit
 
     names: tuple[str, ...] | None = None
-    source, columns = data or DEFAULT_BARS, tuple[str, ...]()
+    source, feature_set = data or DEFAULT_BARS, CATALOG
     if study_file is not None:  # first: its plugins and columns become features
         from xtune.search import load_study_config
 
         config = load_study_config(study_file)
-        names, columns = config.features.candidates, config.features.columns
+        names, feature_set = config.features.candidates, config.features.feature_set
         source = data or config.data.source
     if feature or group:
-        names = resolve(feature, group)
-    bars = load_bars(source, columns=[c for c in columns if names is None or c in names])
-    report = audit(resolve(names), bars, progress=sys.stderr.isatty())
+        names = feature_set.resolve(feature, group)
+    columns = [c for c in feature_set.columns if names is None or c in names]
+    bars = load_bars(source, columns=columns)
+    report = audit(
+        feature_set.resolve(names), bars, feature_set=feature_set, progress=sys.stderr.isatty()
+    )
     out.print(_table(report))
     for line in report.failures:
         out.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)

@@ -315,8 +315,8 @@ def replay(
     from xtune.search._replay import COMPARED
 
     opened = open_study_file(study_file, storage)
-    trading = opened.config.trading
-    result = run_replay(opened.study, trial, data=data, fee=trading.fee,
+    trading, features = opened.config.trading, opened.config.features.feature_set
+    result = run_replay(opened.study, trial, features, data=data, fee=trading.fee,
                         confident_share=trading.confident_share,
                         cache_dir=opened.settings.cache_dir)  # fmt: skip
     table = Table(title=f"trial {trial}: stored vs replayed (validation)")
