@@ -121,9 +121,10 @@ def test_loading_a_study_and_a_bundle_with_own_features_changes_no_module_global
     assert bundle.feature_set.plugins[0].sha256 == features.plugins[0].sha256
     live = build_features(bars, bundle.features, feature_set=bundle.feature_set, use_cache=False)
     np.testing.assert_array_equal(live.to_numpy(), studied.to_numpy())
-    sent = pickle.loads(pickle.dumps(config))  # what a spawned search worker receives
-    assert list(sent.features.feature_set) == list(features)
-    assert sent.features.feature_set is not features
+    sent = pickle.loads(pickle.dumps(config)).features.feature_set  # a spawned worker's
+    assert list(sent) == list(features) and sent is not features  # run again from the bytes
+    again = build_features(bars, names, feature_set=sent, use_cache=False)
+    np.testing.assert_array_equal(again.to_numpy(), studied.to_numpy())
     after = module_globals()
     assert [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)] == []
     assert list(CATALOG.items()) == catalog  # the same names, the very same Feature objects
