@@ -99,7 +99,7 @@ class AuditReport:
 
     @property
     def failures(self) -> tuple[str, ...]:
-        """Every failed check of every feature, in catalog order; empty when all passed."""
+        """Every failed check of every feature, in the set's order; empty when all passed."""
         return tuple(p for f in self.features for p in f.problems)
 
     @property

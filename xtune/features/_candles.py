@@ -1,4 +1,4 @@
-"""Candlestick patterns (TA-Lib) and calendar features, registered after the indicators.
+"""Candlestick patterns (TA-Lib) and calendar features, declared after the indicators.
 
 Every one of TA-Lib's 61 pattern functions is here, with TA-Lib's default parameters. TA-Lib
 answers +-100 (pattern), +-80 (a weaker form of engulfing and harami) or 0; we divide by 100, so a
@@ -40,7 +40,7 @@ _PATTERNS = {
 }
 
 
-# The other 44, in TA-Lib's order, registered after the first 17 (bundles and studies name those).
+# The other 44, in TA-Lib's order, declared after the first 17 (bundles and studies name those).
 _MORE_PATTERNS = {
     "two_crows": "CDL2CROWS",
     "three_inside": "CDL3INSIDE",

@@ -161,12 +161,8 @@ class FeatureSet(Mapping[str, Feature]):
         return FeatureSet(features)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled as its plugins' bytes and its column names (see the class docstring).
-
-        Raises:
-            TypeError: the set holds features other than the catalog's, its plugins' and
-                its columns' (built by hand), which no other process can rebuild.
-        """
+        # Pickled as its plugins' bytes and its column names (see the class docstring); a
+        # TypeError for a set holding other features (built by hand): no process rebuilds it.
         from xtune.features.catalog import CATALOG
 
         plugins, columns = self.plugins, self.columns

@@ -31,7 +31,8 @@ FeatureFn = Callable[[pd.DataFrame], pd.Series]
 
 @dataclass(frozen=True)
 class Feature:
-    """One catalog entry. ``params`` go into the export manifest beside the name.
+    """One feature (of the catalog, a plugin or a column). ``params`` go into the export
+    manifest beside the name.
 
     ``warmup``: leading rows that are invalid (NaN). ``memory``: bars from the first bar after
     which the value no longer depends on where computation started, to 1e-6 of the feature's
