@@ -182,4 +182,4 @@ def _rebuilt(plugins: tuple[PluginFile, ...], columns: tuple[str, ...]) -> Featu
     out = CATALOG
     for plugin in plugins:
         out = out.with_plugin_source(plugin.source, plugin.label)
-    return out.with_columns(columns)
+    return out.with_columns(columns) if columns else out
