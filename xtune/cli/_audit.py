@@ -60,13 +60,9 @@ def features_audit(
         config = load_study_config(study_file)
         names, feature_set = config.features.candidates, config.features.feature_set
         source = data or config.data.source
-    if feature or group:
-        names = feature_set.resolve(feature, group)
-    columns = [c for c in feature_set.columns if names is None or c in names]
-    bars = load_bars(source, columns=columns)
-    report = audit(
-        feature_set.resolve(names), bars, feature_set=feature_set, progress=sys.stderr.isatty()
-    )
+    names = feature_set.resolve(feature, group) if feature or group else feature_set.resolve(names)
+    bars = load_bars(source, columns=feature_set.columns_of(names))
+    report = audit(names, bars, feature_set=feature_set, progress=sys.stderr.isatty())
     out.print(_table(report))
     for line in report.failures:
         out.print(f"[red]{escape(line)}[/]", highlight=False, soft_wrap=True)
