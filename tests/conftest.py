@@ -7,15 +7,7 @@ import pandas as pd
 import pytest
 
 from xtune.features import Bars, load_bars
-from xtune.features.plugins import forget_all
 from xtune.features.sample import synthetic_bars
-
-
-@pytest.fixture(autouse=True)
-def _own_features_forgotten() -> Iterator[None]:
-    """A plugin or column one test registers is not a feature of the next."""
-    yield
-    forget_all()
 
 
 @pytest.fixture(autouse=True)

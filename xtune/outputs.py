@@ -79,7 +79,7 @@ def _predictions(path: Path) -> bool:
 
 
 def _features(path: Path) -> bool:
-    from xtune.features.registry import CATALOG
+    from xtune.features.catalog import CATALOG
 
     return _frame_of(path, lambda n: n in CATALOG)
 

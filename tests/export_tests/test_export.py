@@ -17,7 +17,7 @@ import pytest
 from tests.search_tests.test_report import _trial
 from xtune.errors import XtuneError
 from xtune.export import ExportError, export_bundle, pick_trial
-from xtune.features import history_of, load_bars
+from xtune.features import CATALOG, history_of, load_bars
 from xtune.runtime import FORMAT_VERSION, BundleError, feature_matrix, load_bundle, predict
 from xtune.runtime.bundle import SUMS, write_sums
 from xtune.search import (
@@ -89,7 +89,9 @@ def test_predict_features_equal_the_training_pipeline(exports: dict, family: str
     bundle = load_bundle(bundle_dir)
     trial = next(t for t in study.trials if t.number == bundle.manifest.study.trial)
     bars = load_bars(study_file.parent / "bars.csv")
-    _, _, dataset = trial_inputs(read(trial), bars)  # the rows and scaler export trained on
+    _, _, dataset = trial_inputs(
+        read(trial), bars, CATALOG
+    )  # the rows and scaler export trained on
     fold, _ = dataset.final()
     x_live, times = feature_matrix(bundle, bars)
     live = pd.DataFrame(x_live, index=times)

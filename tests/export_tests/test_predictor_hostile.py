@@ -17,9 +17,8 @@ import pytest
 
 from xtune.errors import DataError, FeatureError
 from xtune.export.consensus import write_consensus
-from xtune.features import Bars, load_bars
+from xtune.features import CATALOG, Bars, load_bars
 from xtune.features.build import feature_specs
-from xtune.features.plugins import load_plugin_source
 from xtune.runtime import ConsensusPredictor, Predictor, load_bundle, predict
 from xtune.runtime.bundle import MANIFEST, SUMS, sha256_file, write_sums
 from xtune.runtime.consensus import Consensus
@@ -220,12 +219,13 @@ def _with_plugin_feature(exports: Exports, to: Path) -> Path:
     """A copy of the LSTM bundle whose first feature is a plugin's log volume (the model's
     numbers do not fit it: this bundle exists to fail on a zero-volume bar)."""
     folder = shutil.copytree(exports["lstm"][0], to)
-    plugin = load_plugin_source(PLUGIN, "hostile.py")
+    features = CATALOG.with_plugin_source(PLUGIN, "hostile.py")
+    (plugin,) = features.plugins
     name = plugin.features[0]
     file = f"plugin-{plugin.sha256[:16]}.py"
     (folder / file).write_bytes(PLUGIN)
     raw = json.loads((folder / MANIFEST).read_text())
-    raw["features"][0] = feature_specs([name])[0]
+    raw["features"][0] = feature_specs([name], features)[0]
     raw["scaler"]["columns"][0] = name
     raw["plugins"] = [{"file": file, "name": "hostile.py", "sha256": plugin.sha256,
                        "features": [name]}]  # fmt: skip

@@ -46,14 +46,14 @@ def test_prepare_reuses_a_prebuilt_candidate_frame(bars: Bars) -> None:
     direct = prepare(bars, spec)
     subset = prepare(bars, spec, features=wide)
     assert len(subset.times) == len(wide) < len(direct.times)  # rows shared with wider subsets
-    np.testing.assert_array_equal(subset.raw, wide[list(spec.feature_names)].to_numpy())
+    np.testing.assert_array_equal(subset.raw, wide[list(spec.feature_names())].to_numpy())
     with pytest.raises(SpecError, match="not built from these bars"):
         prepare(bars.head(1400), spec, features=wide.iloc[:-5])
 
 
 def test_too_few_bars_is_refused_before_any_work(frame) -> None:  # type: ignore[no-untyped-def]
     spec = DataSpec(window=60)
-    need = spec.min_bars
+    need = spec.min_bars()
     with pytest.raises(SpecError, match=f"needs at least {need}"):
         prepare(load_bars(frame.iloc[: need - 1]), spec, use_cache=False)
     prepare(load_bars(frame.iloc[:need]), spec, use_cache=False)  # exactly enough works

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tests.search_tests.studies import write_study
 from xtune.errors import FeatureError
-from xtune.features import Bars, build_features, fit_robust, load_bars, load_plugin
+from xtune.features import CATALOG, Bars, FeatureSet, build_features, fit_robust, load_bars
 from xtune.features._audit import preflight
 from xtune.features.build import latest_features
 from xtune.features.sample import synthetic_bars
@@ -127,9 +127,9 @@ def test_a_late_or_sparse_leak_is_refused(tmp_path: Path, bars: Bars, when: str,
 def test_an_ema_declared_like_a_rolling_window_is_refused_naming_the_memory_it_needs(
     tmp_path: Path, bars: Bars, eurusd: Bars
 ) -> None:
-    load_plugin(_file(tmp_path, EMA))
+    features = CATALOG.with_plugins([_file(tmp_path, EMA)])
     with pytest.raises(FeatureError) as caught:
-        preflight(["my_ema_gap"], bars)
+        preflight(["my_ema_gap"], bars, features)
     message = str(caught.value)
     assert "my_ema_gap: memory: " in message and "more than its memory 19" in message, message
     assert "\n" not in message
@@ -137,21 +137,18 @@ def test_an_ema_declared_like_a_rolling_window_is_refused_naming_the_memory_it_n
     assert needed > 19
     # the live path (the newest rows over history_of + rows bars) with the README's declaration
     # differs from training's values by more than the README's 1e-6 ...
-    assert _live_gap(eurusd) > 1e-6
+    assert _live_gap(eurusd, features) > 1e-6
     # ... and with the memory the audit names it agrees, on other bars than the audit's
-    from xtune.features.plugins import forget_all
-
-    forget_all()
     declared = EMA.replace("span=20)", f"span=20, memory={needed})")
-    load_plugin(_file(tmp_path, declared, "declared.py"))
-    assert preflight(["my_ema_gap"], bars) is not None
-    assert _live_gap(eurusd) <= 1e-6
+    features = CATALOG.with_plugins([_file(tmp_path, declared, "declared.py")])
+    assert preflight(["my_ema_gap"], bars, features) is not None
+    assert _live_gap(eurusd, features) <= 1e-6
 
 
-def _live_gap(bars: Bars, rows: int = 300) -> float:
+def _live_gap(bars: Bars, features: FeatureSet, rows: int = 300) -> float:
     """Largest difference, in the feature's scale, between the live path and the full build."""
-    full = build_features(bars, ["my_ema_gap"], use_cache=False).to_numpy()
-    live = latest_features(bars, ["my_ema_gap"], rows).to_numpy()
+    full = build_features(bars, ["my_ema_gap"], feature_set=features, use_cache=False).to_numpy()
+    live = latest_features(bars, ["my_ema_gap"], rows, feature_set=features).to_numpy()
     scale = fit_robust(full, ["my_ema_gap"]).scale
     return float((np.abs(live - full[-rows:]) / scale).max())
 

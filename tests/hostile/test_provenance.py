@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.search_tests.studies import write_study
-from xtune.features import Bars, audit, build_features, load_plugin
+from xtune.features import CATALOG, Bars, audit, build_features
 from xtune.features import reads as reads_module
 from xtune.features.sample import synthetic_bars
 from xtune.search.record import PluginRecord, TrialRecord
@@ -98,8 +98,10 @@ def test_the_audit_report_names_the_file_and_leaves_the_catalog_and_imports_alon
     tmp_path: Path, bars: Bars
 ) -> None:
     next_bar_returns(bars.frame).to_csv(tmp_path / "lookup.csv")
-    load_plugin(_write(tmp_path / "my_features.py", READER.format(data=tmp_path / "lookup.csv")))
-    report = audit(["ret_1", "my_lookup"], bars)
+    plugin = _write(tmp_path / "my_features.py", READER.format(data=tmp_path / "lookup.csv"))
+    features = CATALOG.with_plugins([plugin])
+    report = audit(["ret_1", "my_lookup"], bars, feature_set=features)
+    assert "my_lookup" not in CATALOG
     ret_1, lookup = report.features
     assert report.failures == ()  # the leak passes the look-ahead check: a lookup by time
     assert lookup.reads == (str(tmp_path / "lookup.csv"),)
@@ -141,11 +143,13 @@ def test_editing_the_file_a_plugin_reads_changes_the_cache_key_and_serves_new_va
     data = tmp_path / "lookup.csv"
     table = next_bar_returns(bars.frame)
     table.to_csv(data)
-    load_plugin(_write(tmp_path / "my_features.py", READER.format(data=data)))
+    plugin = _write(tmp_path / "my_features.py", READER.format(data=data))
+    features = CATALOG.with_plugins([plugin])
     cache = tmp_path / "cache"
 
     def build() -> np.ndarray:
-        return build_features(bars, ["my_lookup", "ret_1"], cache_dir=cache)["my_lookup"].to_numpy()
+        frame = build_features(bars, ["my_lookup", "ret_1"], feature_set=features, cache_dir=cache)
+        return frame["my_lookup"].to_numpy()
 
     def frames() -> int:
         return len(list((cache / "features").glob("*.parquet")))
@@ -154,12 +158,13 @@ def test_editing_the_file_a_plugin_reads_changes_the_cache_key_and_serves_new_va
     (table * 2.0).to_csv(data)  # edited after the build: the same bars, the same plugin
     np.testing.assert_allclose(build(), 2.0 * table["value"].to_numpy()[1:])
     assert frames() == 2
-    # a fresh process knows nothing of the plugin: the cache's record of the files it read
-    reads_module._READS.clear()
+    # the plugin loaded afresh (a new process) has read nothing yet: the cache's record of the
+    # files it read
+    features = CATALOG.with_plugins([plugin])
     np.testing.assert_allclose(build(), 2.0 * table["value"].to_numpy()[1:])
     assert frames() == 2  # unchanged file: a hit
     (table * 3.0).to_csv(data)
-    reads_module._READS.clear()
+    features = CATALOG.with_plugins([plugin])
     np.testing.assert_allclose(build(), 3.0 * table["value"].to_numpy()[1:])
     assert frames() == 3
 
@@ -179,7 +184,6 @@ def test_a_plugin_or_its_file_edited_after_the_search_is_refused_by_export_repla
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from xtune.export import export_bundle, pick_trial
-    from xtune.features.plugins import forget_all
     from xtune.runtime import BundleError, load_bundle
     from xtune.search import load_study_config, resolve_storage, run_search
     from xtune.search.record import read
@@ -201,7 +205,6 @@ def test_a_plugin_or_its_file_edited_after_the_search_is_refused_by_export_repla
     assert entry.reads == recorded.reads
     original = data.read_bytes()
     next_bar_returns(synthetic_bars(1500, seed=9), scale=50.0).to_csv(data)
-    forget_all()
     with pytest.raises(BundleError, match=f"^{re.escape(str(data))}: the file plugin my_features"):
         load_bundle(tmp_path / "bundle")  # the trading PC's file differs from the exported one
     edited_file = one_error_line(
@@ -209,7 +212,6 @@ def test_a_plugin_or_its_file_edited_after_the_search_is_refused_by_export_repla
     )
     assert f"trial {trial.number} was searched with" in edited_file
     data.unlink()
-    forget_all()
     with pytest.raises(BundleError, match=r"\(missing\)"):
         load_bundle(tmp_path / "bundle")
     data.write_bytes(original)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.search_tests.studies import write_study
-from xtune.features import load_bars
+from xtune.features import CATALOG, load_bars
 from xtune.models import fit_final
 from xtune.search import (
     load_study_config,
@@ -41,7 +41,7 @@ def test_the_winner_on_a_random_walk_scores_chance_on_test(tmp_path: Path) -> No
     best = next(t for t in pareto_front(study) if t.number == best_row["trial"])
     record = read(best)
     assert record.metrics is not None
-    _, params, data = trial_inputs(record, load_bars("sample:random_walk"))
+    _, params, data = trial_inputs(record, load_bars("sample:random_walk"), CATALOG)
     # reported together with its baseline: the majority share of its validation labels
     val = data.direction[data.folds[0].val.start : data.folds[0].val.stop, 0]
     assert best_row["baseline_accuracy"] == pytest.approx(np.bincount(val).max() / len(val))

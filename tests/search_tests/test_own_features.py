@@ -51,7 +51,8 @@ def test_a_study_names_its_plugin_and_column_features_as_candidates(tmp_path: Pa
     assert config.features.columns == ("my_signal",)
     (plugin,) = config.features.plugins
     assert plugin.label == str(tmp_path / "my_features.py") and plugin.features == ("my_range_z",)
-    assert CATALOG["my_signal"].group == "column"
+    assert config.features.feature_set["my_signal"].group == "column"
+    assert "my_signal" not in CATALOG and "my_range_z" not in CATALOG
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,8 @@ def test_a_bundle_with_own_features_predicts_the_same_values_where_torch_is_abse
     assert {f.name: f.origin for f in m.features} == {
         "my_range_z": f"plugin:{m.plugins[0].sha256}", "my_signal": "column"}  # fmt: skip
     bars = load_bars(tmp_path / "bars.csv", columns=m.columns)
-    trained = build_features(bars, bundle.features)  # the values the search trained on
+    # the values the search trained on, from the study's features
+    trained = build_features(bars, bundle.features, feature_set=config.features.feature_set)
     expected = predict(bundle, bars)
     bot = Predictor(out)  # the live path: bars with the column, one at a time
     bot.predict_last(bars.frame.iloc[:-30])
@@ -157,7 +159,8 @@ def test_a_bundle_with_own_features_predicts_the_same_values_where_torch_is_abse
         "import sys, numpy as np; from xtune.runtime import load_bundle, feature_matrix;"
         "from xtune.features import load_bars, compute_features;"
         "b = load_bundle(sys.argv[1]); bars = load_bars(sys.argv[2], columns=b.manifest.columns);"
-        "np.save(sys.argv[3], compute_features(bars, b.features).to_numpy())"
+        "np.save(sys.argv[3], compute_features(bars, b.features, feature_set=b.feature_set)"
+        ".to_numpy())"
     )
     run = [
         sys.executable,

@@ -40,31 +40,31 @@ def features_audit(
 ) -> None:
     """Check features for look-ahead, warm-up, scale and memory.
 
-    The checks the catalog's tests run. Look-ahead: each feature is computed on all bars and on
-    bars cut at three points (a plugin feature: at many more, late, calendar and random ones,
-    each computation a fresh run of the plugin on a copy of the bars); the rows before a cut
-    must agree. Warm-up: every value after the declared warm-up is finite, and TA-Lib's fill
-    values fall inside it. Scale: values stay below 1e3, do not change when prices are x1024 and
-    volume x8, and do not drift with the price level. Memory (plugin features): values computed
-    from later starts agree within the declared memory. Exits 1 when any check fails, one line
-    per failure naming the feature and the first offending row or value. A feature no audit can
-    prove causal (a precomputed column, or a plugin feature that opens a file while it computes)
-    is named as such, with the files it read, not as a pass."""
-    from xtune.features import load_bars, resolve
+    Look-ahead: each feature is computed on all bars and on bars cut at three points (a plugin
+    feature: at many more, late, calendar and random ones, each computation a fresh run of the
+    plugin on a copy of the bars); the rows before a cut must agree. Warm-up: every value after
+    the declared warm-up is finite, and TA-Lib's fill values fall inside it. Scale: values stay
+    below 1e3, do not change when prices are x1024 and volume x8, and do not drift with the
+    price level. Memory (plugin features): values computed from later starts agree within the
+    declared memory. Exits 1 when any check fails, one line per failure naming the feature and
+    the first offending row or value. A feature no audit can prove causal (a precomputed
+    column, or a plugin feature that opens a file while it computes) is named as such, with
+    the files it read, not as a pass.
+    """
+    from xtune.features import CATALOG, load_bars
     from xtune.features._audit import audit
 
     names: tuple[str, ...] | None = None
-    source, columns = data or DEFAULT_BARS, tuple[str, ...]()
+    source, feature_set = data or DEFAULT_BARS, CATALOG
     if study_file is not None:  # first: its plugins and columns become features
         from xtune.search import load_study_config
 
         config = load_study_config(study_file)
-        names, columns = config.features.candidates, config.features.columns
+        names, feature_set = config.features.candidates, config.features.feature_set
         source = data or config.data.source
-    if feature or group:
-        names = resolve(feature, group)
-    bars = load_bars(source, columns=[c for c in columns if names is None or c in names])
-    report = audit(resolve(names), bars, progress=sys.stderr.isatty())
+    names = feature_set.resolve(feature, group) if feature or group else feature_set.resolve(names)
+    bars = load_bars(source, columns=feature_set.columns_of(names))
+    report = audit(names, bars, feature_set=feature_set, progress=sys.stderr.isatty())
     if fmt is Format.json:
         _print_json(report)
         return

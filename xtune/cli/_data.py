@@ -69,7 +69,7 @@ def data_check(
     bars = load_bars(source)
     summary = summarize(bars)
     spec = DataSpec(window=window, labels=LabelSpec(horizons=tuple(horizon)))
-    need = spec.min_bars
+    need = spec.min_bars()
     if len(bars) < need:
         raise XtuneError(
             f"{bars.source}: {len(bars)} bars pass validation, but window {window} and "

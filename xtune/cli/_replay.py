@@ -33,10 +33,16 @@ def replay(
     from xtune.search._replay import COMPARED
 
     opened = open_study_file(study_file, storage)
-    trading = opened.config.trading
-    result = run_replay(opened.study, trial, data=data, fee=trading.fee,
-                        confident_share=trading.confident_share,
-                        cache_dir=opened.settings.cache_dir)  # fmt: skip
+    trading, features = opened.config.trading, opened.config.features.feature_set
+    result = run_replay(
+        opened.study,
+        trial,
+        features,
+        data=data,
+        fee=trading.fee,
+        confident_share=trading.confident_share,
+        cache_dir=opened.settings.cache_dir,
+    )
     if fmt is Format.json:
         _replay_json(result, tolerance)
         return

@@ -25,8 +25,6 @@ from xtune.export.replace import check_target, install
 from xtune.features import Bars, Dataset, load_bars, summarize
 from xtune.features._audit import preflight
 from xtune.features.build import feature_specs
-from xtune.features.catalog import history_of, warmup_of
-from xtune.features.plugins import columns_of
 from xtune.models import (
     FinalFit,
     Params,
@@ -136,12 +134,13 @@ def _manifest(
     plugins: tuple[PluginEntry, ...],
 ) -> Manifest:
     spec, labels, bars = r.plan.data, r.plan.data.labels, r.bars
+    feature_set = r.config.features.feature_set
     assert r.record.data is not None
     metrics = {"validation": report.validation, "test": report.test}
     return Manifest(
         model=names,
-        features=tuple(FeatureEntry(**f) for f in feature_specs(spec.features)),
-        warmup=warmup_of(spec.features),
+        features=tuple(FeatureEntry(**f) for f in feature_specs(spec.features, feature_set)),
+        warmup=feature_set.warmup_of(spec.features),
         scaler=r.final.fold.scaler.to_dict(),
         window=spec.window,
         horizons=labels.horizons,
@@ -173,12 +172,12 @@ def _manifest(
         versions=_versions(),
         files=files,
         created=datetime.now(UTC).isoformat(),
-        history=history_of(spec.features) + spec.window,
+        history=feature_set.history_of(spec.features) + spec.window,
         reference=reference,
         caps=r.caps,
         fee=r.config.trading.fee,
         plugins=plugins,
-        columns=columns_of(spec.features),
+        columns=feature_set.columns_of(spec.features),
         teacher=r.teacher,
     )
 
@@ -186,6 +185,7 @@ def _manifest(
 def _write(r: Refit, folder: Path) -> ExportReport:
     """ONNX, parity, int8, latencies, manifest and checksums into ``folder``."""
     model, window, n = r.final.model, r.plan.data.window, len(r.plan.data.features)
+    feature_set = r.config.features.feature_set
     fp32 = export_onnx(model, window, n, folder / "model.onnx")
     parity = onnx_parity(model, fp32, r.test_x[:1024])
     if not parity <= PARITY_TOL:
@@ -196,7 +196,8 @@ def _write(r: Refit, folder: Path) -> ExportReport:
     names = ModelEntry("model.onnx", "model.onnx", r.plan.params.model.family, INPUT, *OUTPUTS)
     fp32_ms = ort_latency_ms(fp32, r.test_x, names.input)
     sample = r.test_x[-WINDOWS:]  # the last test windows, re-checked on the trading PC
-    tail = r.bars.frame.iloc[-(history_of(r.plan.data.features) + window + LATENCY_BARS) :]
+    history = feature_set.history_of(r.plan.data.features)
+    tail = r.bars.frame.iloc[-(history + window + LATENCY_BARS) :]
     reference = write_reference(folder, sample, torch_probabilities(model, sample), tail)
     int8 = try_int8(fp32, folder, r.test_x, fp32_ms, names, len(sample))
     if int8.used:
@@ -207,7 +208,7 @@ def _write(r: Refit, folder: Path) -> ExportReport:
         "onnx_int8": int8.latency_ms if int8.used else None,
     }
     report = ExportReport(folder, r.trial.number, r.validation, r.final.test, parity, int8, latency)
-    plugins = write_plugins(folder, r.plan.data.features)
+    plugins = write_plugins(folder, r.plan.data.features, feature_set)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
     manifest = _manifest(r, names, files, report, reference, plugins)
     (folder / MANIFEST).write_text(manifest.to_json())
@@ -233,11 +234,14 @@ def refit_trial(
     device: str = "cpu",
 ) -> Refit:
     """Refit ``trial`` on train + validation (its early-stopped epoch count, its seed) and
-    evaluate it once on the test part."""
+    evaluate it once on the test part; its features are the study's
+    (``config.features.feature_set``)."""
     record = trained(trial)
     assert record.plan is not None and record.data is not None and record.metrics is not None
-    check_plugins(record, trial.number)  # the plugins and their files the trial validated
-    bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
+    feature_set = config.features.feature_set
+    check_plugins(record, trial.number, feature_set)  # the plugins and files the trial validated
+    columns = feature_set.columns_of(record.plan.data.features)
+    bars = load_bars(data or record.data.source, columns=columns)
     if not same_bars(record.data, bars) and not allow_other_data:
         raise ExportError(
             f"{bars.source}: not the bars trial {trial.number} was searched on "
@@ -245,8 +249,8 @@ def refit_trial(
             "--data, or --allow-other-data to refit on these bars on purpose."
         )
     if record.plugins is None:  # a trial from before plugins were hashed: audit what ships
-        preflight(record.plan.data.features, bars)
-    plan, params, dataset = trial_inputs(record, bars, settings.cache_dir)
+        preflight(record.plan.data.features, bars, feature_set)
+    plan, params, dataset = trial_inputs(record, bars, feature_set, settings.cache_dir)
     final = fit_final(
         params,
         dataset,

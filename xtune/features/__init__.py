@@ -3,7 +3,10 @@
 Follow one data set forward: :func:`load_bars` -> :func:`build_features` (catalog) ->
 labels -> :func:`chronological_split` -> :func:`fit_robust` -> :func:`windows`; or all at once
 with :func:`prepare`. :func:`audit` checks features for look-ahead, warm-up and scale.
-A trader's own features come in through :func:`register` in a plugin file (:func:`load_plugin`).
+Which features a call sees is a :class:`FeatureSet` it is given: the built-in :data:`CATALOG`
+by default, or a study's (the catalog with its plugin files, which declare features with
+:func:`register`, and its precomputed columns: :meth:`FeatureSet.with_plugins`,
+:meth:`FeatureSet.with_columns`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from xtune.features.bars import Bars, load_bars
 from xtune.features.build import build_features, compute_features, default_cache_dir
 from xtune.features.catalog import CATALOG, GROUPS, Feature, history_of, resolve, warmup_of
 from xtune.features.dataset import Dataset, DataSpec, Part, ScaledFold, prepare
+from xtune.features.feature_set import FeatureSet
 from xtune.features.labels import LabelSpec, directions, forward_returns
-from xtune.features.plugins import PluginFile, load_plugin
-from xtune.features.registry import register
+from xtune.features.registry import PluginFile, register
 from xtune.features.scaler import RobustScaler, fit_robust, inverse, transform
 from xtune.features.split import Fold, Split, SplitSpec, chronological_split, min_rows
 from xtune.features.summary import BarsSummary, summarize
@@ -31,6 +34,7 @@ __all__ = [
     "Dataset",
     "Feature",
     "FeatureAudit",
+    "FeatureSet",
     "Fold",
     "LabelSpec",
     "Part",
@@ -50,7 +54,6 @@ __all__ = [
     "history_of",
     "inverse",
     "load_bars",
-    "load_plugin",
     "min_rows",
     "prepare",
     "register",

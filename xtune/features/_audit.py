@@ -47,11 +47,11 @@ from rich.progress import track
 from xtune.errors import FeatureError
 from xtune.features._cuts import own_cuts, spread_cuts
 from xtune.features.bars import Bars
-from xtune.features.catalog import CATALOG, Feature, resolve, warmup_of
+from xtune.features.catalog import CATALOG
+from xtune.features.feature_set import FeatureSet
 from xtune.features.history import memory_needed, memory_starts
-from xtune.features.plugins import PLUGIN, fresh_feature
-from xtune.features.reads import files_read
-from xtune.features.registry import COLUMN_GROUP, COLUMN_ORIGIN
+from xtune.features.plugins import fresh_feature
+from xtune.features.registry import COLUMN_GROUP, COLUMN_ORIGIN, PLUGIN, Feature
 
 PRICE_SCALE, VOLUME_SCALE = 1024.0, 8.0
 MAX_ABS = 1e3  # features are ratios and oscillators; a level or running total is far larger
@@ -103,7 +103,7 @@ class AuditReport:
 
     @property
     def failures(self) -> tuple[str, ...]:
-        """Every failed check of every feature, in catalog order; empty when all passed."""
+        """Every failed check of every feature, in the set's order; empty when all passed."""
         return tuple(p for f in self.features for p in f.problems)
 
     @property
@@ -127,13 +127,20 @@ def default_cuts(rows: int, warmup: int) -> tuple[int, ...]:
 
 
 def audit(
-    names: Iterable[str], bars: Bars, *, cuts: Sequence[int] | None = None, progress: bool = False
+    names: Iterable[str],
+    bars: Bars,
+    *,
+    feature_set: FeatureSet = CATALOG,
+    cuts: Sequence[int] | None = None,
+    progress: bool = False,
 ) -> AuditReport:
-    """Run every check on each listed feature (catalog names) over ``bars``.
+    """Run every check on each listed feature of ``feature_set`` over ``bars``.
 
     Args:
-        names: features to audit (output in catalog order).
+        names: features to audit (output in the feature set's order).
         bars: the bars to check them on, e.g. a study's data.
+        feature_set: where ``names`` are looked up (a study's, with its plugins and columns;
+            default the built-in catalog).
         cuts: where the look-ahead check truncates the bars (default :func:`default_cuts`,
             and for plugin features :func:`~xtune.features._cuts.own_cuts`).
         progress: show a progress bar, one step per feature.
@@ -142,34 +149,40 @@ def audit(
         FeatureError: an unknown feature name, too few bars for the warm-up, or cut points
             outside the bars.
     """
-    listed = resolve(list(names))
-    shared = tuple(cuts) if cuts is not None else default_cuts(len(bars), warmup_of(listed))
+    listed = feature_set.resolve(list(names))
+    warmup = feature_set.warmup_of(listed)
+    shared = tuple(cuts) if cuts is not None else default_cuts(len(bars), warmup)
     if not all(0 < t <= len(bars) for t in shared):
         raise FeatureError(f"cut points {shared} must lie within the {len(bars)} bars.")
     own = shared
-    if cuts is None and any(_is_plugin(CATALOG[n]) for n in listed):
-        own = own_cuts(bars.index, warmup_of(listed))
+    if cuts is None and any(_is_plugin(feature_set[n]) for n in listed):
+        own = own_cuts(bars.index, warmup)
+    drift_from = feature_set.warmup_of(feature_set)  # the walk's rows every feature has
     frame = bars.frame
     scaled = frame.copy()
     scaled[["open", "high", "low", "close"]] *= PRICE_SCALE
     scaled["volume"] *= VOLUME_SCALE
     results = []
     for name in track(listed, description="audit", disable=not progress, transient=True):
-        feature = CATALOG[name]
+        feature = feature_set[name]
         at = own if _is_plugin(feature) else shared
-        results.append(_audit_one(feature, frame, scaled, at))
+        results.append(_audit_one(feature, frame, scaled, at, drift_from))
     return AuditReport(bars.source, len(bars), shared, tuple(results), own)
 
 
 def _audit_one(
-    feature: Feature, frame: pd.DataFrame, scaled: pd.DataFrame, cuts: Sequence[int]
+    feature: Feature,
+    frame: pd.DataFrame,
+    scaled: pd.DataFrame,
+    cuts: Sequence[int],
+    drift_from: int,
 ) -> FeatureAudit:
     """One feature's checks; a plugin that raises fails its audit instead of ending it."""
     f = feature
     try:
         full = _values(f, frame)
         lookahead, warmup = _lookahead(f, full, frame, cuts), _warmup(f, full)
-        scale = _scale(f, full, _values(f, scaled))
+        scale = _scale(f, full, _values(f, scaled), drift_from)
         memory, need = None, None
         if _is_plugin(f) and not (lookahead or warmup):
             memory, need = _memory(f, frame, full)
@@ -207,21 +220,21 @@ def _unproven(feature: Feature, reads: tuple[str, ...]) -> str | None:
 
 def _reads(feature: Feature) -> tuple[str, ...]:
     """The files the feature opened while the audit (or an earlier build) computed it."""
-    return files_read(feature.origin, feature.name) or () if feature.origin else ()
+    return feature.reads.paths or () if feature.reads is not None else ()
 
 
-def preflight(names: Iterable[str], bars: Bars) -> AuditReport | None:
-    """Audit the trader's own features among ``names`` (plugins and columns) before a search
-    trains anything; None when there are none.
+def preflight(names: Iterable[str], bars: Bars, feature_set: FeatureSet) -> AuditReport | None:
+    """Audit the trader's own features of ``feature_set`` among ``names`` (plugins and
+    columns) before a search trains anything; None when there are none.
 
     Raises:
         FeatureError: naming the first failed check (the feature, the row, the values) and
             how to see them all.
     """
-    own = [n for n in names if CATALOG[n].origin]
+    own = [n for n in names if feature_set[n].origin]
     if not own:
         return None
-    report = audit(own, bars)
+    report = audit(own, bars, feature_set=feature_set)
     if report.failures:
         raise FeatureError(
             f"{bars.source}: your own feature fails the catalog's checks: "
@@ -298,7 +311,7 @@ def _warmup(feature: Feature, full: np.ndarray) -> str | None:
     return None
 
 
-def _scale(feature: Feature, full: np.ndarray, scaled: np.ndarray) -> str | None:
+def _scale(feature: Feature, full: np.ndarray, scaled: np.ndarray, drift_from: int) -> str | None:
     """Too large, changed by the price/volume unit, or drifting with the price level."""
     w = feature.warmup
     values, other = full[w:], scaled[w:]
@@ -315,11 +328,13 @@ def _scale(feature: Feature, full: np.ndarray, scaled: np.ndarray) -> str | None
         )
     if feature.group in UNSCALED_GROUPS:
         return None
-    return _drift(feature)
+    return _drift(feature, drift_from)
 
 
-def _drift(feature: Feature) -> str | None:
-    values = _values(feature, drifting_walk())[warmup_of(tuple(CATALOG)) :]
+def _drift(feature: Feature, drift_from: int) -> str | None:
+    """The typical size of the feature's values on :func:`drifting_walk` from row
+    ``drift_from`` on, in its first quarter against its last."""
+    values = _values(feature, drifting_walk())[drift_from:]
     q = len(values) // 4
     first = float(np.nanmedian(np.abs(values[:q])))
     last = float(np.nanmedian(np.abs(values[-q:])))

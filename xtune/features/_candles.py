@@ -1,4 +1,4 @@
-"""Candlestick patterns (TA-Lib) and calendar features, registered after the indicators.
+"""Candlestick patterns (TA-Lib) and calendar features, declared after the indicators.
 
 Every one of TA-Lib's 61 pattern functions is here, with TA-Lib's default parameters. TA-Lib
 answers +-100 (pattern), +-80 (a weaker form of engulfing and harami) or 0; we divide by 100, so a
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import talib
 
-from xtune.features.registry import FeatureFn, register
+from xtune.features.registry import FeatureFn, Register
 
 # ---------------------------------------------------------------- candlestick patterns (TA-Lib)
 _PATTERNS = {
@@ -40,7 +40,7 @@ _PATTERNS = {
 }
 
 
-# The other 44, in TA-Lib's order, registered after the first 17 (bundles and studies name those).
+# The other 44, in TA-Lib's order, declared after the first 17 (bundles and studies name those).
 _MORE_PATTERNS = {
     "two_crows": "CDL2CROWS",
     "three_inside": "CDL3INSIDE",
@@ -120,7 +120,9 @@ def _info(func_name: str) -> tuple[int, str, dict[str, float]]:
     return int(func.lookback), str(func.info["display_name"]), dict(func.parameters)
 
 
-def _register_pattern(name: str, func_name: str, *, record_settings: bool) -> None:
+def _declare_pattern(
+    register: Register, name: str, func_name: str, *, record_settings: bool
+) -> None:
     lookback, title, settings = _info(func_name)
     full_scale = _FULL_SCALE.get(func_name, 100)
     params: dict[str, Any] = {"talib": func_name}  # Any: mypy reads ** as maybe `neutral`
@@ -135,14 +137,6 @@ def _register_pattern(name: str, func_name: str, *, record_settings: bool) -> No
         _pattern(func_name, settings, full_scale)
     )
 
-
-# The first 17 keep the params they were exported with ({"talib": ...}), so existing bundles
-# still load: three of them (dark cloud cover, morning/evening star) take TA-Lib's default
-# penetration, as they always did, without recording it. The other 44 record theirs.
-for _name, _func in _PATTERNS.items():
-    _register_pattern(_name, _func, record_settings=False)
-for _name, _func in _MORE_PATTERNS.items():
-    _register_pattern(_name, _func, record_settings=True)
 
 # ---------------------------------------------------------------- calendar (known in advance)
 _CYCLES = {"hour": 24, "dow": 7, "month": 12}
@@ -163,10 +157,19 @@ def _calendar(part: str, trig: Callable[[np.ndarray], np.ndarray]) -> FeatureFn:
     return compute
 
 
-for _part in _CYCLES:
-    register(f"{_part}_sin", "calendar", 0, f"sin of {_part} (cycle of {_CYCLES[_part]})")(
-        _calendar(_part, np.sin)
-    )
-    register(f"{_part}_cos", "calendar", 0, f"cos of {_part} (cycle of {_CYCLES[_part]})")(
-        _calendar(_part, np.cos)
-    )
+def declare(register: Register) -> None:
+    """Declare every pattern, then the calendar features, with the catalog's ``register``."""
+    # The first 17 keep the params they were exported with ({"talib": ...}), so existing
+    # bundles still load: three of them (dark cloud cover, morning/evening star) take TA-Lib's
+    # default penetration, as they always did, without recording it. The other 44 record theirs.
+    for name, func in _PATTERNS.items():
+        _declare_pattern(register, name, func, record_settings=False)
+    for name, func in _MORE_PATTERNS.items():
+        _declare_pattern(register, name, func, record_settings=True)
+    for part in _CYCLES:
+        register(f"{part}_sin", "calendar", 0, f"sin of {part} (cycle of {_CYCLES[part]})")(
+            _calendar(part, np.sin)
+        )
+        register(f"{part}_cos", "calendar", 0, f"cos of {part} (cycle of {_CYCLES[part]})")(
+            _calendar(part, np.cos)
+        )

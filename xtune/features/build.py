@@ -25,9 +25,10 @@ from rich.progress import track
 from xtune.errors import FeatureError
 from xtune.features._formats import has_parquet
 from xtune.features.bars import Bars
-from xtune.features.catalog import CATALOG, Feature, history_of, resolve, warmup_of
-from xtune.features.plugins import PLUGIN, columns_of
-from xtune.features.reads import file_hashes, files_read, remember
+from xtune.features.catalog import CATALOG
+from xtune.features.feature_set import FeatureSet
+from xtune.features.reads import ReadLog, file_hashes
+from xtune.features.registry import PLUGIN, Feature
 
 # A feature this large is broken, not informative (features are ratios and oscillators).
 MAX_FEATURE_ABS = 1e9
@@ -44,9 +45,9 @@ def default_cache_dir() -> Path:
     return settings.DEFAULT_CACHE_DIR
 
 
-def feature_specs(names: Sequence[str]) -> list[dict[str, Any]]:
+def feature_specs(names: Sequence[str], feature_set: FeatureSet = CATALOG) -> list[dict[str, Any]]:
     """Name, group, warm-up and parameters of each listed feature (the export manifest's spec)."""
-    return [_spec(CATALOG[n]) for n in names]
+    return [_spec(feature_set[n]) for n in names]
 
 
 def _spec(f: Feature) -> dict[str, Any]:
@@ -61,10 +62,12 @@ def _spec(f: Feature) -> dict[str, Any]:
     return spec
 
 
-def feature_fingerprint(names: Sequence[str]) -> dict[str, object]:
+def feature_fingerprint(
+    names: Sequence[str], feature_set: FeatureSet = CATALOG
+) -> dict[str, object]:
     """Everything that defines the listed features' values."""
     return {
-        "features": feature_specs(names),
+        "features": feature_specs(names, feature_set),
         "code": CODE_VERSION,
         "ta": version("ta"),
         "ta-lib": version("ta-lib"),
@@ -72,21 +75,32 @@ def feature_fingerprint(names: Sequence[str]) -> dict[str, object]:
     }
 
 
-def cache_key(bars: Bars, names: Sequence[str], files: Mapping[str, str] | None = None) -> str:
+def cache_key(
+    bars: Bars,
+    names: Sequence[str],
+    files: Mapping[str, str] | None = None,
+    feature_set: FeatureSet = CATALOG,
+) -> str:
     """The hash of everything the listed features' values depend on; ``files``: path -> sha256
     of each file their plugins read (:func:`own_reads`)."""
-    fingerprint = feature_fingerprint(names) | ({"files": dict(files)} if files else {})
+    fingerprint = feature_fingerprint(names, feature_set)
+    if files:
+        fingerprint["files"] = dict(files)
     blob = json.dumps(fingerprint, sort_keys=True, default=str)
     digest = hashlib.sha256(f"{bars.sha256}\n{blob}".encode())
-    for name in columns_of(names):  # a precomputed column's values are not in bars.sha256
+    # a precomputed column's values are not in bars.sha256
+    for name in feature_set.columns_of(names):
         digest.update(np.ascontiguousarray(bars.frame[name].to_numpy(np.float64)).tobytes())
     return digest.hexdigest()
 
 
-def compute_features(bars: Bars, names: Sequence[str], *, progress: bool = False) -> pd.DataFrame:
-    """All listed features on all bars, warm-up rows included (as NaN). No cache, no checks."""
+def compute_features(
+    bars: Bars, names: Sequence[str], *, feature_set: FeatureSet = CATALOG, progress: bool = False
+) -> pd.DataFrame:
+    """All listed features of ``feature_set`` on all bars, warm-up rows included (as NaN). No
+    cache, no checks."""
     columns = {}
-    items = [CATALOG[n] for n in names]
+    items = [feature_set[n] for n in names]
     for feature in track(items, description="features", disable=not progress, transient=True):
         columns[feature.name] = feature.values(bars.frame)
     return pd.DataFrame(columns, index=bars.index)
@@ -96,31 +110,35 @@ def build_features(
     bars: Bars,
     names: Sequence[str] | None = None,
     *,
+    feature_set: FeatureSet = CATALOG,
     cache_dir: Path | None = None,
     use_cache: bool = True,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Feature frame for ``names`` (default: the whole catalog), warm-up rows dropped.
+    """Feature frame for ``names`` (default: every feature of ``feature_set``), warm-up rows
+    dropped.
 
     Args:
         bars: validated bars from :func:`~xtune.features.bars.load_bars`.
-        names: feature names from the catalog, in any order (output is in catalog order).
+        names: feature names of ``feature_set``, in any order (output is in its order).
+        feature_set: the features the names are looked up in (a study's or a bundle's,
+            with its plugins and columns; default the built-in catalog).
         cache_dir: where cached frames live (default :func:`default_cache_dir`).
         use_cache: read and write the cache (Parquet: off where pyarrow is not installed).
         progress: show a progress bar.
 
     Returns:
-        float64 DataFrame indexed by bar time, starting ``warmup_of(names)`` bars after the
-        first bar, with every value finite.
+        float64 DataFrame indexed by bar time, starting ``feature_set.warmup_of(names)`` bars
+        after the first bar, with every value finite.
 
     Raises:
         FeatureError: unknown name, or a feature that is NaN/inf or absurdly large after its
             warm-up (naming the feature and the first bad time).
     """
-    names = resolve(names)
+    names = feature_set.resolve(names)
     if not names:
         raise FeatureError("no features selected; pass at least one feature name or group.")
-    warmup = warmup_of(names)
+    warmup = feature_set.warmup_of(names)
     if len(bars) <= warmup:
         raise FeatureError(
             f"{bars.source}: {len(bars)} bars, but the selected features need {warmup} bars of "
@@ -129,71 +147,92 @@ def build_features(
     use_cache = use_cache and has_parquet()  # the cache is Parquet: off without the parquet extra
     root = (cache_dir or default_cache_dir()) / "features" if use_cache else None
     if root is not None:
-        cached = _cached(root, bars, names)
+        cached = _cached(root, bars, names, feature_set)
         if cached is not None:
             return cached
-    frame = compute_features(bars, names, progress=progress).iloc[warmup:]
+    frame = compute_features(bars, names, feature_set=feature_set, progress=progress)
+    frame = frame.iloc[warmup:]
     _check_values(frame, bars.source)
     if root is not None:
-        _store(root, bars, names, frame)
+        _store(root, bars, names, frame, feature_set)
     return frame
 
 
-def own_reads(names: Sequence[str]) -> dict[str, tuple[str, ...]] | None:
+def own_reads(
+    names: Sequence[str], feature_set: FeatureSet = CATALOG
+) -> dict[str, tuple[str, ...]] | None:
     """Each listed plugin feature -> the files it read in this process (absolute paths); None
     when one has not computed here yet, so its files are unknown. Other features read none."""
-    reads = {
-        n: files_read(CATALOG[n].origin, n) for n in names if CATALOG[n].origin.startswith(PLUGIN)
-    }
+    reads = {n: _log(feature_set[n]).paths for n in names if _is_plugin(feature_set[n])}
     if any(paths is None for paths in reads.values()):
         return None
     return {n: paths or () for n, paths in reads.items()}
 
 
+def _is_plugin(feature: Feature) -> bool:
+    return feature.origin.startswith(PLUGIN)
+
+
+def _log(feature: Feature) -> ReadLog:
+    assert feature.reads is not None  # every plugin feature has its log (features/plugins.py)
+    return feature.reads
+
+
 def _frame_path(
-    root: Path, bars: Bars, names: Sequence[str], reads: dict[str, tuple[str, ...]]
+    root: Path,
+    bars: Bars,
+    names: Sequence[str],
+    reads: dict[str, tuple[str, ...]],
+    feature_set: FeatureSet,
 ) -> Path:
     files = file_hashes(p for paths in reads.values() for p in paths)  # as they are now
-    return root / f"{bars.sha256[:16]}-{cache_key(bars, names, files)[:24]}.parquet"
+    key = cache_key(bars, names, files, feature_set)
+    return root / f"{bars.sha256[:16]}-{key[:24]}.parquet"
 
 
-def _reads_path(root: Path, bars: Bars, names: Sequence[str]) -> Path:
+def _reads_path(root: Path, bars: Bars, names: Sequence[str], feature_set: FeatureSet) -> Path:
     """Where a build of these features on these bars records the files its plugins read."""
-    return root / f"{bars.sha256[:16]}-{cache_key(bars, names)[:24]}.reads.json"
+    key = cache_key(bars, names, feature_set=feature_set)
+    return root / f"{bars.sha256[:16]}-{key[:24]}.reads.json"
 
 
-def _cached(root: Path, bars: Bars, names: Sequence[str]) -> pd.DataFrame | None:
+def _cached(
+    root: Path, bars: Bars, names: Sequence[str], feature_set: FeatureSet
+) -> pd.DataFrame | None:
     """The cached frame under the key of the files its plugins read, hashed as they are now."""
-    reads = own_reads(names)
+    reads = own_reads(names, feature_set)
     if reads is None:  # not computed here: the files the last build recorded
+        path = _reads_path(root, bars, names, feature_set)
         try:
-            reads = {
-                n: tuple(p)
-                for n, p in json.loads(_reads_path(root, bars, names).read_text()).items()
-            }
+            reads = {n: tuple(p) for n, p in json.loads(path.read_text()).items()}
         except (OSError, ValueError, TypeError):
             return None
-        if set(reads) != {n for n in names if CATALOG[n].origin.startswith(PLUGIN)}:
+        if set(reads) != {n for n in names if _is_plugin(feature_set[n])}:
             return None
-    frame = _read_cache(_frame_path(root, bars, names, reads), names)
+    frame = _read_cache(_frame_path(root, bars, names, reads, feature_set), names)
     if frame is not None:
         for name, paths in reads.items():  # known here from now on (the trial record, export)
-            remember(CATALOG[name].origin, name, paths)
+            _log(feature_set[name]).add(paths)
     return frame
 
 
-def _store(root: Path, bars: Bars, names: Sequence[str], frame: pd.DataFrame) -> None:
-    reads = own_reads(names)
+def _store(
+    root: Path, bars: Bars, names: Sequence[str], frame: pd.DataFrame, feature_set: FeatureSet
+) -> None:
+    reads = own_reads(names, feature_set)
     if reads is None:  # pragma: no cover - compute_features ran every plugin feature
         return
     if reads:
-        _write_atomic(_reads_path(root, bars, names), json.dumps(reads).encode())
-    _write_cache(_frame_path(root, bars, names, reads), frame)
+        path = _reads_path(root, bars, names, feature_set)
+        _write_atomic(path, json.dumps(reads).encode())
+    _write_cache(_frame_path(root, bars, names, reads, feature_set), frame)
 
 
-def latest_features(bars: Bars, names: Sequence[str], rows: int) -> pd.DataFrame:
+def latest_features(
+    bars: Bars, names: Sequence[str], rows: int, *, feature_set: FeatureSet = CATALOG
+) -> pd.DataFrame:
     """The newest ``rows`` rows of the listed features, computed over only the newest
-    ``history_of(names) + rows`` bars: what :func:`build_features` gives for those rows on any
+    ``feature_set.history_of(names) + rows`` bars: what :func:`build_features` gives for those rows on any
     longer history, to 1e-6 of each feature's scale (the memory declarations, see
     :mod:`xtune.features.history`). For the live bot, which pays per bar computed and, more,
     per call: every feature reads the one shared tail.
@@ -201,15 +240,15 @@ def latest_features(bars: Bars, names: Sequence[str], rows: int) -> pd.DataFrame
     Raises:
         FeatureError: fewer bars than that, or a value that is NaN/inf or absurdly large.
     """
-    names = resolve(names)
-    need = history_of(names) + rows
+    names = feature_set.resolve(names)
+    need = feature_set.history_of(names) + rows
     if len(bars) < need:
         raise FeatureError(
             f"{bars.source}: {len(bars)} bars, but the newest {rows} rows of these features "
             f"need {need}. Pass a longer history."
         )
     tail = bars.frame.iloc[-need:]
-    columns = {name: CATALOG[name].values(tail)[-rows:] for name in names}
+    columns = {name: feature_set[name].values(tail)[-rows:] for name in names}
     frame = pd.DataFrame(columns, index=bars.index[-rows:])
     _check_values(frame, bars.source)
     return frame

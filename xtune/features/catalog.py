@@ -26,21 +26,17 @@ import numpy as np
 import pandas as pd
 import ta
 
+from xtune.features import _candles
 from xtune.features import _indicators as _ind
 from xtune.features._math import dmi, log, logret, safe_div, true_range, wilder
-from xtune.features.registry import (
-    CATALOG,
-    GROUPS,
-    Feature,
-    FeatureFn,
-    history_of,
-    resolve,
-    warmup_of,
-)
-from xtune.features.registry import register as _register
+from xtune.features.feature_set import FeatureSet
+from xtune.features.registry import GROUPS, Declarations, Feature, FeatureFn
 from xtune.features.registry import smoothing_memory as _decay
 
 __all__ = ["CATALOG", "GROUPS", "Feature", "FeatureFn", "history_of", "resolve", "warmup_of"]
+
+_DECLARED = Declarations("")  # the catalog as its declarations run, once, at import
+_register = _DECLARED.register
 
 
 # ---------------------------------------------------------------- returns and bar shape (own)
@@ -366,4 +362,13 @@ _register("volume_ratio_20", "volume", 19, "log(1 + volume / SMA20 of volume)", 
 )
 
 
-from xtune.features import _candles  # noqa: E402, F401  (patterns and calendar, in catalog order)
+_candles.declare(_register)  # patterns and calendar, last in catalog order
+
+CATALOG = FeatureSet(_DECLARED.features)
+"""The built-in features: a :class:`~xtune.features.FeatureSet` built once, at import."""
+del _DECLARED, _register  # nothing declares into the catalog after import
+
+# The catalog's own lookups; a study's or a bundle's features answer the same on their set.
+resolve = CATALOG.resolve
+warmup_of = CATALOG.warmup_of
+history_of = CATALOG.history_of

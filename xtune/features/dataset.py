@@ -18,7 +18,8 @@ from xtune.errors import SpecError
 from xtune.features._windows import windows_ending_at
 from xtune.features.bars import Bars
 from xtune.features.build import build_features
-from xtune.features.catalog import resolve, warmup_of
+from xtune.features.catalog import CATALOG
+from xtune.features.feature_set import FeatureSet
 from xtune.features.labels import MISSING, LabelSpec, directions, forward_returns
 from xtune.features.scaler import RobustScaler, fit_robust, transform
 from xtune.features.split import Split, SplitSpec, chronological_split, min_rows
@@ -29,7 +30,7 @@ class DataSpec:
     """Everything that turns bars into training windows.
 
     Attributes:
-        features: catalog names (empty: the whole catalog).
+        features: feature names (empty: every feature of the feature set it is used with).
         window: bars per window (the window ending at bar t predicts t -> t + h).
         labels: horizons and classes.
         split: fractions, purge and folds.
@@ -68,15 +69,14 @@ class DataSpec:
             first_row=int(d["first_row"]),
         )
 
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return resolve(self.features or None)
+    def feature_names(self, feature_set: FeatureSet = CATALOG) -> tuple[str, ...]:
+        """Its features in ``feature_set``'s order (checked to be there)."""
+        return feature_set.resolve(self.features or None)
 
-    @property
-    def min_bars(self) -> int:
+    def min_bars(self, feature_set: FeatureSet = CATALOG) -> int:
         """Bars needed for warm-up + window + horizon + purge gaps + minimal parts."""
         rows = min_rows(self.window, self.labels.max_horizon, self.split)
-        return max(warmup_of(self.feature_names), self.first_row) + rows
+        return max(feature_set.warmup_of(self.feature_names(feature_set)), self.first_row) + rows
 
 
 @dataclass(frozen=True)
@@ -169,16 +169,22 @@ def _scaled_fold(
 def _feature_frame(
     bars: Bars,
     spec: DataSpec,
+    names: tuple[str, ...],
     features: pd.DataFrame | None,
+    feature_set: FeatureSet,
     cache_dir: Path | None,
     use_cache: bool,
     progress: bool,
 ) -> tuple[pd.DataFrame, int]:
     """The spec's feature columns from its first row on, and that row's index in the bars."""
-    names = spec.feature_names
     if features is None:
         frame = build_features(
-            bars, names, cache_dir=cache_dir, use_cache=use_cache, progress=progress
+            bars,
+            names,
+            feature_set=feature_set,
+            cache_dir=cache_dir,
+            use_cache=use_cache,
+            progress=progress,
         )
     else:
         # A wider candidate set may start later than this list's own warm-up: that is fine,
@@ -196,6 +202,7 @@ def prepare(
     bars: Bars,
     spec: DataSpec,
     *,
+    feature_set: FeatureSet = CATALOG,
     cache_dir: Path | None = None,
     use_cache: bool = True,
     progress: bool = False,
@@ -206,6 +213,8 @@ def prepare(
     Args:
         bars: validated bars.
         spec: features, window, labels, split.
+        feature_set: where the spec's feature names are looked up (a study's, with its
+            plugins and columns; default the built-in catalog).
         features: an already built feature frame of these bars with (at least) the spec's
             columns; a search builds the candidate set once and passes it to every trial.
 
@@ -218,15 +227,18 @@ def prepare(
         >>> ds.train().x.shape[1:]
         (16, 2)
     """
-    names = spec.feature_names
-    if len(bars) < spec.min_bars:
+    names = spec.feature_names(feature_set)
+    need = spec.min_bars(feature_set)
+    if len(bars) < need:
         raise SpecError(
-            f"{bars.source}: {len(bars)} bars, but this setup needs at least {spec.min_bars}: "
-            f"{max(warmup_of(names), spec.first_row)} warm-up bars for the features, window {spec.window}, horizon "
+            f"{bars.source}: {len(bars)} bars, but this setup needs at least {need}: "
+            f"{max(feature_set.warmup_of(names), spec.first_row)} warm-up bars for the features, window {spec.window}, horizon "
             f"{spec.labels.max_horizon}, purge gaps and {spec.split.min_samples}+ samples per part. "
             "Use more bars, a shorter window, or fewer long-window features."
         )
-    frame, start = _feature_frame(bars, spec, features, cache_dir, use_cache, progress)
+    frame, start = _feature_frame(
+        bars, spec, names, features, feature_set, cache_dir, use_cache, progress
+    )
     close = bars.frame["close"].to_numpy()
     ret = forward_returns(close, spec.labels.horizons)[start:]
     direction = directions(ret, spec.labels)

@@ -4,7 +4,7 @@ A recursive smoother (EMA, Wilder's RSI/ATR/ADX, MACD) is seeded at the first ba
 a bot that keeps the last 300 bars computes other values than training, which saw the whole
 file, unless the seed's weight has decayed. Each catalog feature declares that ``memory``
 (:class:`~xtune.features.registry.Feature`); :func:`memory_violations` checks the declarations
-on real bars, and :func:`~xtune.features.registry.history_of` adds them up for a feature list.
+on real bars, and :meth:`~xtune.features.FeatureSet.history_of` adds them up for a feature list.
 A trader's own feature's declaration is measured against its values at audit time
 (:func:`memory_needed`, run by :mod:`xtune.features._audit`).
 """
@@ -17,7 +17,8 @@ import numpy as np
 
 from xtune.features.bars import Bars
 from xtune.features.build import compute_features
-from xtune.features.registry import CATALOG, resolve, warmup_of
+from xtune.features.catalog import CATALOG
+from xtune.features.feature_set import FeatureSet
 from xtune.features.scaler import fit_robust
 
 TOLERANCE = 1e-6  # of the feature's training scale
@@ -30,6 +31,7 @@ def memory_violations(
     *,
     memory: Mapping[str, int] | None = None,
     tol: float = TOLERANCE,
+    feature_set: FeatureSet = CATALOG,
 ) -> list[str]:
     """Features whose value computed from bar ``s`` on differs from the value computed from the
     first bar, at a row at least their memory after ``s``, by more than ``tol`` of their scale.
@@ -45,18 +47,20 @@ def memory_violations(
         memory: declarations to check instead of the catalog's, by name (e.g. a shorter one,
             to see the check fail).
         tol: allowed difference, in units of the feature's scale.
+        feature_set: where ``names`` are looked up (default the built-in catalog).
 
     Returns:
         One line per feature and start that disagrees (or leaves no row to check).
     """
-    names = resolve(names)
-    full = compute_features(bars, names).to_numpy()  # [T, F]
-    scale = fit_robust(full[warmup_of(names) :], names).scale  # [F]
-    declared = {n: max(CATALOG[n].memory, CATALOG[n].warmup) for n in names} | dict(memory or {})
+    names = feature_set.resolve(names)
+    full = compute_features(bars, names, feature_set=feature_set).to_numpy()  # [T, F]
+    scale = fit_robust(full[feature_set.warmup_of(names) :], names).scale  # [F]
+    declared = {n: max(feature_set[n].memory, feature_set[n].warmup) for n in names}
+    declared |= dict(memory or {})
     problems = []
     for s in starts:
         later = Bars(bars.frame.iloc[s:], f"{bars.source}[{s}:]")
-        part = compute_features(later, names).to_numpy()  # [T - s, F]
+        part = compute_features(later, names, feature_set=feature_set).to_numpy()  # [T - s, F]
         for j, name in enumerate(names):
             m = declared[name]
             if len(part) <= m:

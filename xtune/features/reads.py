@@ -4,7 +4,8 @@ A plugin feature is a function of the bars. One that also opens a file (a calend
 series looked up by bar time) depends on bytes the look-ahead check cannot see: a lookup by time
 survives truncation of the bars, so the check passes whatever the file holds. Python's audit
 hooks see every ``open``; :func:`watching` records the files a plugin feature opens while it
-computes (``Feature.values`` runs every plugin function inside it). With those, the audit says
+computes into the feature's own :class:`ReadLog` (``Feature.values`` runs every plugin function
+inside it). With those, the audit says
 "cannot prove" for such a feature, as for a precomputed column, and the feature cache, the trial
 record and the bundle manifest carry the hash of every file read, so an edited file is noticed
 as an edited plugin is.
@@ -18,15 +19,17 @@ path); hand such a reader an open file (``pd.read_parquet(open(path, "rb"))``).
 Example:
     >>> import tempfile
     >>> path = tempfile.mkstemp(suffix=".csv")[1]
-    >>> with watching("plugin:example", "my_feature"):
+    >>> log = ReadLog()
+    >>> with watching(log, "plugin:example"):
     ...     _ = Path(path).read_text()
-    >>> files_read("plugin:example", "my_feature") == (path,)
+    >>> log.paths == (path,)
     True
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import sys
@@ -38,14 +41,32 @@ from typing import Any
 
 # The paths opened for reading by the plugin computation running in this thread, or None.
 _ACTIVE: ContextVar[set[str] | None] = ContextVar("xtune_plugin_reads", default=None)
-_READS: dict[tuple[str, str], frozenset[str]] = {}  # (origin, feature) -> files it read
-_HOOKED: list[bool] = []  # the audit hook is installed once per process and never removed
 _MACHINERY = (
     "<frozen importlib",
     f"{os.sep}linecache.py",
     f"{os.sep}tokenize.py",
 )  # imports, source lines
 _PSEUDO = ("/proc/", "/sys/", "/dev/")
+
+
+class ReadLog:
+    """The files (absolute paths) one plugin feature opened for reading while it computed in
+    this process; :attr:`paths` is None until it has computed here (or been told by
+    :meth:`add`). Each plugin feature of a feature set has its own."""
+
+    __slots__ = ("_paths",)
+
+    def __init__(self) -> None:
+        self._paths: frozenset[str] | None = None
+
+    @property
+    def paths(self) -> tuple[str, ...] | None:
+        """The files read, sorted; None when the feature has not computed here."""
+        return None if self._paths is None else tuple(sorted(self._paths))
+
+    def add(self, paths: Iterable[str]) -> None:
+        """Record files the feature read (or is known to read: the feature cache's record)."""
+        self._paths = (self._paths or frozenset()) | frozenset(paths)
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
@@ -73,13 +94,21 @@ def _machinery(frame: FrameType | None) -> bool:
     return False
 
 
+@functools.cache
+def _install_hook() -> None:
+    """Install the audit hook, once per process (an audit hook is never removed)."""
+    sys.addaudithook(_hook)
+
+
 @contextlib.contextmanager
-def watching(origin: str, name: str) -> Iterator[None]:
-    """Record the files feature ``name`` of ``origin`` opens for reading within the block
-    (see :func:`files_read`); nested blocks record into the outermost one too."""
-    if not _HOOKED:
-        sys.addaudithook(_hook)
-        _HOOKED.append(True)
+def watching(log: ReadLog | None, origin: str) -> Iterator[None]:
+    """Record into ``log`` the files a feature of ``origin`` opens for reading within the
+    block; nested blocks record into the outermost one too. ``log`` None: nothing recorded
+    (a feature that is read from the bars, not computed)."""
+    if log is None:
+        yield
+        return
+    _install_hook()
     outer = _ACTIVE.get()
     opened: set[str] = set()
     token = _ACTIVE.set(opened)
@@ -92,7 +121,7 @@ def watching(origin: str, name: str) -> Iterator[None]:
         _ACTIVE.reset(token)
         if outer is not None:
             outer.update(found)
-        _READS[(origin, name)] = _READS.get((origin, name), frozenset()) | found
+        log.add(found)
 
 
 def _data_files(paths: Iterable[str], origin: str) -> frozenset[str]:
@@ -113,18 +142,6 @@ def _data_files(paths: Iterable[str], origin: str) -> frozenset[str]:
     return frozenset(kept)
 
 
-def files_read(origin: str, name: str) -> tuple[str, ...] | None:
-    """The files (absolute paths, sorted) feature ``name`` of ``origin`` read in this process,
-    or None when it has not computed here (nor been told by :func:`remember`)."""
-    found = _READS.get((origin, name))
-    return None if found is None else tuple(sorted(found))
-
-
-def remember(origin: str, name: str, paths: Iterable[str]) -> None:
-    """Add files a feature is known to read (from the feature cache's record of a build)."""
-    _READS[(origin, name)] = _READS.get((origin, name), frozenset()) | frozenset(paths)
-
-
 def file_sha256(path: str) -> str:
     """The sha256 of the file's bytes, or "" when it is missing or unreadable."""
     digest = hashlib.sha256()
@@ -142,9 +159,9 @@ def file_hashes(paths: Iterable[str]) -> dict[str, str]:
     return {path: file_sha256(path) for path in sorted(set(paths))}
 
 
-def read_hashes(origin: str, names: Iterable[str]) -> dict[str, str]:
-    """Path -> sha256 of every file the listed features of ``origin`` read in this process."""
-    return file_hashes(p for name in names for p in files_read(origin, name) or ())
+def read_hashes(logs: Iterable[ReadLog | None]) -> dict[str, str]:
+    """Path -> sha256 of every file the features of these logs read in this process."""
+    return file_hashes(p for log in logs if log is not None for p in log.paths or ())
 
 
 def changed_file(recorded: Mapping[str, str]) -> tuple[str, str] | None:

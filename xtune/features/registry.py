@@ -1,14 +1,17 @@
 """The catalog's machinery: a feature is a name, a group, a warm-up, a memory and a pure function
-of the bars; ``register`` adds one, ``CATALOG`` reads them all in registration order.
+of the bars, declared with a :class:`Declarations`' ``register``; which features a call sees is
+a :class:`~xtune.features.feature_set.FeatureSet` value, never module state.
 
-A trader's own features use the same ``register`` from a plugin file, and precomputed columns of
-the bars file are registered too (:mod:`xtune.features.plugins`); each such feature carries its
-``origin``, so a name can never silently mean two things."""
+A trader's own features use the same ``register`` (:func:`register`) in a plugin file, which
+xtune runs into a feature set of its own (:mod:`xtune.features.plugins`); precomputed columns of
+the bars file join a feature set too. Each such feature carries its ``origin``, so a name can
+never silently mean two things."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -16,18 +19,20 @@ import numpy as np
 import pandas as pd
 
 from xtune.errors import FeatureError
-from xtune.features.reads import watching
+from xtune.features.reads import ReadLog, watching
 
 GROUPS = ("returns", "trend", "momentum", "volatility", "volume", "pattern", "calendar")
 COLUMN_GROUP = "column"  # a precomputed column of the bars file, ``[features] columns``
 COLUMN_ORIGIN = "column"  # ... and its origin (a plugin's is "plugin:<sha256>")
+PLUGIN = "plugin:"  # a plugin feature's origin: this and the sha256 of the file's bytes
 
 FeatureFn = Callable[[pd.DataFrame], pd.Series]
 
 
 @dataclass(frozen=True)
 class Feature:
-    """One catalog entry. ``params`` go into the export manifest beside the name.
+    """One feature (of the catalog, a plugin or a column). ``params`` go into the export
+    manifest beside the name.
 
     ``warmup``: leading rows that are invalid (NaN). ``memory``: bars from the first bar after
     which the value no longer depends on where computation started, to 1e-6 of the feature's
@@ -48,6 +53,9 @@ class Feature:
     neutral: float | None = None
     memory: int = 0  # register() sets it, at least the warm-up
     origin: str = ""  # "": the catalog; "plugin:<sha256 of the file>"; "column"
+    plugin: PluginFile | None = field(default=None, compare=False, repr=False)  # whose bytes
+    # The files a plugin feature opened while it computed here (xtune.features.reads).
+    reads: ReadLog | None = field(default=None, compare=False, repr=False)
 
     def compute(self, bars: pd.DataFrame) -> pd.Series:
         return pd.Series(self.values(bars), index=bars.index, name=self.name)
@@ -73,7 +81,7 @@ class Feature:
         """A plugin's function, held to the catalog's contract: one number per bar, or a
         clear error naming the feature (never a traceback from inside the trader's code)."""
         try:
-            with watching(self.origin, self.name):  # the files it opens (features/reads.py)
+            with watching(self.reads, self.origin):  # the files it opens (features/reads.py)
                 out = self.fn(bars.copy())  # a copy: a column the function adds stays its own
         except Exception as exc:
             raise FeatureError(
@@ -97,6 +105,25 @@ class Feature:
         return pd.Series(numbers, index=bars.index)
 
 
+@dataclass(frozen=True)
+class PluginFile:
+    """A plugin file as xtune ran it: where it came from, the hash of its bytes, the features
+    it declared.
+
+    The source travels with it (to spawned workers and into bundles), so every process runs
+    the very bytes that were hashed, never a file edited since.
+    """
+
+    label: str  # the path as the study file resolved it, or the file inside a bundle
+    sha256: str
+    features: tuple[str, ...]
+    source: bytes = field(repr=False)
+
+    @property
+    def origin(self) -> str:
+        return f"{PLUGIN}{self.sha256}"
+
+
 def _first_non_number(values: pd.Series) -> object:
     """The first value of ``values`` that is not a number (for a message)."""
     for v in values:
@@ -107,9 +134,63 @@ def _first_non_number(values: pd.Series) -> object:
     return values.iloc[0]
 
 
-_REGISTRY: dict[str, Feature] = {}
-_DECLARING: list[str] = []  # the origin of the plugin being loaded, if any (see ``declaring``)
-_APART: list[dict[str, Feature]] = []  # where registrations go instead, if any (see ``apart``)
+class Declarations:
+    """The features one origin declares, in declaration order: the catalog's modules as they
+    import (origin ""), or one run of a plugin file's bytes (``"plugin:<sha256>"``).
+
+    Args:
+        origin: what every feature declared here carries as :attr:`Feature.origin`.
+        taken: names declared elsewhere (the feature set a plugin joins), refused here.
+    """
+
+    def __init__(self, origin: str, taken: Mapping[str, Feature] | None = None) -> None:
+        self.origin = origin
+        self.taken: Mapping[str, Feature] = taken if taken is not None else {}
+        self.features: dict[str, Feature] = {}
+
+    def register(
+        self,
+        name: str,
+        group: str,
+        warmup: int,
+        doc: str,
+        *,
+        neutral: float | None = None,
+        memory: int | None = None,
+        **params: object,
+    ) -> Callable[[FeatureFn], FeatureFn]:
+        """Declare a feature; ``memory`` defaults to ``warmup`` (a finite window, see
+        :class:`Feature`). Returns the decorator that takes its function."""
+
+        def wrap(fn: FeatureFn) -> FeatureFn:
+            problem = _declaration_problem(name, group, warmup, memory, self._names())
+            if problem and self.origin:
+                raise FeatureError(problem)
+            if problem:  # pragma: no cover - a programming error in the catalog, caught at import
+                raise RuntimeError(problem)
+            self.features[name] = Feature(
+                name,
+                group,
+                warmup,
+                fn,
+                MappingProxyType(dict(params)),
+                doc,
+                neutral,
+                warmup if memory is None else memory,
+                self.origin,
+            )
+            return fn
+
+        return wrap
+
+    def _names(self) -> Mapping[str, Feature]:
+        return {**self.taken, **self.features}
+
+
+Register = Callable[..., Callable[[FeatureFn], FeatureFn]]  # Declarations.register's shape
+
+# The declarations of the plugin whose bytes run in this thread, if any (see ``declaring``).
+_DECLARING: ContextVar[Declarations | None] = ContextVar("xtune_declaring", default=None)
 
 
 def register(
@@ -122,31 +203,21 @@ def register(
     memory: int | None = None,
     **params: object,
 ) -> Callable[[FeatureFn], FeatureFn]:
-    """Add a feature; ``memory`` defaults to ``warmup`` (a finite window, see :class:`Feature`)."""
+    """Declare a feature of the plugin file xtune is running (see
+    :meth:`~xtune.features.FeatureSet.with_plugins`); ``memory`` defaults to ``warmup``.
 
-    origin = _DECLARING[-1] if _DECLARING else ""
-
-    def wrap(fn: FeatureFn) -> FeatureFn:
-        target = _APART[-1] if _APART else _REGISTRY
-        problem = _declaration_problem(name, group, warmup, memory, target)
-        if problem and origin:
-            raise FeatureError(problem)
-        if problem:  # pragma: no cover - a programming error in the catalog, caught at import
-            raise RuntimeError(problem)
-        target[name] = Feature(
-            name,
-            group,
-            warmup,
-            fn,
-            MappingProxyType(dict(params)),
-            doc,
-            neutral,
-            warmup if memory is None else memory,
-            origin,
+    Raises:
+        FeatureError: called outside a plugin run (a plugin file is run by xtune, from
+            ``[features] plugins``, not imported), or a declaration that is not valid.
+    """
+    declarations = _DECLARING.get()
+    if declarations is None:
+        raise FeatureError(
+            f"register({name!r}, ...) declares a feature of a plugin file, which xtune runs: "
+            "list the file in the study's [features] plugins (or pass it to "
+            "FeatureSet.with_plugins) instead of importing it."
         )
-        return fn
-
-    return wrap
+    return declarations.register(name, group, warmup, doc, neutral=neutral, memory=memory, **params)
 
 
 def _declaration_problem(
@@ -166,92 +237,13 @@ def _declaration_problem(
 
 
 @contextlib.contextmanager
-def declaring(origin: str) -> Iterator[list[str]]:
-    """Register the block's features with ``origin``; yields the names declared, and removes
-    them again when the block raises (a plugin that fails half-way leaves nothing behind)."""
-    before = set(_REGISTRY)
-    _DECLARING.append(origin)
-    declared: list[str] = []
+def declaring(declarations: Declarations) -> Iterator[Declarations]:
+    """Within the block, :func:`register` declares into ``declarations`` (a plugin's run)."""
+    token = _DECLARING.set(declarations)
     try:
-        yield declared
-        declared.extend(n for n in _REGISTRY if n not in before)
-    except BaseException:
-        for n in [n for n in _REGISTRY if n not in before]:
-            del _REGISTRY[n]
-        raise
+        yield declarations
     finally:
-        _DECLARING.pop()
-
-
-@contextlib.contextmanager
-def apart(origin: str) -> Iterator[Mapping[str, Feature]]:
-    """Register the block's features with ``origin`` into the yielded mapping, never into the
-    catalog: a second, independent run of a plugin's code (see
-    :func:`xtune.features.plugins.fresh_feature`)."""
-    box: dict[str, Feature] = {}
-    _DECLARING.append(origin)
-    _APART.append(box)
-    try:
-        yield MappingProxyType(box)
-    finally:
-        _APART.pop()
-        _DECLARING.pop()
-
-
-def add(feature: Feature) -> None:
-    """Register a feature built elsewhere (a precomputed column), refusing a taken name."""
-    if feature.name in _REGISTRY and _REGISTRY[feature.name] != feature:
-        raise FeatureError(
-            f"{feature.name!r} is already a feature of {_REGISTRY[feature.name].where}; rename "
-            "the column in the bars file."
-        )
-    _REGISTRY[feature.name] = feature
-
-
-def forget(origin_prefix: str) -> None:
-    """Drop every feature whose origin starts with ``origin_prefix`` (never the catalog's)."""
-    if not origin_prefix:
-        raise ValueError("the catalog cannot be forgotten")
-    for n in [n for n, f in _REGISTRY.items() if f.origin.startswith(origin_prefix)]:
-        del _REGISTRY[n]
-
-
-CATALOG: Mapping[str, Feature] = MappingProxyType(_REGISTRY)  # a live, read-only view
-
-
-def resolve(
-    names: Iterable[str] | None = None, groups: Iterable[str] | None = None
-) -> tuple[str, ...]:
-    """Feature names in catalog order from explicit names and/or whole groups (None: all).
-
-    Raises:
-        FeatureError: for an unknown name or group, listing the valid ones.
-    """
-    names = list(names or [])
-    groups = list(groups or [])
-    unknown_groups = [g for g in groups if g not in GROUPS]
-    if unknown_groups:
-        raise FeatureError(f"unknown feature group(s) {unknown_groups}; groups are {list(GROUPS)}.")
-    unknown = [n for n in names if n not in CATALOG]
-    if unknown:
-        raise FeatureError(
-            f"unknown feature(s) {unknown}. Run `xtune features list` to see the catalog."
-        )
-    if not names and not groups:
-        return tuple(CATALOG)
-    wanted = set(names) | {n for n, f in CATALOG.items() if f.group in groups}
-    return tuple(n for n in CATALOG if n in wanted)
-
-
-def warmup_of(names: Iterable[str]) -> int:
-    """Rows to drop before every listed feature is valid."""
-    return max((CATALOG[n].warmup for n in names), default=0)
-
-
-def history_of(names: Iterable[str]) -> int:
-    """Bars of history before the first row whose listed features no longer depend on where
-    computation started (each feature's memory, at least its warm-up)."""
-    return max((max(CATALOG[n].memory, CATALOG[n].warmup) for n in names), default=0)
+        _DECLARING.reset(token)
 
 
 def smoothing_memory(alpha: float, stages: int = 1, weight: float = 1e-8) -> int:

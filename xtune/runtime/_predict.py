@@ -15,7 +15,6 @@ from xtune.errors import BundleError, DataError
 from xtune.features._windows import windows
 from xtune.features.bars import Bars
 from xtune.features.build import build_features, feature_specs, latest_features
-from xtune.features.catalog import CATALOG, history_of
 from xtune.features.scaler import RobustScaler, transform
 from xtune.features.summary import summarize
 from xtune.runtime.bundle import Bundle
@@ -26,13 +25,13 @@ from xtune.runtime.session import open_session, run_model
 def check_features(bundle: Bundle) -> None:
     """Refuse a bundle whose features this installation would compute differently."""
     names = bundle.features
-    missing = [n for n in names if n not in CATALOG]
+    missing = [n for n in names if n not in bundle.feature_set]
     if missing:
         raise BundleError(
             f"{bundle.folder}: features {missing} are unknown to this xtune; install the exporting version."
         )
     recorded = {f.name: f for f in bundle.manifest.features}
-    ours = {f["name"]: f for f in feature_specs(names)}
+    ours = {f["name"]: f for f in feature_specs(names, bundle.feature_set)}
     for name in names:
         if (
             ours[name]["params"] != recorded[name].params
@@ -50,7 +49,9 @@ def history_needed(bundle: Bundle) -> int:
     manifest's (a version 2 bundle predates it: this catalog's, whose definitions
     :func:`check_features` matched against the bundle's)."""
     recorded = bundle.manifest.history
-    return recorded if recorded is not None else history_of(bundle.features) + bundle.window
+    if recorded is not None:
+        return recorded
+    return bundle.feature_set.history_of(bundle.features) + bundle.window
 
 
 def check_history(
@@ -87,7 +88,8 @@ def feature_matrix(bundle: Bundle, bars: Bars) -> tuple[np.ndarray, pd.DatetimeI
     """
     check_features(bundle)
     check_history(bundle, bars.source, len(bars))
-    frame = build_features(bars, bundle.features, use_cache=False)  # live bars change every call
+    # no cache: live bars change every call
+    frame = build_features(bars, bundle.features, feature_set=bundle.feature_set, use_cache=False)
     return transform(frame.to_numpy(), bundle_scaler(bundle)), pd.DatetimeIndex(frame.index)
 
 
@@ -96,7 +98,7 @@ def latest_window(bundle: Bundle, bars: Bars, scaler: RobustScaler) -> np.ndarra
     the bars its memory needs (its features and ``scaler`` checked once, by the caller). Equal
     to the last window of :func:`feature_matrix` to 1e-6 of each feature's scale."""
     check_history(bundle, bars.source, len(bars))
-    frame = latest_features(bars, bundle.features, bundle.window)
+    frame = latest_features(bars, bundle.features, bundle.window, feature_set=bundle.feature_set)
     return transform(frame.to_numpy(), scaler)
 
 

@@ -3,8 +3,9 @@
 A bundle directory holds ``model.onnx`` (fp32), optionally ``model.int8.onnx``,
 ``manifest.json`` (see :class:`~xtune.runtime.manifest.Manifest`, which lists every other file
 with its hash) and ``SHA256SUMS`` (the hash of every other file, the manifest included).
-:func:`load_bundle` checks the three against each other: a file swapped in with an updated
-``SHA256SUMS`` still disagrees with the manifest.
+:func:`load_bundle` checks the three against each other (a file swapped in with an updated
+``SHA256SUMS`` still disagrees with the manifest) and builds the bundle's own
+:class:`~xtune.features.FeatureSet`: the catalog, its plugin files, its columns.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from xtune.errors import BundleError
+from xtune.features.catalog import CATALOG
+from xtune.features.feature_set import FeatureSet
 from xtune.runtime.manifest import Manifest
 from xtune.runtime.own_features import activate
 
@@ -50,6 +53,8 @@ class Bundle:
     manifest: Manifest
     contents: Mapping[str, bytes] = field(repr=False)  # file name -> its verified bytes
     manifest_sha256: str = ""  # of the verified manifest.json: it pins every file's hash
+    # Where its features are computed: the catalog with the bundle's own plugins and columns.
+    feature_set: FeatureSet = field(default=CATALOG, repr=False)
 
     @property
     def model_bytes(self) -> bytes:
@@ -157,5 +162,5 @@ def load_bundle(folder: str | Path) -> Bundle:
     for name in (manifest.model.file, manifest.model.fp32):
         if name not in listed:
             raise BundleError(f"{folder}: the manifest's model file {name!r} is not in {SUMS}.")
-    activate(folder, manifest, contents)  # its plugin features and columns, if any
-    return Bundle(folder, manifest, MappingProxyType(contents), expected[MANIFEST])
+    feature_set = activate(folder, manifest, contents)  # its plugin features and columns
+    return Bundle(folder, manifest, MappingProxyType(contents), expected[MANIFEST], feature_set)

@@ -8,8 +8,7 @@ from pathlib import Path
 import optuna
 
 from xtune.errors import XtuneError
-from xtune.features import Bars, Dataset, load_bars, prepare
-from xtune.features.plugins import columns_of, plugins_of
+from xtune.features import Bars, Dataset, FeatureSet, load_bars, prepare
 from xtune.features.reads import changed_file
 from xtune.models import Params, Scores
 from xtune.models._train import train_and_evaluate
@@ -20,9 +19,10 @@ COMPARED = ("accuracy", "loss", "baseline")
 
 
 def trial_inputs(
-    record: TrialRecord, bars: Bars, cache_dir: Path | None = None
+    record: TrialRecord, bars: Bars, feature_set: FeatureSet, cache_dir: Path | None = None
 ) -> tuple[Plan, Params, Dataset]:
-    """A trial's plan, training settings and dataset, rebuilt from its record (replay, export).
+    """A trial's plan, training settings and dataset, rebuilt from its record (replay, export),
+    its features computed by ``feature_set`` (the study's).
 
     On the bars it was searched on, the dataset starts at the plan's first row, as in the
     search, so the splits are the same; on other bars it starts after its own warm-up. The
@@ -32,24 +32,24 @@ def trial_inputs(
         raise XtuneError("this trial has no stored plan; it never started training.")
     plan = record.plan
     spec = plan.data if same_bars(record.data, bars) else replace(plan.data, first_row=0)
-    dataset = prepare(bars, spec, cache_dir=cache_dir)
+    dataset = prepare(bars, spec, feature_set=feature_set, cache_dir=cache_dir)
     train = plan.params.train
     if record.threads:
         train = replace(train, threads=record.threads)
     return plan, Params(plan.params.model, train), dataset
 
 
-def check_plugins(record: TrialRecord, number: int) -> None:
+def check_plugins(record: TrialRecord, number: int, feature_set: FeatureSet) -> None:
     """Refuse, in one line naming the file, when a plugin the trial's features came from, or a
     file it read while it computed, is not what the trial recorded: export and replay run only
     code and data the search validated. A trial from before plugins were recorded passes.
 
     Raises:
-        XtuneError: the plugin's bytes differ (or it is not loaded), or a file it read differs
-            or is missing.
+        XtuneError: the plugin's bytes differ (or ``feature_set`` does not hold it), or a file
+            it read differs or is missing.
     """
     for rec in record.plugins or ():
-        loaded = plugins_of(rec.features)
+        loaded = feature_set.plugins_of(rec.features)
         if not any(p.sha256 == rec.sha256 for p in loaded):
             where, now = (loaded[0].label, loaded[0].sha256[:12]) if loaded else (rec.label, "none")
             raise XtuneError(
@@ -103,24 +103,27 @@ class ReplayResult:
 def replay(
     study: optuna.Study,
     number: int,
+    feature_set: FeatureSet,
     *,
     data: str | None = None,
     fee: float = 0.0,
     confident_share: float = 0.3,
     cache_dir: Path | None = None,
 ) -> ReplayResult:
-    """Retrain trial ``number`` on CPU from its stored plan and data record."""
+    """Retrain trial ``number`` on CPU from its stored plan and data record, its features
+    computed by ``feature_set`` (the study's: the catalog, its plugins and columns)."""
     record = trained_record(study, number)
     assert record.data is not None and record.metrics is not None  # trained
     assert record.plan is not None  # trained
-    check_plugins(record, number)  # before any work
-    bars = load_bars(data or record.data.source, columns=columns_of(record.plan.data.features))
+    check_plugins(record, number, feature_set)  # before any work
+    columns = feature_set.columns_of(record.plan.data.features)
+    bars = load_bars(data or record.data.source, columns=columns)
     if not same_bars(record.data, bars):
         raise XtuneError(
             f"{bars.source}: these bars differ from the ones trial {number} trained on "
             f"({record.data.difference(bars)}). Pass --data with the original file."
         )
-    params, dataset = trial_inputs(record, bars, cache_dir)[1:]
+    params, dataset = trial_inputs(record, bars, feature_set, cache_dir)[1:]
     metrics = train_and_evaluate(
         params, dataset, device="cpu", fee=fee, confident_share=confident_share
     )

@@ -22,8 +22,8 @@ from typing import Any
 
 from xtune.errors import Invalid, StudyError, XtuneError
 from xtune.features.catalog import CATALOG, GROUPS
+from xtune.features.feature_set import FeatureSet
 from xtune.features.labels import LabelSpec
-from xtune.features.plugins import PluginFile, load_plugin, use_columns
 from xtune.features.split import SplitSpec
 from xtune.models.families import BUILT_IN, FAMILIES, Family
 from xtune.search import _validate as v
@@ -67,6 +67,11 @@ __all__ = [
     "TrainSection",
     "load_study_config",
 ]
+
+
+# The keys of [features]: the section's fields, with the files and columns its feature set holds.
+FEATURE_KEYS = tuple(f.name for f in fields(FeatureSection) if f.name != "feature_set")
+FEATURE_KEYS += ("plugins", "columns")
 
 
 # ------------------------------------------------------------------------------- parsing
@@ -216,19 +221,20 @@ class _Parser:
             raise self.fail("split", str(exc)) from None
 
     def features(self, raw: dict[str, Any]) -> FeatureSection:
-        d = v.checked("features", self.table(raw, "features", FeatureSection), ("min", "max"))
+        table = self.table(raw, "features", FeatureSection, known=FEATURE_KEYS)
+        d = v.checked("features", table, ("min", "max"))
         count = d.pop("count", {})
         for key in ("groups", "names"):
             if key in d:
                 d[key] = v.texts("features", key, d[key], '["returns", "momentum"]')
-        d["plugins"] = self.plugins(d.get("plugins", []))
+        d["feature_set"] = self.plugins(d.pop("plugins", []))
         if "columns" in d:
-            d["columns"] = v.texts("features", "columns", d["columns"], '["my_signal"]')
+            columns = v.texts("features", "columns", d.pop("columns"), '["my_signal"]')
             try:
-                use_columns(d["columns"])
+                d["feature_set"] = d["feature_set"].with_columns(columns)
             except XtuneError as exc:
                 raise self.fail("features", f"columns: {exc}") from None
-            d["names"] = tuple(d.get("names", ())) + d["columns"]
+            d["names"] = tuple(d.get("names", ())) + columns
         if "unit" in d:
             d["unit"] = v.text(
                 "features", "unit", d["unit"], '"group"', choices=("group", "feature")
@@ -237,7 +243,7 @@ class _Parser:
         unknown = [g for g in section.groups if g not in GROUPS]
         if unknown:
             raise self.fail("features", f"unknown group(s) {unknown}; groups are {list(GROUPS)}.")
-        unknown = [n for n in section.names if n not in CATALOG]
+        unknown = [n for n in section.names if n not in section.feature_set]
         if unknown:
             raise self.fail("features", f"unknown feature(s) {unknown}; run `xtune features list`.")
         if not section.units:
@@ -253,11 +259,12 @@ class _Parser:
             )
         return replace(section, count=counts(count, section))
 
-    def plugins(self, raw: Any) -> tuple[PluginFile, ...]:
-        """Run each plugin file (relative to the study file) so its features can be named."""
+    def plugins(self, raw: Any) -> FeatureSet:
+        """The catalog and the features each plugin file (relative to the study file) declares,
+        so that they can be named."""
         files = v.texts("features", "plugins", raw, '["my_features.py"]')
         try:
-            return tuple(load_plugin(self.path.parent / f) for f in files)
+            return CATALOG.with_plugins([self.path.parent / f for f in files])
         except XtuneError as exc:
             raise self.fail("features", f"plugins: {exc}") from None
 

@@ -201,7 +201,8 @@ class Objective:
         pruner = Pruner(trial, config.study.objectives, config.signs)
         rungs = pruner.rungs(plan.params.train.epochs) if config.search.early_stop else None
         try:
-            data = prepare(self.bars, plan.data, features=self.candidates)
+            feature_set = config.features.feature_set
+            data = prepare(self.bars, plan.data, feature_set=feature_set, features=self.candidates)
             return train_and_evaluate(
                 plan.params,
                 data,

@@ -28,8 +28,9 @@ from optuna.trial import FrozenTrial
 
 from xtune.features.bars import Bars
 from xtune.features.dataset import DataSpec
-from xtune.features.plugins import PluginFile
+from xtune.features.feature_set import FeatureSet
 from xtune.features.reads import read_hashes
+from xtune.features.registry import PluginFile
 from xtune.models._evaluate import Scores
 from xtune.models._probe import Resources
 from xtune.models.params import Params
@@ -103,9 +104,10 @@ class PluginRecord:
     reads: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, plugin: PluginFile) -> PluginRecord:
-        """The plugin as loaded, with the files its features read in this process (hashed now)."""
-        reads = read_hashes(plugin.origin, plugin.features)
+    def of(cls, plugin: PluginFile, feature_set: FeatureSet) -> PluginRecord:
+        """The plugin as ``feature_set`` holds it, with the files its features read in this
+        process (hashed now)."""
+        reads = read_hashes(feature_set[n].reads for n in plugin.features)
         return cls(plugin.label, plugin.sha256, plugin.features, reads)
 
 

@@ -22,7 +22,6 @@ from optuna.trial import FrozenTrial
 from xtune.errors import SpecError, XtuneError
 from xtune.features import DataSpec, build_features, load_bars
 from xtune.features._audit import preflight
-from xtune.features.plugins import use_columns, use_plugins
 from xtune.search._sweep import sweep
 from xtune.search.budget import spent
 from xtune.search.config import StudyConfig
@@ -48,6 +47,7 @@ def prepare_inputs(
     config: StudyConfig, settings: Settings, data: str | None = None, progress: bool = False
 ) -> Inputs:
     """Load and check the bars, then build every candidate feature once (cached by data hash)."""
+    feature_set = config.features.feature_set  # the catalog, the study's plugins and columns
     bars = load_bars(data or config.data.source, columns=config.features.columns)
     worst = DataSpec(
         features=config.features.candidates,
@@ -55,13 +55,13 @@ def prepare_inputs(
         labels=config.labels,
         split=config.split,
     )
-    if len(bars) < worst.min_bars:
+    if len(bars) < worst.min_bars(feature_set):
         raise SpecError(
-            f"{bars.source}: {len(bars)} bars, but this study's largest window "
-            f"({worst.window}) with all candidate features needs {worst.min_bars}. Use more bars, "
+            f"{bars.source}: {len(bars)} bars, but this study's largest window ({worst.window}) "
+            f"with all candidate features needs {worst.min_bars(feature_set)}. Use more bars, "
             "a smaller [data] window range, or fewer long-window features."
         )
-    audited = preflight(config.features.candidates, bars)  # own features, before any trial
+    audited = preflight(config.features.candidates, bars, feature_set)  # before any trial
     for feature in audited.features if audited is not None else ():
         if feature.reads:
             logging.getLogger("xtune").warning(
@@ -77,10 +77,15 @@ def prepare_inputs(
             list(config.features.columns),
         )
     candidates = build_features(
-        bars, config.features.candidates, cache_dir=settings.cache_dir, progress=progress
+        bars,
+        config.features.candidates,
+        feature_set=feature_set,
+        cache_dir=settings.cache_dir,
+        progress=progress,
     )
     # each plugin's hash and the files it read, hashed once, for every trial's record
-    return Inputs(bars, candidates, tuple(PluginRecord.of(p) for p in config.features.plugins))
+    plugins = tuple(PluginRecord.of(p, feature_set) for p in feature_set.plugins)
+    return Inputs(bars, candidates, plugins)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -98,10 +103,9 @@ def signals_to(handler: Callable[[int, object], None]) -> Iterator[None]:
 
 
 def _worker_main(args: WorkerArgs, inputs: Inputs) -> None:
-    configure_logging()  # a spawned process starts with none of the parent's setup
-    # ...nor the parent's own features: register them from the bytes the parent hashed
-    use_plugins(args.config.features.plugins)
-    use_columns(args.config.features.columns)
+    # A spawned process starts with none of the parent's setup. Its study's own features
+    # came with ``args``: unpickling its FeatureSet ran the plugin bytes the parent hashed.
+    configure_logging()
     if args.visible is not None:  # before this process first touches CUDA
         os.environ["CUDA_DEVICE_ORDER"] = (
             "PCI_BUS_ID"  # GPU numbers as NVML and nvidia-smi give them

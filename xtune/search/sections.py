@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xtune.features.catalog import CATALOG, GROUPS
+from xtune.features.feature_set import FeatureSet
 from xtune.features.labels import LabelSpec
-from xtune.features.plugins import PluginFile
+from xtune.features.registry import PluginFile
 from xtune.features.split import SplitSpec
 from xtune.models.families import BUILT_IN, FAMILIES
 from xtune.search.ranges import Choice, Fixed, FloatRange, Space
@@ -58,22 +59,35 @@ class GroupCount:
 
 @dataclass(frozen=True)
 class FeatureSection:
+    """``[features]``: what the search switches on and off, among the features of
+    :attr:`feature_set` (the catalog with the study's ``plugins`` and ``columns``)."""
+
     groups: tuple[str, ...] = GROUPS
     names: tuple[str, ...] = ()
     unit: str = "group"  # "group": one switch per group; "feature": one per feature
     min: int = 1
     max: int = 1000
     count: tuple[GroupCount, ...] = ()  # unit = "feature" only; see space.suggest
-    plugins: tuple[PluginFile, ...] = ()  # the trader's own feature files, loaded
-    columns: tuple[str, ...] = ()  # precomputed columns of the bars, also in ``names``
+    feature_set: FeatureSet = CATALOG  # with the study's plugins and columns, loaded
+
+    @property
+    def plugins(self) -> tuple[PluginFile, ...]:
+        """The trader's own feature files, as loaded."""
+        return self.feature_set.plugins
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Precomputed columns of the bars, also in ``names``."""
+        return self.feature_set.columns
 
     def members(self, group: str) -> tuple[str, ...]:
         """The units (features, with unit = "feature") of ``group`` that this study searches."""
-        return tuple(u for u in self.units if u in CATALOG and CATALOG[u].group == group)
+        features = self.feature_set
+        return tuple(u for u in self.units if u in features and features[u].group == group)
 
     def counted(self, unit: str) -> GroupCount | None:
         """The count that ``unit`` falls under, or None."""
-        group = CATALOG[unit].group if unit in CATALOG else None
+        group = self.feature_set[unit].group if unit in self.feature_set else None
         return next((c for c in self.count if c.group == group), None)
 
     @property
@@ -81,19 +95,19 @@ class FeatureSection:
         """The switches the search flips: group names, or feature names."""
         if self.unit == "group":
             return self.groups + self.names
-        grouped = tuple(n for n, f in CATALOG.items() if f.group in self.groups)
+        grouped = tuple(n for n, f in self.feature_set.items() if f.group in self.groups)
         return grouped + tuple(n for n in self.names if n not in grouped)
 
     def features_of(self, unit: str) -> tuple[str, ...]:
         if unit in GROUPS:
-            return tuple(n for n, f in CATALOG.items() if f.group == unit)
+            return tuple(n for n, f in self.feature_set.items() if f.group == unit)
         return (unit,)
 
     @property
     def candidates(self) -> tuple[str, ...]:
-        """Every feature any trial may use, in catalog order (built once per study)."""
+        """Every feature any trial may use, in the feature set's order (built once per study)."""
         wanted = {n for u in self.units for n in self.features_of(u)}
-        return tuple(n for n in CATALOG if n in wanted)
+        return tuple(n for n in self.feature_set if n in wanted)
 
 
 @dataclass(frozen=True)

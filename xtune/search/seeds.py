@@ -35,7 +35,7 @@ from optuna.distributions import (
 )
 
 from xtune.errors import Invalid, SeedError
-from xtune.features.catalog import CATALOG, GROUPS
+from xtune.features.catalog import GROUPS
 from xtune.search._validate import show
 from xtune.search.record import TrialRecord
 from xtune.search.sections import EnqueueEntry, FeatureSection, StudyConfig
@@ -225,25 +225,26 @@ def _check_switched(
 def _units(names: tuple[str, ...], f: FeatureSection, at: str) -> tuple[str, ...]:
     """The study's switch units that ``names`` turn on (a group name: all its features)."""
     on: set[str] = set()
+    known = f.feature_set
     for n in names:
         if n in f.units:
             on.add(n)
         elif n in GROUPS and f.unit == "feature" and f.members(n):
             on.update(f.members(n))
-        elif n in CATALOG and f.unit == "group" and CATALOG[n].group in f.units:
+        elif n in known and f.unit == "group" and known[n].group in f.units:
             raise Invalid(
                 f'{at}: features: "{n}": with [features] unit = "group" its group is '
-                f'on or off whole; list "{CATALOG[n].group}", or set unit = "feature".'
+                f'on or off whole; list "{known[n].group}", or set unit = "feature".'
             )
         elif n in GROUPS:
             raise Invalid(
                 f'{at}: features: this study searches no feature of group "{n}"; add '
                 "it to [features] groups, or leave it out."
             )
-        elif n in CATALOG:
+        elif n in known:
             raise Invalid(
                 f'{at}: features: "{n}" is not searched by this study; add it to '
-                f'[features] names, or "{CATALOG[n].group}" to groups.'
+                f'[features] names, or "{known[n].group}" to groups.'
             )
         else:
             close = difflib.get_close_matches(n, [*f.units, *GROUPS], n=3)
