@@ -27,6 +27,7 @@ from xtune.search.proxy import RPC_ERROR, connection_limit
 from xtune.search.record import PluginRecord
 from xtune.search.storage import StorageError, is_database, open_storage
 from xtune.search.study import make_sampler
+from xtune.search.trial_note import NoteTrials
 from xtune.settings import Settings
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
@@ -229,9 +230,10 @@ def _run_worker_once(
         sweep(s, storage, grace_s=grace)
 
     budget = Budget(args.target, max(1, math.ceil(remaining)))  # this run's budget (--n-trials)
-    freeze = FreezeSurvivors()
+    freeze, notes = FreezeSurvivors(), NoteTrials(config.study.objectives)
     callbacks: list[Callback] = [
         cut.callback,
+        notes,
         budget,
         interrupt.callback,
         sweep_between_trials,
@@ -251,7 +253,7 @@ def _run_worker_once(
     retries = queued_retries(study)
     if retries and not interrupt.requested:
         study.optimize(objective, n_trials=len(retries), gc_after_trial=True, catch=FAULTS,
-                       callbacks=[cut.callback, interrupt.callback, sweep_between_trials])  # fmt: skip
+                       callbacks=[cut.callback, notes, interrupt.callback, sweep_between_trials])  # fmt: skip
     if interrupt.requested:
         raise KeyboardInterrupt
     budget.check()
