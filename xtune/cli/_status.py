@@ -103,7 +103,12 @@ def front_table(
 
 
 def _table(front: list[FrontRow], cols: dict[str, Cell], labelled: bool) -> Table:
-    table = Table(title="feasible Pareto front (validation)", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title="feasible Pareto front (validation)",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
     for header in cols:
         table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     if labelled:  # the trader's own setups: the label may wrap, the numbers never
