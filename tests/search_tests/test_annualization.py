@@ -101,6 +101,4 @@ def test_a_trial_stored_without_bars_per_year_still_reads(goog: tuple[Bars, Data
     for a, b in zip(old.trials, new.trials, strict=True):
         assert read(a).metrics is not None and read(a).metrics.val.bars_per_year == 0.0  # type: ignore[union-attr]
         assert luck(old, a).bars_per_year == pytest.approx(bars_per_year(bars.index))
-        assert luck(old, a).deflated_sharpe == pytest.approx(
-            luck(new, b).deflated_sharpe, abs=1e-3
-        )
+        assert luck(old, a).deflated_sharpe == pytest.approx(luck(new, b).deflated_sharpe, abs=1e-3)
