@@ -125,6 +125,6 @@ def outcome(study: optuna.Study, tests: dict[int, TrialTest]) -> Outcome | None:
         return None
     front = pareto_front(study)
     winner = tests[pick_trial(study).number]
-    lucky = sum(bool(luck(study, t)["lucky"]) for t in front)
+    lucky = sum(luck(study, t).lucky for t in front)
     best = float(np.max([x.edge for x in tests.values()]))
     return Outcome(winner, best, len(front), lucky, len(tests))

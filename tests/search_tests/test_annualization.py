@@ -88,9 +88,9 @@ def test_the_deflated_sharpe_on_goog_is_the_hand_computed_one(goog: tuple[Bars, 
         assert scores.sharpe == pytest.approx(sr * math.sqrt(scores.bars_per_year))
         t = len(pnl)
         dsr = phi.cdf((sr - sr0) * math.sqrt(t - 1) / math.sqrt(1 + sr * sr / 2))
-        assert luck(study, trial)["deflated_sharpe"] == pytest.approx(dsr, rel=1e-9, abs=1e-12)
+        assert luck(study, trial).deflated_sharpe == pytest.approx(dsr, rel=1e-9, abs=1e-12)
     best = max(range(n), key=lambda i: per_bar[i])
-    assert 0.5 < luck(study, study.trials[best])["deflated_sharpe"] < 1.0  # a real test
+    assert 0.5 < luck(study, study.trials[best]).deflated_sharpe < 1.0  # a real test
 
 
 def test_a_trial_stored_without_bars_per_year_still_reads(goog: tuple[Bars, Dataset]) -> None:
@@ -100,7 +100,5 @@ def test_a_trial_stored_without_bars_per_year_still_reads(goog: tuple[Bars, Data
     old, new = _study(bars, scores, drop_bars_per_year=True), _study(bars, scores)
     for a, b in zip(old.trials, new.trials, strict=True):
         assert read(a).metrics is not None and read(a).metrics.val.bars_per_year == 0.0  # type: ignore[union-attr]
-        assert luck(old, a)["bars_per_year"] == pytest.approx(bars_per_year(bars.index))
-        assert luck(old, a)["deflated_sharpe"] == pytest.approx(
-            luck(new, b)["deflated_sharpe"], abs=1e-3
-        )
+        assert luck(old, a).bars_per_year == pytest.approx(bars_per_year(bars.index))
+        assert luck(old, a).deflated_sharpe == pytest.approx(luck(new, b).deflated_sharpe, abs=1e-3)

@@ -33,25 +33,25 @@ def test_the_winner_on_a_random_walk_scores_chance_on_test(tmp_path: Path) -> No
     assert sum(map(ran_in_full, study.trials)) == 20
 
     info = summary(study)
-    best_row = max(info["pareto_front"], key=lambda r: r["accuracy"])
+    best_row = max(info.pareto_front, key=lambda r: r.values["accuracy"])
     # and every front trial is called what it is: not distinguishable from picking luck
-    assert all(row["luck"]["lucky"] for row in info["pareto_front"]), info["pareto_front"]
-    assert all(row["luck"]["deflated_sharpe"] < 0.95 for row in info["pareto_front"])
+    assert all(row.luck.lucky for row in info.pareto_front), info.pareto_front
+    assert all(row.luck.deflated_sharpe < 0.95 for row in info.pareto_front)
 
-    best = next(t for t in pareto_front(study) if t.number == best_row["trial"])
+    best = next(t for t in pareto_front(study) if t.number == best_row.trial)
     record = read(best)
     assert record.metrics is not None
     _, params, data = trial_inputs(record, load_bars("sample:random_walk"), CATALOG)
     # reported together with its baseline: the majority share of its validation labels
     val = data.direction[data.folds[0].val.start : data.folds[0].val.stop, 0]
-    assert best_row["baseline_accuracy"] == pytest.approx(np.bincount(val).max() / len(val))
-    assert best_row["edge"] == pytest.approx(best_row["accuracy"] - best_row["baseline_accuracy"])
+    assert best_row.baseline_accuracy == pytest.approx(np.bincount(val).max() / len(val))
+    assert best_row.edge == pytest.approx(best_row.values["accuracy"] - best_row.baseline_accuracy)
     test = fit_final(params, data, record.metrics.log.best_epoch).test
     n = test.samples
     assert n == len(data.split.test)
     se = np.sqrt(0.25 / n)
     # The best of 20 noisy validation scores is optimistic; the test part is not fooled.
-    assert abs(test.accuracy - 0.5) < 3 * se, (best_row["accuracy"], test.accuracy, n)
+    assert abs(test.accuracy - 0.5) < 3 * se, (best_row.values["accuracy"], test.accuracy, n)
     assert abs(test.edge) < 3 * se
 
 
@@ -62,7 +62,7 @@ def test_the_best_trial_on_the_momentum_sample_is_not_called_luck(tmp_path: Path
     synthetic_bars(20_000, seed=9).to_csv(tmp_path / "bars.csv")
     config = load_study_config(write_study(tmp_path, trials=6, sampler="random"))
     study = run_search(config, resolve_storage(config, None, Settings()), Settings())
-    front = summary(study)["pareto_front"]
+    front = summary(study).pareto_front
     best = max(front, key=lambda r: r["edge"])
-    assert not best["luck"]["lucky"], best
-    assert best["edge"] > best["luck"]["edge_bar"] > best["luck"]["expected_best_edge"] > 0
+    assert not best.luck.lucky, best
+    assert best.edge > best.luck.edge_bar > best.luck.expected_best_edge > 0

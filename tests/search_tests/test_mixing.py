@@ -16,7 +16,7 @@ import torch
 from tests.search_tests.studies import write_study
 from tests.search_tests.test_search import _study, xtune
 from xtune.features.sample import synthetic_bars
-from xtune.search import read
+from xtune.search import StudySummary, read
 from xtune.search.states import ran_in_full
 
 pytestmark = pytest.mark.slow
@@ -44,12 +44,10 @@ def test_other_bars_need_a_flag_and_are_marked(tmp_path: Path) -> None:
                     "--allow-other-data")  # fmt: skip
     assert allowed.returncode == 0, allowed.stderr
     status = xtune("status", str(study_file), "--format", "json", "--no-plots")
-    import json
-
-    front = json.loads(status.stdout)["pareto_front"]
+    front = StudySummary.from_json(status.stdout).pareto_front
     trials = _study(study_file).trials
     for row in front:
-        assert row["other_bars"] == (read(trials[row["trial"]]).data.source == str(other))  # type: ignore[union-attr]
+        assert row.other_bars == (read(trials[row.trial]).data.source == str(other))  # type: ignore[union-attr]
 
 
 def test_resumed_runs_draw_fresh_seeds_and_record_them(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_a_one_feature_lstm_study_beats_the_baseline(tmp_path: Path) -> None:
     config = load_study_config(study_file)
     assert config.features.candidates == ("ret_1",)
     study = run_search(config, resolve_storage(config, None, Settings()), Settings())
-    front = summary(study)["pareto_front"]
-    assert front and all(row["features"] == 1 for row in front)
-    best = max(row["edge"] for row in front)
+    front = summary(study).pareto_front
+    assert front and all(row.features == 1 for row in front)
+    best = max(row.edge for row in front)
     assert best > 0.15, front  # the old input LayerNorm: edge 0.000 on every trial

@@ -8,8 +8,9 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
 from xtune.models import Metrics, Scores, TrainLog
+from xtune.search.plots import _importances
 from xtune.search.record import TrialRecord
-from xtune.search.report import _importances, pareto_front
+from xtune.search.report import pareto_front
 
 
 def _record(acc: float, loss: float, feasible: bool) -> TrialRecord:

@@ -16,8 +16,15 @@ from optuna.trial import TrialState
 
 from tests.search_tests.studies import write_study
 from xtune.features import load_bars
-from xtune.search import load_study_config, open_storage, pareto_front, read, resolve_storage
-from xtune.search.states import ran_in_full
+from xtune.search import (
+    StudySummary,
+    load_study_config,
+    open_storage,
+    pareto_front,
+    read,
+    resolve_storage,
+)
+from xtune.search.states import is_over_cap, ran_in_full
 from xtune.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -64,14 +71,14 @@ def test_search_status_replay_on_the_embedded_storage(tmp_path: Path, workers: i
 
     status = xtune("status", str(study_file), "--format", "json")
     assert status.returncode == 0, status.stderr
-    info = json.loads(status.stdout)
-    assert info["states"]["COMPLETE"] >= 4
-    assert info["pareto_front"] and all("baseline_accuracy" in row for row in info["pareto_front"])
-    pngs = [p for p in info["plots"] if p.endswith(".png")]
+    info = StudySummary.from_json(status.stdout)
+    assert info.states["COMPLETE"] >= 4
+    assert info.pareto_front and info.plots
+    pngs = [p for p in info.plots if p.endswith(".png")]
     assert {Path(p).stem for p in pngs} >= {"pareto_front", "history", "feature_usage"}
     assert all(Path(p).stat().st_size > 1000 for p in pngs)
 
-    number = info["pareto_front"][0]["trial"]
+    number = info.pareto_front[0].trial
     if workers == 1:
         again = xtune("replay", str(study_file), "--trial", str(number))
         assert again.returncode == 0, again.stdout + again.stderr
@@ -100,15 +107,14 @@ def test_search_resumes_and_respects_the_budget(tmp_path: Path) -> None:
 
 def test_a_tight_cap_is_never_violated_on_the_front(tmp_path: Path) -> None:
     """With max_params so low that many trials are over it, no feasible Pareto trial is over
-    any cap, and infeasible trials are COMPLETE (not pruned) with worst values and no training."""
+    any cap, and infeasible trials are PRUNED (random sampling) with no values and no training."""
     study_file = write_study(tmp_path, trials=10, max_params=3000, sampler="random")
     assert xtune("search", str(study_file)).returncode == 0
     study = _study(study_file)
-    complete = study.get_trials(states=(TrialState.COMPLETE,))
-    infeasible = [t for t in complete if read(t).feasible is False]
-    assert len(infeasible) >= 3, [read(t).resources for t in complete]
+    infeasible = [t for t in study.trials if read(t).feasible is False]
+    assert len(infeasible) >= 3, [read(t).resources for t in study.trials]
     for t in infeasible:
-        assert t.values == [0.0, 10.0]
+        assert t.state == TrialState.PRUNED and t.values is None and is_over_cap(t)
         assert max(t.constraints.values()) > 0
         assert read(t).status == "infeasible" and read(t).metrics is None
     config = load_study_config(study_file)
@@ -199,7 +205,7 @@ def test_search_on_postgresql(tmp_path: Path, pg_url: str, workers: int) -> None
             "status", str(study_file), "--storage", secret, "--format", "json", "--no-plots"
         )
         assert status.returncode == 0 and "s3cret-word" not in status.stdout + status.stderr
-        assert json.loads(status.stdout)["pareto_front"]
+        assert StudySummary.from_json(status.stdout).pareto_front
         assert any(p.is_file() for p in (tmp_path / "artifacts").rglob("*"))  # XTUNE_ARTIFACTS
     finally:
         optuna.delete_study(study_name=study.study_name, storage=open_storage(pg_url))

@@ -14,7 +14,14 @@ from optuna.trial import TrialState
 
 from tests.search_tests.studies import write_study
 from tests.search_tests.test_counts import COUNTED, with_features
-from xtune.search import StudyError, load_study_config, open_storage, read, resolve_storage
+from xtune.search import (
+    StudyError,
+    StudySummary,
+    load_study_config,
+    open_storage,
+    read,
+    resolve_storage,
+)
 from xtune.settings import Settings
 
 ENTRY = """
@@ -148,9 +155,9 @@ def test_a_seeded_search_runs_the_entry_first_once_and_status_shows_it(tmp_path:
     assert read(first).plan.units == ("returns", "momentum")  # type: ignore[union-attr]
     assert [t.number for t in study.trials if read(t).label] == [0]
     assert len(study.trials) >= 3
-    info = json.loads(_cli("status", str(path), "--format", "json", "--no-plots"))
-    assert [(r["trial"], r["label"]) for r in info["seeded"]] == [(0, "live model A")]
-    assert all(r["label"] in (None, "live model A") for r in info["pareto_front"])
+    info = StudySummary.from_json(_cli("status", str(path), "--format", "json", "--no-plots"))
+    assert [(r.trial, r.label) for r in info.seeded] == [(0, "live model A")]
+    assert all(r.label in (None, "live model A") for r in info.pareto_front)
     assert 'your setup "live model A": trial 0' in _cli("status", str(path), "--no-plots")
 
 

@@ -3,7 +3,6 @@ diverged, stopped, over-a-cap, refused or failed trial is."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -18,7 +17,13 @@ from tests.search_tests.studies import write_study
 from xtune.export.pick import ExportError, pick_trial
 from xtune.features import Bars, DataSpec, load_bars
 from xtune.models import LSTMConfig, Metrics, Params, Resources, Scores, TrainLog
-from xtune.search import create_study, load_study_config, pareto_front, resolve_storage
+from xtune.search import (
+    StudySummary,
+    create_study,
+    load_study_config,
+    pareto_front,
+    resolve_storage,
+)
 from xtune.search.budget import spent
 from xtune.search.record import DataRecord, Plan, TrialRecord
 from xtune.search.report import summary
@@ -60,17 +65,20 @@ def _add_one_of_each(study: optuna.Study, data: DataRecord) -> None:
         status="infeasible", reason="over the cap: params; not trained", feasible=False
     )
     for part, values in ((ok, [0.56, 0.68]), (diverged, [0.0, 10.0]), (stopped, [0.9, 0.1]),
-                         (over, [0.0, 10.0])):  # fmt: skip
+                         (over, None)):  # fmt: skip
         study.add_trial(_merged(base, part, values))
     study.add_trial(_failed(TrialRecord(status="refused", reason="beyond the caps")))
     study.add_trial(_failed(TrialRecord(status="failed", reason="RuntimeError: x")))
 
 
-def _merged(base: TrialRecord, part: TrialRecord, values: list[float]) -> optuna.trial.FrozenTrial:
+def _merged(
+    base: TrialRecord, part: TrialRecord, values: list[float] | None
+) -> optuna.trial.FrozenTrial:
+    """COMPLETE with ``values``; PRUNED without (a trial over a cap, as tpe and random store it)."""
     attrs = base.to_attrs() | part.to_attrs()
     return create_trial(
-        state=TrialState.COMPLETE, values=values, user_attrs=attrs,
-        constraints={"params": 0.5 if part.status == "infeasible" else -0.5},
+        state=TrialState.COMPLETE if values else TrialState.PRUNED, values=values,
+        user_attrs=attrs, constraints={"params": 0.5 if part.status == "infeasible" else -0.5},
     )  # fmt: skip
 
 
@@ -89,12 +97,23 @@ def test_each_state_has_one_predicate(bars: Bars) -> None:
     assert [t.number for t in pareto_front(study)] == [0]
     info = summary(study)
     counts = {
-        k: info[k] for k in ("trained", "diverged", "stopped", "infeasible", "refused", "failed")
+        k: getattr(info, k)
+        for k in ("trained", "diverged", "stopped", "infeasible", "refused", "failed")
     }
     assert counts == dict.fromkeys(counts, 1)
-    assert info["pareto_front"][0]["luck"]["trials"] == 3  # trained, diverged, stopped
+    assert info.pareto_front[0].luck.trials == 3  # trained, diverged, stopped
+    assert info.states == {"COMPLETE": 3, "PRUNED": 1, "FAIL": 2}
     with pytest.raises(ExportError, match="trial 1 was not trained"):
         pick_trial(study, number=1, force=True)  # diverged: nothing to export
+
+
+def test_an_over_cap_trial_stored_complete_is_still_over_a_cap(bars: Bars) -> None:
+    """GP and NSGA-II studies (and older ones) keep over-cap trials COMPLETE with worst values."""
+    base = TrialRecord(plan=PLAN, data=DataRecord.of(bars), resources=Resources(500, 0.1))
+    over = TrialRecord(status="infeasible", reason="over the cap: params", feasible=False)
+    trial = _merged(base, over, [0.0, 10.0])
+    assert trial.state == TrialState.COMPLETE and is_over_cap(trial)
+    assert not (is_trained(trial) or is_tried(trial) or ran_in_full(trial))
 
 
 def test_status_json_counts_a_diverged_trial_as_diverged_not_trained(tmp_path: Path) -> None:
@@ -108,10 +127,10 @@ def test_status_json_counts_a_diverged_trial_as_diverged_not_trained(tmp_path: P
         capture_output=True, text=True, timeout=300, env=os.environ | {"COLUMNS": "200"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    info = json.loads(result.stdout)
-    assert (info["trained"], info["diverged"], info["stopped"]) == (1, 1, 1), info
-    assert (info["infeasible"], info["refused"], info["failed"]) == (1, 1, 1), info
-    assert [row["trial"] for row in info["pareto_front"]] == [0]
+    info = StudySummary.from_json(result.stdout)
+    assert (info.trained, info.diverged, info.stopped) == (1, 1, 1), info
+    assert (info.infeasible, info.refused, info.failed) == (1, 1, 1), info
+    assert [row.trial for row in info.pareto_front] == [0]
     text = subprocess.run(
         [sys.executable, "-m", "xtune", "status", str(study_file), "--no-plots"],
         capture_output=True, text=True, timeout=300,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from xtune.export import ExportReport
+    from xtune.search.luck import Luck
 
 # Options of the two commands that refit a study's trial and write a bundle: export, distill.
 StorageOpt = Annotated[
@@ -104,13 +105,21 @@ def export(
     _print_luck(luck(study, chosen), report.validation.edge)
 
 
-def _print_luck(odds: dict[str, float | bool], edge: float) -> None:
-    verdict = "NOT distinguishable from luck" if odds["lucky"] else "above what luck explains"
+PREDICT_KEY = (
+    "h<N>_ = N bars ahead. p_<class>: the direction head's probability (2 classes: down = down "
+    "or unchanged); direction: the likeliest class; return: a second head's log-return "
+    "estimate. The heads answer apart: a 'down' beside a small positive return is no "
+    "contradiction; trade on the probabilities."
+)
+
+
+def _print_luck(odds: Luck, edge: float) -> None:
+    verdict = "NOT distinguishable from luck" if odds.lucky else "above what luck explains"
     out.print(
-        f"luck: the best of {odds['trials']} trained trials gains about "
-        f"{odds['expected_best_edge']:+.3f} edge by chance alone; this trial's validation edge "
-        f"{edge:+.3f} is {verdict} (95% bar {odds['edge_bar']:+.3f}); deflated Sharpe "
-        f"{odds['deflated_sharpe']:.2f}. The test figures above were never searched on."
+        f"luck: the best of {odds.trials} trained trials gains about "
+        f"{odds.expected_best_edge:+.3f} edge by chance alone; this trial's validation edge "
+        f"{edge:+.3f} is {verdict} (95% bar {odds.edge_bar:+.3f}); deflated Sharpe "
+        f"{odds.deflated_sharpe:.2f}. The test figures above were never searched on."
     )
 
 
@@ -207,8 +216,13 @@ def predict(
 ) -> None:
     """Predict direction and return per bar from a bundle.
 
-    Probabilities of each direction and the predicted return, per bar with a full window. Needs
-    neither torch nor optuna: the trading PC installs xtune with its `runtime` extra
+    Per horizon h: h{h}_p_<class> are the direction head's probabilities for the move from
+    this bar's close to the close h bars later (with 2 classes, down means down or
+    unchanged); h{h}_direction is the likeliest class; h{h}_return is a second head's
+    estimate of the log return over the same bars. The two heads answer apart, so a "down"
+    beside a small positive return is no contradiction: trade on the probabilities.
+
+    Needs neither torch nor optuna: the trading PC installs xtune with its `runtime` extra
     (docs/quickstart.md). Verifies the bundle's checksums and format first and recomputes the
     features from raw bars exactly as training did. --out never replaces a file xtune did not
     write, nor the bars, nor anything in a bundle."""
@@ -223,6 +237,7 @@ def predict(
         out.print(
             frame.to_string(float_format=lambda v: f"{v:.6f}"), soft_wrap=True, highlight=False
         )
+        err.print(PREDICT_KEY, highlight=False)  # stdout stays the table alone
         return
     write_file(
         out_path,

@@ -27,9 +27,10 @@ def dashboard(
 ) -> None:
     """Serve optuna-dashboard on the study's storage.
 
-    Trial learning curves are its artifacts. The dashboard does not read constraints when it
-    marks best trials; infeasible trials carry the user attribute feasible=false. Use `xtune
-    status` for the true feasible front."""
+    Trial learning curves are its artifacts. Each trial's note, at the top of its page, says
+    what became of it, with its values under the objectives' names, its baseline and its edge.
+    The dashboard does not read constraints when it marks best trials; infeasible trials carry
+    the user attribute feasible=false. Use `xtune status` for the true feasible front."""
     from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from xtune.cli._app import (
     OPERATIONS,
@@ -19,13 +17,13 @@ from xtune.cli._app import (
     app,
     data_option,
     deprecated,
-    err,
     open_study_file,
     out,
     output_format,
     research,
 )
 from xtune.cli._progress import TrialsBar
+from xtune.cli._status import print_summary
 
 StudyArg = Annotated[
     Path,
@@ -117,7 +115,7 @@ def search(
             on_progress=bar.update,
         )
     )
-    _print_summary(summary(study))
+    print_summary(summary(study))
 
 
 @app.command("create-study", rich_help_panel=OPERATIONS)
@@ -217,11 +215,11 @@ def status(
     as_json: JsonOpt = False,
     plots: Annotated[Path | None, typer.Option(hidden=True, help="Deprecated: --out.")] = None,
 ) -> None:
-    """Print trial counts and the Pareto front; write plots.
-
-    Each front trial's accuracy is shown beside its majority-class baseline. Writes plots
-    (Pareto front with infeasible trials marked, signed parameter importances per objective,
-    history, feature usage) as PNG and HTML."""
+    """Trial counts by state and the feasible Pareto front, each trial's accuracy beside its
+    majority-class baseline; writes plots (Pareto front of the trained trials, stopped ones
+    marked, over-cap and diverged ones left out; signed parameter importances per objective,
+    history, feature usage) as PNG and HTML. The table drops the model's columns that do not
+    fit the terminal (--format json has every figure)."""
     from xtune.search import summary, write_plots
 
     fmt = output_format(fmt, as_json)
@@ -234,82 +232,10 @@ def status(
     if not no_plots:
         folder = out_dir or plots or config.path.with_name(f"{config.study.name}.report")
         written = write_plots(study, folder)
-        info["plots"] = [str(p) for p in written]
+        info = info.with_plots([str(p) for p in written])
     if fmt is Format.json:
-        out.print_json(json.dumps(info, default=str))
+        out.print_json(info.to_json())
         return
-    _print_summary(info)
+    print_summary(info)
     if written:
         out.print(f"plots: {written[0].parent}/ ({len(written)} files)")
-
-
-def _print_summary(info: dict[str, Any]) -> None:
-    states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(info["states"].items()))
-    out.print(
-        f"[bold]{info['study']}[/]: {states} | trained {info['trained']}, diverged "
-        f"{info['diverged']}, stopped early {info['stopped']} (budget spent: "
-        f"{info['budget_spent']:g} trials' training), over a cap {info['infeasible']} (not "
-        f"trained), refused {info['refused']}, failed {info['failed']}"
-    )
-    front = info["pareto_front"]
-    if not front:
-        out.print("no feasible trained trial yet.")
-        _print_seeded(info)
-        return
-    out.print(_front_table(front, info["objectives"]))
-    out.print("base = always guessing the majority class; edge = accuracy - base. All figures are "
-              "validation; the test part is never touched by the search.")  # fmt: skip
-    _print_luck(front)
-    _print_seeded(info)
-    if any(row["other_bars"] for row in front):
-        err.print("[yellow]*[/] trained on other bars than the study was created with "
-                  "(--allow-other-data): compare such trials with care.")  # fmt: skip
-
-
-def _front_table(front: list[dict[str, Any]], names: list[str]) -> Table:
-    from rich import box
-
-    table = Table(title="feasible Pareto front (validation)", box=box.SIMPLE_HEAD, pad_edge=False)
-    labelled = any(row["label"] for row in front)
-    columns = ("trial", *names, "base", "edge", "model", "params", "ms", "win", "feats")
-    for col in (*columns, "setup") if labelled else columns:
-        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
-    for row in front:
-        mark = "*" if row["other_bars"] else ""
-        cells = [f"{row['trial']}{mark}", *(f"{row[n]:.3f}" for n in names)]
-        lucky = "~" if row["luck"]["lucky"] else " "
-        cells += [
-            f"{row['baseline_accuracy']:.3f}",
-            f"{row['edge']:+.3f}{lucky}",
-            str(row["family"]),
-        ]
-        cells += [
-            f"{row['params']:,}",
-            f"{row['latency_ms']:.1f}",
-            str(row["window"]),
-            str(row["features"]),
-        ]
-        if labelled:
-            cells.append(escape(row["label"] or ""))
-        table.add_row(*cells)
-    return table
-
-
-def _print_seeded(info: dict[str, Any]) -> None:
-    """One line per trader's own setup ([[enqueue]], `xtune enqueue`): how it fared."""
-    for row in info["seeded"]:
-        done = row["status"] or row["state"].lower()
-        values = ", ".join(f"{n} {row[n]:.3f}" for n in info["objectives"] if n in row)
-        where = "on the front" if row["on_front"] else "not on the front"
-        out.print(f'your setup "{escape(row["label"])}": trial {row["trial"]}, {done}'
-                  f"{', ' + values if values else ''}, {where}", highlight=False)  # fmt: skip
-
-
-def _print_luck(front: list[dict[str, Any]]) -> None:
-    best = max(front, key=lambda row: row["edge"])["luck"]
-    out.print(
-        f"luck: picking the best of {best['trials']} tried trials inflates the best edge by "
-        f"about {best['expected_best_edge']:+.3f} on its own (noise {best['noise']:.3f} per "
-        f"trial); an edge up to {best['edge_bar']:+.3f} is not distinguishable from luck "
-        "(marked ~, 95%). Deflated Sharpe of each trial: `status --format json`."
-    )

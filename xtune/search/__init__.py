@@ -8,8 +8,9 @@ from xtune.search._replay import ReplayResult, replay, trial_inputs
 from xtune.search._sweep import sweep
 from xtune.search.config import StudyConfig, StudyError, load_study_config
 from xtune.search.objective import Objective
+from xtune.search.plots import write_plots
 from xtune.search.record import Plan, TrialRecord, read
-from xtune.search.report import is_feasible, pareto_front, summary, write_plots
+from xtune.search.report import StudySummary, is_feasible, pareto_front, summary
 from xtune.search.run import prepare_inputs, run_search
 from xtune.search.seeds import enqueue, load_entries, seed_study
 from xtune.search.space import Replay, suggest
@@ -28,6 +29,7 @@ __all__ = [
     "StudyError",
     "StudyNotFound",
     "StudyRecord",
+    "StudySummary",
     "TrialRecord",
     "create_study",
     "enqueue",

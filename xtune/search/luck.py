@@ -25,8 +25,9 @@ calling luck.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,34 @@ class LuckBar:
 
     def lucky(self, edge: float) -> bool:
         return edge <= self.edge_bar
+
+
+@dataclass(frozen=True)
+class Luck:
+    """One trial's standing against chance: its study's :class:`LuckBar`, whether its edge is
+    under that bar, and its deflated Sharpe ratio.
+
+    Example:
+        >>> odds = Luck(12, 0.02, 0.03, 0.045, False, 0.97, 6048.0)
+        >>> Luck.from_dict(odds.to_dict()) == odds
+        True
+    """
+
+    trials: int  # N: the configurations tried, that the best was picked from
+    noise: float
+    expected_best_edge: float
+    edge_bar: float
+    lucky: bool  # the edge is not above ``edge_bar``: not distinguishable from luck
+    deflated_sharpe: float  # below 0.95: not distinguishable from luck
+    bars_per_year: float  # what annualized the trial's Sharpe ratio
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, one key per field (``status --format json``'s ``luck``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Luck:
+        return cls(**raw)
 
 
 def edge_bar(trials: int, samples: int, baseline: float, horizon: int = 1) -> LuckBar:

@@ -1,8 +1,9 @@
 """The objective one trial runs: suggest -> cap check -> train -> record.
 
 An infeasible trial (over the parameter or latency cap, or outside the feature-count bounds)
-stops before training and is stored COMPLETE with worst-case values and its constraint values,
-so the sampler learns where the cap is. A PRUNED trial would teach GPSampler and NSGA-II nothing.
+stops before training with its constraint values, so the sampler learns where the cap is; it
+is stored PRUNED or COMPLETE with worst-case values, by what the sampler reads
+(:func:`~xtune.search.states.over_cap_state`).
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from xtune.search.record import (
     write,
 )
 from xtune.search.space import suggest
-from xtune.search.states import is_trained
+from xtune.search.states import is_trained, over_cap_state
 
-# What an infeasible or diverged trial reports, per objective.
+# What a diverged trial reports, per objective, and an infeasible one where it is COMPLETE.
 WORST = {
     "accuracy": 0.0,
     "loss": 10.0,
@@ -172,10 +173,10 @@ class Objective:
         )
         if not feasible:
             over = ", ".join(k for k, v in violations.items() if v > 0)
-            write(
-                trial,
-                replace(record, status="infeasible", reason=f"over the cap: {over}; not trained"),
-            )
+            reason = f"over the cap: {over}; not trained"
+            write(trial, replace(record, status="infeasible", reason=reason))
+            if over_cap_state(config.study.sampler) == optuna.trial.TrialState.PRUNED:
+                raise optuna.TrialPruned(reason)
             return self.worst()
         threads = plan.params.train.threads or default_threads()
         write(trial, replace(record, threads=threads))

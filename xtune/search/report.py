@@ -1,15 +1,14 @@
-"""What a study found: state counts, the feasible Pareto front, and plots (HTML and PNG)."""
+"""What a study found: state counts, the feasible Pareto front and the trader's own setups, as
+one typed :class:`StudySummary` (``xtune status`` prints it, ``status --format json`` is its
+:meth:`~StudySummary.to_json`). The plots are :mod:`xtune.search.plots`."""
 
 from __future__ import annotations
 
-import math
-import warnings
+import json
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -17,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from xtune.models._evaluate import AVERAGED
 from xtune.runtime.trading import annualization, bars_per_span
 from xtune.search.budget import spent
-from xtune.search.luck import deflated_sharpe, edge_bar
+from xtune.search.luck import Luck, deflated_sharpe, edge_bar
 from xtune.search.pruning import dominates
 from xtune.search.record import TrialRecord, label_of, read, status_of
 from xtune.search.states import (
@@ -38,14 +37,9 @@ def is_feasible(trial: FrozenTrial) -> bool:
     return all(v <= 0 for v in trial.constraints.values())
 
 
-def _baseline(trial: FrozenTrial) -> float:
-    metrics = read(trial).metrics
-    return math.nan if metrics is None else metrics.val.baseline
-
-
-def _units(trial: FrozenTrial) -> tuple[str, ...]:
-    plan = read(trial).plan
-    return () if plan is None else plan.units
+def objective_names(study: optuna.Study) -> list[str]:
+    """The study's objective names (``objective_0``... for a study created without them)."""
+    return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
 
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
@@ -95,233 +89,191 @@ class Tried:
         return cls(len(tried), [read(t) for t in tried if has_scores(t)])
 
 
-def luck(study: optuna.Study, trial: FrozenTrial) -> dict[str, float | bool]:
+def luck(study: optuna.Study, trial: FrozenTrial) -> Luck:
     """How far the trial's edge and Sharpe stand above what picking the best of this study's
     trials would give by chance (see :mod:`xtune.search.luck`)."""
     return _luck(read(trial), Tried.of(study))
 
 
-def _luck(r: TrialRecord, tried: Tried) -> dict[str, float | bool]:
+def _luck(r: TrialRecord, tried: Tried) -> Luck:
     assert r.metrics is not None and r.plan is not None
     val, horizon = r.metrics.val, r.plan.data.labels.horizons[0]
     bar = edge_bar(tried.n, val.samples, val.baseline, r.plan.data.labels.max_horizon)
     sharpes = [_per_bar_sharpe(t) for t in tried.scored]
     dsr = deflated_sharpe(_per_bar_sharpe(r), sharpes, val.samples / horizon, tried.n)
-    return {"trials": bar.trials, "noise": bar.noise, "expected_best_edge": bar.expected_best_edge,
-            "edge_bar": bar.edge_bar, "lucky": bar.lucky(val.edge), "deflated_sharpe": dsr,
-            "bars_per_year": _bars_per_year(r)}  # fmt: skip
+    return Luck(bar.trials, bar.noise, bar.expected_best_edge, bar.edge_bar,
+                bar.lucky(val.edge), dsr, _bars_per_year(r))  # fmt: skip
 
 
-def _row(
-    t: FrozenTrial, names: list[str], created: StudyRecord | None, tried: Tried
-) -> dict[str, Any]:
-    r = read(t)
-    assert r.metrics is not None and r.resources is not None and r.plan is not None
-    assert r.data is not None
-    return {
-        "trial": t.number,
-        **{name: value for name, value in zip(names, t.values, strict=True)},
-        "baseline_accuracy": r.metrics.val.baseline,
-        "edge": r.metrics.val.edge,
-        "sharpe": r.metrics.val.sharpe,
-        "validation": {k: getattr(r.metrics.val, k) for k in AVERAGED},
-        "family": r.plan.params.model.family,
-        "params": r.resources.params,
-        "latency_ms": r.resources.latency_ms,
-        "window": r.plan.data.window,
-        "features": len(r.plan.data.features),
-        "units": list(r.plan.units),
-        "other_bars": other_bars(r.data, created),
-        "label": r.label,
-        "luck": _luck(r, tried),
-        "parameters": dict(t.params),
-    }
+@dataclass(frozen=True)
+class FrontRow:
+    """One trial of the feasible Pareto front, with what a trader weighs it by (validation)."""
+
+    trial: int
+    values: dict[str, float]  # objective name -> value, in the study's order
+    baseline_accuracy: float  # always guessing the majority class
+    edge: float  # accuracy - baseline_accuracy
+    sharpe: float
+    validation: dict[str, float]  # every averaged validation score
+    family: str
+    params: int
+    latency_ms: float
+    window: int
+    features: int
+    units: tuple[str, ...]
+    other_bars: bool  # trained on other bars than the study was created with
+    label: str | None  # the trader's own setup it is, if any
+    luck: Luck
+    parameters: dict[str, Any]  # the sampled parameters, as ``xtune enqueue`` takes them
+
+    @classmethod
+    def of(
+        cls, t: FrozenTrial, names: list[str], created: StudyRecord | None, tried: Tried
+    ) -> FrontRow:
+        r = read(t)
+        assert r.metrics is not None and r.resources is not None and r.plan is not None
+        assert r.data is not None and t.values is not None
+        val = r.metrics.val
+        return cls(
+            t.number, dict(zip(names, t.values, strict=True)), val.baseline, val.edge,
+            val.sharpe, {k: getattr(val, k) for k in AVERAGED}, r.plan.params.model.family,
+            r.resources.params, r.resources.latency_ms, r.plan.data.window,
+            len(r.plan.data.features), r.plan.units, other_bars(r.data, created), r.label,
+            _luck(r, tried), dict(t.params),
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """The objective values first, under their names, then one key per other field."""
+        return {"trial": self.trial, **self.values, "baseline_accuracy": self.baseline_accuracy,
+                "edge": self.edge, "sharpe": self.sharpe, "validation": self.validation,
+                "family": self.family, "params": self.params, "latency_ms": self.latency_ms,
+                "window": self.window, "features": self.features, "units": list(self.units),
+                "other_bars": self.other_bars, "label": self.label, "luck": self.luck.to_dict(),
+                "parameters": self.parameters}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], names: list[str]) -> FrontRow:
+        return cls(
+            raw["trial"], {n: raw[n] for n in names}, raw["baseline_accuracy"], raw["edge"],
+            raw["sharpe"], raw["validation"], raw["family"], raw["params"], raw["latency_ms"],
+            raw["window"], raw["features"], tuple(raw["units"]), raw["other_bars"],
+            raw["label"], Luck.from_dict(raw["luck"]), raw["parameters"],
+        )  # fmt: skip
 
 
-def summary(study: optuna.Study) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SeededRow:
+    """A trader's own setup (queued with a label) and how it fared, on the front or not."""
+
+    trial: int
+    label: str
+    state: str  # Optuna's state name
+    status: str | None  # xtune's status (:mod:`xtune.search.record`)
+    on_front: bool
+    values: dict[str, float]  # objective name -> value; empty unless trained within the caps
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trial": self.trial, "label": self.label, "state": self.state,
+                "status": self.status, "on_front": self.on_front, **self.values}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], names: list[str]) -> SeededRow:
+        values = {n: raw[n] for n in names if n in raw}
+        return cls(raw["trial"], raw["label"], raw["state"], raw["status"], raw["on_front"], values)
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """What ``xtune status`` reports: trials counted by what became of them
+    (:mod:`xtune.search.states`), the budget spent, the feasible Pareto front and the trader's
+    own setups.
+
+    ``to_json`` writes one flat object, the keys in field order (``plots`` only when set);
+    ``from_json`` reads it back.
+    """
+
+    study: str
+    objectives: tuple[str, ...]
+    directions: tuple[str, ...]  # "maximize" / "minimize", per objective
+    states: dict[str, int]  # Optuna's state name -> trials
+    feasible: int  # complete trials within every cap
+    infeasible: int  # over a cap: never trained
+    trained: int
+    diverged: int
+    stopped: int  # ended by early stopping
+    budget_spent: float  # in trained trials' worth of training
+    refused: int
+    failed: int
+    pareto_front: tuple[FrontRow, ...]
+    seeded: tuple[SeededRow, ...]
+    plots: tuple[str, ...] | None = None  # the files written, where plots were asked for
+
+    def with_plots(self, paths: list[str]) -> StudySummary:
+        return replace(self, plots=tuple(paths))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "study": self.study, "objectives": list(self.objectives),
+            "directions": list(self.directions), "states": self.states,
+            "feasible": self.feasible, "infeasible": self.infeasible, "trained": self.trained,
+            "diverged": self.diverged, "stopped": self.stopped, "budget_spent": self.budget_spent,
+            "refused": self.refused, "failed": self.failed,
+            "pareto_front": [r.to_dict() for r in self.pareto_front],
+            "seeded": [r.to_dict() for r in self.seeded],
+        }  # fmt: skip
+        return out if self.plots is None else out | {"plots": list(self.plots)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> StudySummary:
+        raw = json.loads(text)
+        names, plots = list(raw["objectives"]), raw.get("plots")
+        counts = ("feasible", "infeasible", "trained", "diverged", "stopped", "refused", "failed")
+        return cls(
+            study=raw["study"], objectives=tuple(names), directions=tuple(raw["directions"]),
+            states=raw["states"], budget_spent=raw["budget_spent"],
+            pareto_front=tuple(FrontRow.from_dict(r, names) for r in raw["pareto_front"]),
+            seeded=tuple(SeededRow.from_dict(r, names) for r in raw["seeded"]),
+            plots=None if plots is None else tuple(plots), **{k: raw[k] for k in counts},
+        )  # fmt: skip
+
+
+def summary(study: optuna.Study) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
-    states = Counter(t.state.name for t in trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    names = objective_names(study)
     created, tried, front = read_study(study), Tried.of(study), pareto_front(study)
-    return {
-        "study": study.study_name,
-        "objectives": names,
-        "directions": [d.name.lower() for d in study.directions],
-        "states": dict(states),
-        "feasible": sum(1 for t in complete if is_feasible(t)),
-        "infeasible": sum(1 for t in complete if is_over_cap(t)),
-        "trained": sum(1 for t in complete if is_trained(t)),
-        "diverged": sum(1 for t in complete if is_diverged(t)),
-        "stopped": sum(1 for t in complete if is_stopped(t)),
-        "budget_spent": round(spent(study), 3),
-        "refused": sum(1 for t in trials if is_refused(t)),
-        "failed": sum(1 for t in trials if is_failed(t)),
-        "pareto_front": [_row(t, names, created, tried) for t in front],
-        "seeded": _seeded(trials, names, {t.number for t in front}),
-    }
+    return StudySummary(
+        study=study.study_name,
+        objectives=tuple(names),
+        directions=tuple(d.name.lower() for d in study.directions),
+        states=dict(Counter(t.state.name for t in trials)),
+        feasible=sum(1 for t in complete if is_feasible(t)),
+        infeasible=sum(1 for t in trials if is_over_cap(t)),
+        trained=sum(1 for t in complete if is_trained(t)),
+        diverged=sum(1 for t in complete if is_diverged(t)),
+        stopped=sum(1 for t in complete if is_stopped(t)),
+        budget_spent=round(spent(study), 3),
+        refused=sum(1 for t in trials if is_refused(t)),
+        failed=sum(1 for t in trials if is_failed(t)),
+        pareto_front=tuple(FrontRow.of(t, names, created, tried) for t in front),
+        seeded=_seeded(trials, names, {t.number for t in front}),
+    )
 
 
-def _seeded(trials: list[FrozenTrial], names: list[str], front: set[int]) -> list[dict[str, Any]]:
+def _seeded(trials: list[FrozenTrial], names: list[str], front: set[int]) -> tuple[SeededRow, ...]:
     """The trader's own setups (queued with a label): how each fared, on the front or not."""
     rows = []
     for t in trials:
         label = label_of(t)
         if label is None:
             continue
-        status = status_of(t)
-        row: dict[str, Any] = {"trial": t.number, "label": label, "state": t.state.name,
-                               "status": status, "on_front": t.number in front}  # fmt: skip
+        values: dict[str, float] = {}
         if is_trained(t) and t.values is not None and is_feasible(t):
-            row |= dict(zip(names, t.values, strict=True))
-        rows.append(row)
-    return rows
-
-
-def _importances(
-    study: optuna.Study, index: int, trials: list[FrozenTrial]
-) -> list[tuple[str, float, float]]:
-    """(param, importance, sign) per numeric parameter; sign > 0 means larger values helped
-    this objective (already flipped for minimized ones)."""
-    if len(trials) < 4:
-        return []
-    direction = study.directions[index]
-    # Only feasible trained trials (worst-value placeholders would distort everything), and
-    # Optuna 5's default evaluator (PED-ANOVA) scores what makes the target LOW: negate
-    # maximized objectives, or accuracy importances describe how to get bad accuracy.
-    sub = optuna.create_study(directions=study.directions)
-    sub.add_trials(trials)
-    flip = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            imp = optuna.importance.get_param_importances(
-                sub, target=lambda t: flip * t.values[index]
-            )
-    except (RuntimeError, ValueError, ZeroDivisionError):
-        return []
-    goodness = np.array([t.values[index] for t in trials]) * (
-        1 if direction == StudyDirection.MAXIMIZE else -1
-    )
-    out = []
-    for name, value in imp.items():
-        raw = [t.params.get(name) for t in trials]
-        numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in raw)
-        xs = np.array(raw, dtype=np.float64) if numeric else np.zeros(len(raw))
-        sign = 0.0
-        if numeric and xs.std() > 0 and goodness.std() > 0:
-            # Spearman: the correlation of ranks
-            ranks_x = np.argsort(np.argsort(xs)).astype(np.float64)
-            ranks_g = np.argsort(np.argsort(goodness)).astype(np.float64)
-            sign = float(np.sign(np.corrcoef(ranks_x, ranks_g)[0, 1]))
-        out.append((name, float(value), sign))
-    return out
-
-
-class _Plots:
-    """Writes each figure as PNG (matplotlib, no browser needed) and HTML (plotly)."""
-
-    def __init__(self, out_dir: Path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.out_dir, self.written = out_dir, list[Path]()
-
-    def save(self, fig_mpl: Any, fig_go: Any, stem: str) -> None:
-        import matplotlib.pyplot as plt
-
-        png, html = self.out_dir / f"{stem}.png", self.out_dir / f"{stem}.html"
-        fig_mpl.tight_layout()
-        fig_mpl.savefig(png, dpi=90)
-        plt.close(fig_mpl)
-        fig_go.write_html(html, include_plotlyjs="cdn")
-        self.written.extend([png, html])
-
-    def bars(self, items: list[tuple[str, float]], title: str, stem: str) -> None:
-        import matplotlib.pyplot as plt
-        import plotly.graph_objects as go
-
-        labels, values = [k for k, _ in items][::-1], [v for _, v in items][::-1]
-        fig, ax = plt.subplots(figsize=(6, 0.35 * len(items) + 1.2))
-        ax.barh(labels, values)
-        ax.set_title(title)
-        g = go.Figure(go.Bar(x=values, y=labels, orientation="h"))
-        g.update_layout(title=title)
-        self.save(fig, g, stem)
-
-
-def _pareto_plot(plots: _Plots, names: list[str], groups: dict[str, list[FrozenTrial]]) -> None:
-    """Objective 0 against objective 1: feasible, stopped, infeasible and front trials."""
-    import matplotlib.pyplot as plt
-    import plotly.graph_objects as go
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    g = go.Figure()
-    for (label, group), style in zip(groups.items(), "o.x*", strict=True):
-        xs, ys = [t.values[0] for t in group], [t.values[1] for t in group]
-        ax.scatter(
-            xs, ys, marker=style, label=f"{label} ({len(group)})", s=60 if style == "*" else 25
+            values = dict(zip(names, t.values, strict=True))
+        rows.append(
+            SeededRow(t.number, label, t.state.name, status_of(t), t.number in front, values)
         )
-        g.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=label,
-                               text=[f"trial {t.number}" for t in group]))  # fmt: skip
-    title = "validation: feasible Pareto front"
-    ax.set_xlabel(names[0])
-    ax.set_ylabel(names[1])
-    ax.legend()
-    ax.set_title(title)
-    g.update_layout(title=title, xaxis_title=names[0], yaxis_title=names[1])
-    plots.save(fig, g, "pareto_front")
-
-
-def _history_plot(plots: _Plots, names: list[str], trained: list[FrozenTrial]) -> None:
-    """Each objective by trial number, feasible trained trials only, accuracy with its baseline."""
-    import matplotlib.pyplot as plt
-    import plotly.graph_objects as go
-
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
-    g = go.Figure()
-    xs = [t.number for t in trained]
-    for i, name in enumerate(names):
-        ys = [t.values[i] for t in trained]
-        axes[0][i].plot(xs, ys, "o", label=name)
-        if name == "accuracy":
-            axes[0][i].plot(
-                xs, [_baseline(t) for t in trained], "_", color="grey", label="majority baseline"
-            )
-        axes[0][i].set_xlabel("trial")
-        axes[0][i].set_title(name)
-        axes[0][i].legend()
-        g.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=name))
-    g.update_layout(title="history (feasible trials)", xaxis_title="trial")
-    plots.save(fig, g, "history")
-
-
-def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
-    """Pareto front (infeasible marked), importances per objective, history and feature usage,
-    each as PNG and HTML."""
-    plots = _Plots(out_dir)
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    complete = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values
-    ]
-    trained = [t for t in complete if is_feasible(t) and is_trained(t)]
-    front = pareto_front(study)
-    if len(names) >= 2:
-        infeasible = [t for t in complete if not is_feasible(t)]
-        stopped = [t for t in complete if is_stopped(t)]
-        groups = {"feasible": trained, "stopped early (values at its rung)": stopped,
-                  "infeasible (over a cap)": infeasible, "Pareto front": front}  # fmt: skip
-        _pareto_plot(plots, names, groups)
-    _history_plot(plots, names, trained)
-    for i, name in enumerate(names):  # signed so that + means "larger helps"
-        rows = _importances(study, i, trained)
-        if rows:
-            items = [(f"{p} ({'+' if s > 0 else '-' if s < 0 else '~'})", v) for p, v, s in rows]
-            plots.bars(items, f"importance for {name} (+: larger values help, -: smaller help)",
-                       f"importance_{name}")  # fmt: skip
-    usage = Counter(u for t in front for u in _units(t))
-    if usage:
-        items = [(k, float(v)) for k, v in usage.most_common()]
-        plots.bars(items, f"feature usage across {len(front)} Pareto trials", "feature_usage")
-    return plots.written
+    return tuple(rows)

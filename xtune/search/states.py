@@ -4,17 +4,21 @@ Every count, filter and guard asks these predicates (``status``, the Pareto fron
 the luck guard's N, export and replay); none compares status strings of its own. A trial's
 fate is its Optuna state and the status xtune recorded (:mod:`xtune.search.record`):
 
-=============  ========  ============  ==========================================  ======
-kind           state     status        what it is                                  budget
-=============  ========  ============  ==========================================  ======
-trained        COMPLETE  ``ok``        trained to its end: real validation scores  1
-diverged       COMPLETE  ``diverged``  the loss stopped being finite; placeholder  1
-                                       scores, worst values to the sampler
-stopped early  COMPLETE  ``stopped``   early stopping ended it; scores of its rung  share
-over a cap     COMPLETE  infeasible    over a cap before training; not trained     0
-refused        FAIL      ``refused``   an enqueued setup beyond the hard caps      0
-failed         FAIL      other         training raised, or its worker died         0
-=============  ========  ============  ==========================================  ======
+=============  ===========  ============  ========================================  ======
+kind           state        status        what it is                                budget
+=============  ===========  ============  ========================================  ======
+trained        COMPLETE     ``ok``        trained to its end: real validation       1
+                                          scores
+diverged       COMPLETE     ``diverged``  the loss stopped being finite;            1
+                                          placeholder scores, worst values to the
+                                          sampler
+stopped early  COMPLETE     ``stopped``   early stopping ended it; scores of its    share
+                                          rung
+over a cap     PRUNED or    infeasible    over a cap before training; not trained   0
+               COMPLETE                   (see :func:`over_cap_state`)
+refused        FAIL         ``refused``   an enqueued setup beyond the hard caps    0
+failed         FAIL         other         training raised, or its worker died       0
+=============  ===========  ============  ========================================  ======
 
 Only a trained trial can reach the front, be exported or be replayed. The luck guard's N
 counts every configuration tried (trained, diverged, stopped early); the spread of Sharpe
@@ -48,7 +52,26 @@ def is_stopped(trial: FrozenTrial) -> bool:
 
 def is_over_cap(trial: FrozenTrial) -> bool:
     """Over a parameter, latency or feature-count cap before training: never trained."""
-    return trial.state == TrialState.COMPLETE and status_of(trial) == "infeasible"
+    ended = trial.state in (TrialState.PRUNED, TrialState.COMPLETE)
+    return ended and status_of(trial) == "infeasible"
+
+
+# Samplers that learn from a PRUNED trial's constraints as from a COMPLETE one's: TPE puts
+# every trial over a constraint below the feasible ones whatever its state and values, and
+# random sampling reads nothing. GP and NSGA-II read COMPLETE trials only.
+_READ_PRUNED_CONSTRAINTS = ("tpe", "random")
+
+
+def over_cap_state(sampler: str) -> TrialState:
+    """How a trial over a cap is stored, so that ``sampler`` still learns where the cap is.
+
+    PRUNED (no values) where the sampler reads the constraints of pruned trials: nothing
+    made up is stored, and optuna-dashboard's plots, which draw the values of COMPLETE
+    trials, show trained trials only. COMPLETE with the worst value of each objective for GP
+    and NSGA-II, which would otherwise never see the trial and keep drawing over the cap.
+    Either way the trial carries its constraint values and the status ``infeasible``.
+    """
+    return TrialState.PRUNED if sampler in _READ_PRUNED_CONSTRAINTS else TrialState.COMPLETE
 
 
 def is_refused(trial: FrozenTrial) -> bool:

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
+from optuna.trial import TrialState
 
 from xtune.errors import StudyNotFound
 from xtune.features import Bars
 from xtune.search.config import StudyConfig, StudyError
 from xtune.search.seeds import seed_study
 from xtune.search.space import parameter_space
+from xtune.search.states import over_cap_state
 from xtune.search.storage import is_database, mask, open_storage
 from xtune.search.study_record import StudyRecord, read_study, write_space, write_study
 from xtune.settings import Settings
@@ -58,15 +60,30 @@ def study_note(config: StudyConfig) -> str:
         f"{c.max_latency_ms} ms per window (batch 1, one CPU thread, measured on the search machine"
         + (f" x latency_scale {c.latency_scale}" if c.latency_scale != 1.0 else "")
         + ").\n\n"
-        "**Infeasible trials** are stored COMPLETE with worst-case values and the user attribute "
-        "`resources/feasible = false`. This dashboard does not read constraints when it marks "
-        "best trials: run `xtune status STUDY.toml` for the true feasible Pareto front.\n\n"
+        "Each trial's **note** (at the top of its page) says what became of it, with its "
+        "values under the objectives' names, its majority baseline and its edge.\n\n"
+        + _states_note(config.study.sampler)
+        + "Each trial's accuracy sits beside `metrics/baseline` (always guessing the majority "
+        "class); a trial is only interesting above it. Learning curves are artifacts."
+    )
+
+
+def _states_note(sampler: str) -> str:
+    """How the dashboard shows trials over a cap and stopped ones."""
+    if over_cap_state(sampler) == TrialState.PRUNED:
+        over = ("**Infeasible trials** (over a cap, never trained) are PRUNED with no values, "
+                "so the plots leave them out; ")  # fmt: skip
+    else:
+        over = ("**Infeasible trials** (over a cap, never trained) are COMPLETE with worst-case "
+                f"values, so that the {sampler} sampler learns the cap; the plots draw them grey; ")  # fmt: skip
+    return (
+        over + "each has the user attribute `resources/feasible = false`. This dashboard does "
+        "not read constraints when it marks best trials: run `xtune status STUDY.toml` for the "
+        "true feasible Pareto front.\n\n"
         "**Stopped trials** (`train/status = stopped`, early stopping) are COMPLETE with the "
         "values they had at the rung where they were stopped (`train/reason`); they were "
         "dominated there and never belong on the front, even where this dashboard draws them "
         "on it.\n\n"
-        "Each trial's accuracy sits beside `metrics/baseline` (always guessing the majority "
-        "class); a trial is only interesting above it. Learning curves are artifacts."
     )
 
 

@@ -28,6 +28,7 @@ from xtune.search.proxy import RPC_ERROR, connection_limit
 from xtune.search.record import PluginRecord
 from xtune.search.storage import is_database, open_storage
 from xtune.search.study import make_sampler
+from xtune.search.trial_note import NoteTrials
 from xtune.settings import Settings
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
@@ -256,9 +257,10 @@ def _run_worker_once(
         sweep(s, storage, grace_s=grace)
 
     budget = Budget(args.target, max(1, math.ceil(remaining)))  # this run's budget (--n-trials)
-    freeze = FreezeSurvivors()
+    freeze, notes = FreezeSurvivors(), NoteTrials(config.study.objectives)
     callbacks: list[Callback] = [
         cut.callback,
+        notes,
         budget,
         interrupt.callback,
         sweep_between_trials,
@@ -280,7 +282,9 @@ def _run_worker_once(
         catch=FAULTS,
     )
     if not interrupt.requested:
-        _run_retries(study, objective, [cut.callback, interrupt.callback, sweep_between_trials])
+        _run_retries(
+            study, objective, [cut.callback, notes, interrupt.callback, sweep_between_trials]
+        )
     if interrupt.requested:
         raise KeyboardInterrupt
     budget.check()
