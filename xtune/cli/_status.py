@@ -51,8 +51,10 @@ def print_summary(info: StudySummary) -> None:
     _print_luck(front)
     _print_seeded(info)
     if any(row.other_bars for row in front):
-        err.print("[yellow]*[/] trained on other bars than the study was created with "
-                  "(--allow-other-data): compare such trials with care.")  # fmt: skip
+        err.print(
+            "[yellow]*[/] trained on other bars than the study was created with "
+            "(--allow-other-data): compare such trials with care."
+        )
 
 
 def _key(dropped: tuple[str, ...]) -> str:
@@ -125,8 +127,11 @@ def _print_seeded(info: StudySummary) -> None:
         done = row.status or row.state.lower()
         values = ", ".join(f"{n} {v:.3f}" for n, v in row.values.items())
         where = "on the front" if row.on_front else "not on the front"
-        out.print(f'your setup "{escape(row.label)}": trial {row.trial}, {done}'
-                  f"{', ' + values if values else ''}, {where}", highlight=False)  # fmt: skip
+        out.print(
+            f'your setup "{escape(row.label)}": trial {row.trial}, {done}'
+            f"{', ' + values if values else ''}, {where}",
+            highlight=False,
+        )
 
 
 def _print_luck(front: list[FrontRow]) -> None:

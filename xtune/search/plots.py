@@ -140,8 +140,11 @@ def pareto_figures(names: list[str], drawn: Drawn) -> tuple[Any, Any]:
     import matplotlib.pyplot as plt
     import plotly.graph_objects as go
 
-    groups = {"trained": drawn.trained, "stopped early (values at its rung)": drawn.stopped,
-              "Pareto front": drawn.front}  # fmt: skip
+    groups = {
+        "trained": drawn.trained,
+        "stopped early (values at its rung)": drawn.stopped,
+        "Pareto front": drawn.front,
+    }
     fig, ax = plt.subplots(figsize=(6, 4))
     g = go.Figure()
     for (label, group), style in zip(groups.items(), "o.*", strict=True):
@@ -149,8 +152,11 @@ def pareto_figures(names: list[str], drawn: Drawn) -> tuple[Any, Any]:
         ax.scatter(
             xs, ys, marker=style, label=f"{label} ({len(group)})", s=60 if style == "*" else 25
         )
-        g.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=label,
-                               text=[f"trial {t.number}" for t in group]))  # fmt: skip
+        g.add_trace(
+            go.Scatter(
+                x=xs, y=ys, mode="markers", name=label, text=[f"trial {t.number}" for t in group]
+            )
+        )
     title = "validation: feasible Pareto front"
     if drawn.left_out():
         title += f"\n{drawn.left_out()}"
@@ -199,8 +205,11 @@ def write_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
         rows = _importances(study, i, drawn.trained)
         if rows:
             items = [(f"{p} ({'+' if s > 0 else '-' if s < 0 else '~'})", v) for p, v, s in rows]
-            plots.bars(items, f"importance for {name} (+: larger values help, -: smaller help)",
-                       f"importance_{name}")  # fmt: skip
+            plots.bars(
+                items,
+                f"importance for {name} (+: larger values help, -: smaller help)",
+                f"importance_{name}",
+            )
     usage = Counter(u for t in drawn.front for u in _units(t))
     if usage:
         items = [(k, float(v)) for k, v in usage.most_common()]

@@ -46,9 +46,10 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """Complete, feasible, trained trials that no other such trial dominates."""
     signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
     pool = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if is_feasible(t) and is_trained(t) and t.values is not None
-    ]  # fmt: skip
+    ]
     front = [
         t for t in pool if not any(dominates(o.values, t.values, signs) for o in pool if o is not t)
     ]
@@ -101,8 +102,15 @@ def _luck(r: TrialRecord, tried: Tried) -> Luck:
     bar = edge_bar(tried.n, val.samples, val.baseline, r.plan.data.labels.max_horizon)
     sharpes = [_per_bar_sharpe(t) for t in tried.scored]
     dsr = deflated_sharpe(_per_bar_sharpe(r), sharpes, val.samples / horizon, tried.n)
-    return Luck(bar.trials, bar.noise, bar.expected_best_edge, bar.edge_bar,
-                bar.lucky(val.edge), dsr, _bars_per_year(r))  # fmt: skip
+    return Luck(
+        bar.trials,
+        bar.noise,
+        bar.expected_best_edge,
+        bar.edge_bar,
+        bar.lucky(val.edge),
+        dsr,
+        _bars_per_year(r),
+    )
 
 
 @dataclass(frozen=True)
@@ -135,30 +143,65 @@ class FrontRow:
         assert r.data is not None and t.values is not None
         val = r.metrics.val
         return cls(
-            t.number, dict(zip(names, t.values, strict=True)), val.baseline, val.edge,
-            val.sharpe, {k: getattr(val, k) for k in AVERAGED}, r.plan.params.model.family,
-            r.resources.params, r.resources.latency_ms, r.plan.data.window,
-            len(r.plan.data.features), r.plan.units, other_bars(r.data, created), r.label,
-            _luck(r, tried), dict(t.params),
-        )  # fmt: skip
+            t.number,
+            dict(zip(names, t.values, strict=True)),
+            val.baseline,
+            val.edge,
+            val.sharpe,
+            {k: getattr(val, k) for k in AVERAGED},
+            r.plan.params.model.family,
+            r.resources.params,
+            r.resources.latency_ms,
+            r.plan.data.window,
+            len(r.plan.data.features),
+            r.plan.units,
+            other_bars(r.data, created),
+            r.label,
+            _luck(r, tried),
+            dict(t.params),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The objective values first, under their names, then one key per other field."""
-        return {"trial": self.trial, **self.values, "baseline_accuracy": self.baseline_accuracy,
-                "edge": self.edge, "sharpe": self.sharpe, "validation": self.validation,
-                "family": self.family, "params": self.params, "latency_ms": self.latency_ms,
-                "window": self.window, "features": self.features, "units": list(self.units),
-                "other_bars": self.other_bars, "label": self.label, "luck": self.luck.to_dict(),
-                "parameters": self.parameters}  # fmt: skip
+        return {
+            "trial": self.trial,
+            **self.values,
+            "baseline_accuracy": self.baseline_accuracy,
+            "edge": self.edge,
+            "sharpe": self.sharpe,
+            "validation": self.validation,
+            "family": self.family,
+            "params": self.params,
+            "latency_ms": self.latency_ms,
+            "window": self.window,
+            "features": self.features,
+            "units": list(self.units),
+            "other_bars": self.other_bars,
+            "label": self.label,
+            "luck": self.luck.to_dict(),
+            "parameters": self.parameters,
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], names: list[str]) -> FrontRow:
         return cls(
-            raw["trial"], {n: raw[n] for n in names}, raw["baseline_accuracy"], raw["edge"],
-            raw["sharpe"], raw["validation"], raw["family"], raw["params"], raw["latency_ms"],
-            raw["window"], raw["features"], tuple(raw["units"]), raw["other_bars"],
-            raw["label"], Luck.from_dict(raw["luck"]), raw["parameters"],
-        )  # fmt: skip
+            raw["trial"],
+            {n: raw[n] for n in names},
+            raw["baseline_accuracy"],
+            raw["edge"],
+            raw["sharpe"],
+            raw["validation"],
+            raw["family"],
+            raw["params"],
+            raw["latency_ms"],
+            raw["window"],
+            raw["features"],
+            tuple(raw["units"]),
+            raw["other_bars"],
+            raw["label"],
+            Luck.from_dict(raw["luck"]),
+            raw["parameters"],
+        )
 
 
 @dataclass(frozen=True)
@@ -173,8 +216,14 @@ class SeededRow:
     values: dict[str, float]  # objective name -> value; empty unless trained within the caps
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trial": self.trial, "label": self.label, "state": self.state,
-                "status": self.status, "on_front": self.on_front, **self.values}  # fmt: skip
+        return {
+            "trial": self.trial,
+            "label": self.label,
+            "state": self.state,
+            "status": self.status,
+            "on_front": self.on_front,
+            **self.values,
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], names: list[str]) -> SeededRow:
@@ -213,14 +262,21 @@ class StudySummary:
 
     def to_dict(self) -> dict[str, Any]:
         out = {
-            "study": self.study, "objectives": list(self.objectives),
-            "directions": list(self.directions), "states": self.states,
-            "feasible": self.feasible, "infeasible": self.infeasible, "trained": self.trained,
-            "diverged": self.diverged, "stopped": self.stopped, "budget_spent": self.budget_spent,
-            "refused": self.refused, "failed": self.failed,
+            "study": self.study,
+            "objectives": list(self.objectives),
+            "directions": list(self.directions),
+            "states": self.states,
+            "feasible": self.feasible,
+            "infeasible": self.infeasible,
+            "trained": self.trained,
+            "diverged": self.diverged,
+            "stopped": self.stopped,
+            "budget_spent": self.budget_spent,
+            "refused": self.refused,
+            "failed": self.failed,
             "pareto_front": [r.to_dict() for r in self.pareto_front],
             "seeded": [r.to_dict() for r in self.seeded],
-        }  # fmt: skip
+        }
         return out if self.plots is None else out | {"plots": list(self.plots)}
 
     def to_json(self) -> str:
@@ -232,12 +288,16 @@ class StudySummary:
         names, plots = list(raw["objectives"]), raw.get("plots")
         counts = ("feasible", "infeasible", "trained", "diverged", "stopped", "refused", "failed")
         return cls(
-            study=raw["study"], objectives=tuple(names), directions=tuple(raw["directions"]),
-            states=raw["states"], budget_spent=raw["budget_spent"],
+            study=raw["study"],
+            objectives=tuple(names),
+            directions=tuple(raw["directions"]),
+            states=raw["states"],
+            budget_spent=raw["budget_spent"],
             pareto_front=tuple(FrontRow.from_dict(r, names) for r in raw["pareto_front"]),
             seeded=tuple(SeededRow.from_dict(r, names) for r in raw["seeded"]),
-            plots=None if plots is None else tuple(plots), **{k: raw[k] for k in counts},
-        )  # fmt: skip
+            plots=None if plots is None else tuple(plots),
+            **{k: raw[k] for k in counts},
+        )
 
 
 def summary(study: optuna.Study) -> StudySummary:

@@ -71,11 +71,15 @@ def study_note(config: StudyConfig) -> str:
 def _states_note(sampler: str) -> str:
     """How the dashboard shows trials over a cap and stopped ones."""
     if over_cap_state(sampler) == TrialState.PRUNED:
-        over = ("**Infeasible trials** (over a cap, never trained) are PRUNED with no values, "
-                "so the plots leave them out; ")  # fmt: skip
+        over = (
+            "**Infeasible trials** (over a cap, never trained) are PRUNED with no values, "
+            "so the plots leave them out; "
+        )
     else:
-        over = ("**Infeasible trials** (over a cap, never trained) are COMPLETE with worst-case "
-                f"values, so that the {sampler} sampler learns the cap; the plots draw them grey; ")  # fmt: skip
+        over = (
+            "**Infeasible trials** (over a cap, never trained) are COMPLETE with worst-case "
+            f"values, so that the {sampler} sampler learns the cap; the plots draw them grey; "
+        )
     return (
         over + "each has the user attribute `resources/feasible = false`. This dashboard does "
         "not read constraints when it marks best trials: run `xtune status STUDY.toml` for the "

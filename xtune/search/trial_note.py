@@ -33,8 +33,10 @@ def _figures(record: TrialRecord, names: Sequence[str], values: Sequence[float] 
     if record.metrics is None:
         return shown
     val = record.metrics.val
-    return (f"{shown} (validation); majority baseline {val.baseline:.4f}, "
-            f"edge {val.edge:+.4f}, Sharpe {val.sharpe:.2f}")  # fmt: skip
+    return (
+        f"{shown} (validation); majority baseline {val.baseline:.4f}, "
+        f"edge {val.edge:+.4f}, Sharpe {val.sharpe:.2f}"
+    )
 
 
 def note(
@@ -45,12 +47,16 @@ def note(
     if status == "ok":
         return f"**trained**, within every cap: {_figures(record, names, values)}."
     if status == "stopped":
-        return (f"**stopped early** ({why}): {_figures(record, names, values)}, at the rung "
-                "where it stopped; never on the front.")  # fmt: skip
+        return (
+            f"**stopped early** ({why}): {_figures(record, names, values)}, at the rung "
+            "where it stopped; never on the front."
+        )
     if status == "infeasible":
-        stored = ("Stored PRUNED with no values, so the plots leave it out." if
-                  state == TrialState.PRUNED else "Its values are placeholders (the worst), "
-                  "drawn grey as infeasible.")  # fmt: skip
+        stored = (
+            "Stored PRUNED with no values, so the plots leave it out."
+            if state == TrialState.PRUNED
+            else "Its values are placeholders (the worst), drawn grey as infeasible."
+        )
         return f"**over a cap**: {why}. {stored}"
     if status == "diverged":
         return f"**diverged** ({why}): its values are placeholders (the worst), not scores."
