@@ -215,8 +215,9 @@ def status(
     as_json: JsonOpt = False,
     plots: Annotated[Path | None, typer.Option(hidden=True, help="Deprecated: --out.")] = None,
 ) -> None:
-    """Trial counts by state and the feasible Pareto front, each trial's accuracy beside its
-    majority-class baseline; writes plots (Pareto front of the trained trials, stopped ones
+    """Print trial counts and the feasible Pareto front; write plots.
+
+    Each front trial's accuracy is shown beside its majority-class baseline. Writes plots (Pareto front of the trained trials, stopped ones
     marked, over-cap and diverged ones left out; signed parameter importances per objective,
     history, feature usage) as PNG and HTML. The table drops the model's columns that do not
     fit the terminal (--format json has every figure)."""
