@@ -215,12 +215,13 @@ def status(
     as_json: JsonOpt = False,
     plots: Annotated[Path | None, typer.Option(hidden=True, help="Deprecated: --out.")] = None,
 ) -> None:
-    """Print trial counts and the feasible Pareto front; write plots.
+    """Print trial counts and the Pareto front; write plots.
 
-    Each front trial's accuracy is shown beside its majority-class baseline. Writes plots (Pareto front of the trained trials, stopped ones
-    marked, over-cap and diverged ones left out; signed parameter importances per objective,
-    history, feature usage) as PNG and HTML. The table drops the model's columns that do not
-    fit the terminal (--format json has every figure)."""
+    Each front trial's accuracy is shown beside its majority-class baseline. The plots, as PNG
+    and HTML: the Pareto front of the trained trials (stopped ones marked, over-cap and
+    diverged ones left out), signed parameter importances per objective, history and feature
+    usage. The table drops the model's columns that do not fit the terminal (--format json has
+    every figure)."""
     from xtune.search import summary, write_plots
 
     fmt = output_format(fmt, as_json)
