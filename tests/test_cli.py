@@ -1,4 +1,5 @@
-"""Smoke runs of the real `xtune` entry point, in a subprocess, at tiny sizes."""
+"""Smoke runs of the `xtune` command line at tiny sizes: in this process (tests/cli.py), and
+the real entry point in a process of its own where that is the point."""
 
 from __future__ import annotations
 
@@ -11,19 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tests.cli import xtune, xtune_process
 from xtune.features.sample import synthetic_bars
-
-
-def xtune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "xtune", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
 
 
 def _listed(help_text: str) -> set[str]:
@@ -34,7 +24,7 @@ def _listed(help_text: str) -> set[str]:
 
 
 def test_help_lists_the_commands() -> None:
-    result = xtune("--help")
+    result = xtune_process("--help")  # the entry point itself starts
     assert result.returncode == 0
     assert {"data", "features", "search", "status", "replay", "export", "predict", "certify",
             "consensus", "distill", "enqueue", "sweep", "dashboard"} <= _listed(result.stdout)  # fmt: skip
