@@ -2,9 +2,11 @@
 
 ``xtune(...)`` runs a command in this process, as the entry point runs it: the test session has
 imported torch, pandas and optuna once, so a command costs what it does, not a new interpreter's
-start (seconds per command on a busy 2-core machine). ``xtune_process(...)`` starts the real
-entry point (``python -m xtune``) for what only a process shows: the interpreter's start,
-signals, imports that must fail, an environment of its own.
+start (seconds per command on a busy 2-core machine). The servers (``dashboard``,
+``storage-proxy``) run in a process even so, under a timeout: one that failed to refuse its
+input would serve, and block the test session. ``xtune_process(...)`` starts the real entry
+point (``python -m xtune``) for what only a process shows: the interpreter's start, signals,
+imports that must fail, an environment of its own.
 
 Both return a ``subprocess.CompletedProcess`` with the exit code, stdout and stderr.
 """
@@ -18,10 +20,11 @@ import subprocess
 import sys
 import traceback
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 COLUMNS = 200  # wide enough that no table of ours wraps
+SERVERS = frozenset({"dashboard", "storage-proxy"})
 
 
 def xtune(
@@ -39,8 +42,13 @@ def xtune(
         columns: the terminal width the command's tables see.
 
     An exception that escapes the entry point is printed on stderr as a traceback with exit
-    code 1, as Python does in a process; ``SystemExit`` gives its code.
+    code 1, as Python does in a process; ``SystemExit`` gives its code. A server command runs
+    in a process (the module says why).
     """
+    if next((a for a in args if not a.startswith("-")), None) in SERVERS:
+        unset = [k for k, v in (env or {}).items() if v is None]
+        kept = {k: v for k, v in (env or {}).items() if v is not None}
+        return xtune_process(*args, cwd=cwd, env={"COLUMNS": str(columns), **kept}, unset=unset)
     from typer.testing import CliRunner
 
     from xtune.cli import main
@@ -73,10 +81,14 @@ def xtune_process(
     *args: str,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    unset: Iterable[str] = (),
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m xtune ARGS`` in a new process, with ``env`` on top of this one's."""
+    """``python -m xtune ARGS`` in a new process, with ``env`` on top of this one's and the
+    variables ``unset`` left out."""
     full = os.environ | {"COLUMNS": str(COLUMNS), "NO_COLOR": "1"} | dict(env or {})
+    for name in unset:
+        full.pop(name, None)
     return subprocess.run(
         [sys.executable, "-m", "xtune", *args],
         capture_output=True,

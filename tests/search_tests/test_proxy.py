@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from tests.cli import xtune, xtune_process
+from tests.cli import xtune
 from tests.search_tests.proxy import Proxy
 from tests.search_tests.studies import write_study
 from xtune.features import load_bars
@@ -45,8 +45,6 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
 
 
 def _xtune(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    if args[0] == "storage-proxy":  # a server: in a process of its own, under a timeout
-        return xtune_process(*args, env={"COLUMNS": "250", **(env or {})}, timeout=600)
     return xtune(*args, env=env, columns=250)
 
 
