@@ -49,6 +49,8 @@ def csv_file(tmp_path: Path, frame: pd.DataFrame) -> Path:
 # Fixtures that train models (searches, exports): a test that uses one, directly or through
 # another fixture, trains too.
 TRAINING_FIXTURES = frozenset({"exports", "random_walk_exports", "distilled"})
+# Fixtures that start a server process and wait for it to answer (seconds before the first test).
+SERVER_FIXTURES = frozenset({"proxy"})
 
 
 # What hostile users and feeds tried, round by round: `pytest -m hostile` runs all of it.
@@ -57,11 +59,11 @@ HOSTILE_FILES = frozenset({"test_bars_hostile.py", "test_config_hostile.py", "te
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that uses a training fixture is marked ``slow``, so ``-m "not slow"`` stays the
-    quick loop; tests in tests/hostile/ and the hostile files of earlier rounds are marked
-    ``hostile``; tests marked ``gpu`` are skipped where torch sees no CUDA GPU."""
+    """A test that uses a training or server fixture is marked ``slow``, so ``-m "not slow"``
+    stays the quick loop; tests in tests/hostile/ and the hostile files of earlier rounds are
+    marked ``hostile``; tests marked ``gpu`` are skipped where torch sees no CUDA GPU."""
     for item in items:
-        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if (TRAINING_FIXTURES | SERVER_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
         path = Path(str(item.fspath))
         if path.parent.name == "hostile" or path.name in HOSTILE_FILES:
@@ -90,6 +92,20 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     _running["item"] = item
     return (yield)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """torch's own operations in this process (forward passes, exports, scoring) on one thread.
+    Training sets its threads per trial and is not affected. The tiny models of the tests gain
+    nothing from a second thread, and on a busy 2-core machine two spinning OpenMP threads made
+    the model tests five times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session", autouse=True)

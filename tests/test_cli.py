@@ -1,4 +1,5 @@
-"""Smoke runs of the real `xtune` entry point, in a subprocess, at tiny sizes."""
+"""Smoke runs of the `xtune` command line at tiny sizes, in the test process (tests/cli.py;
+tests/test_cli_in_process.py shows it prints what the entry point prints in a process)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tests.cli import xtune
 from xtune.features.sample import synthetic_bars
-
-
-def xtune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "xtune", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
 
 
 def _listed(help_text: str) -> set[str]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.cli import xtune
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,8 +141,7 @@ def test_libpq_variables_log_in_under_sqlalchemy(monkeypatch: pytest.MonkeyPatch
 
 
 def _cli_help(*command: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "xtune", *command, "--help"], capture_output=True, text=True,
-                            env={"COLUMNS": "250", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"})  # fmt: skip
+    result = xtune(*command, "--help", columns=250)
     assert result.returncode == 0, (command, result.stderr)
     return result.stdout
 

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import SERVERS, xtune
 from tests.search_tests.studies import write_study
-
-pytestmark = pytest.mark.slow
 
 
 def _xtune(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xtune", *args], capture_output=True, text=True, cwd=cwd,
-        env=os.environ | {"COLUMNS": "300", "NO_COLOR": "1"} | (env or {}), timeout=300,
-    )  # fmt: skip
+    return xtune(*args, cwd=cwd, env=env, columns=300)
 
 
 def _one_clear_line(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -72,7 +66,14 @@ MISSING = [
 ]
 
 
-@pytest.mark.parametrize(("args", "words"), MISSING, ids=[" ".join(a[:2]) for a, _ in MISSING])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        # a server command starts a process (tests/cli.py): seconds, where the others take ms
+        pytest.param(a, w, id=" ".join(a[:2]), marks=[pytest.mark.slow] if a[0] in SERVERS else [])
+        for a, w in MISSING
+    ],
+)
 def test_every_command_names_what_is_missing_in_one_line(
     folder: Path, args: tuple[str, ...], words: tuple[str, ...]
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -93,13 +92,13 @@ def test_trials_per_hour() -> None:
     assert gpu_check.trials_per_hour(3.0, 0.0) == 0.0
 
 
-def test_without_cuda_it_says_so_in_one_line_and_exits_0() -> None:
+def test_without_cuda_it_says_so_in_one_line_and_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: the check would run")
-    done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
+    assert gpu_check.main([]) == 0  # the script's exit code
+    lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "no CUDA GPU here" in lines[0]

@@ -55,10 +55,12 @@ def _windows(x: np.ndarray, window: int) -> np.ndarray:
 def _logistic_edge(x: np.ndarray, y: np.ndarray) -> float:
     """Test edge of a logistic regression fit on the first 70% of the rows."""
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     x = (x - x.mean(0)) / (x.std(0) + 1e-12)
     cut = int(len(x) * 0.7)
-    model = LogisticRegression(C=0.05, max_iter=2000).fit(x[:cut], y[:cut])
+    with threadpool_limits(1):  # BLAS threads spin: on a busy 2-core machine, 10x slower
+        model = LogisticRegression(C=0.05, max_iter=2000).fit(x[:cut], y[:cut])
     share = y[cut:].mean()
     return float((model.predict(x[cut:]) == y[cut:]).mean() - max(share, 1 - share))
 
@@ -84,6 +86,7 @@ def test_the_needle_needs_the_volume_group_and_a_48_bar_window() -> None:
 
 def test_the_interaction_needs_volume_and_price_together() -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
     problem = make_problem("interaction", 8000, seed=4)
     bars = load_bars(problem.bars, name="interaction")
@@ -97,7 +100,8 @@ def test_the_interaction_needs_volume_and_price_together() -> None:
 
     def edge(cols: list[int]) -> float:
         model = HistGradientBoostingClassifier(max_iter=100, max_depth=3, random_state=0)
-        model.fit(x[:cut, cols], up[:cut])
+        with threadpool_limits(1):  # OpenMP threads spin as BLAS threads do
+            model.fit(x[:cut, cols], up[:cut])
         share = up[cut:].mean()
         return float((model.predict(x[cut:, cols]) == up[cut:]).mean() - max(share, 1 - share))
 

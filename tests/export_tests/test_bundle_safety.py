@@ -6,13 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.cli import xtune
 from xtune.export import ExportError
 from xtune.export.replace import check_target, install
 from xtune.runtime import BundleError, load_bundle
@@ -29,8 +29,7 @@ def _copy(exports: Exports, to: Path, family: str = "lstm") -> Path:
 
 
 def _xtune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xtune", *args], capture_output=True, text=True,
-                          cwd=cwd, env=os.environ | {"COLUMNS": "300"}, timeout=300)  # fmt: skip
+    return xtune(*args, cwd=cwd, columns=300)
 
 
 # ---------------------------------------------------------------- 1. overwriting

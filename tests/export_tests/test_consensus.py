@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli import xtune
 from tests.export_tests.test_export import _blocked_env
 from xtune.errors import XtuneError
 from xtune.export import ExportError
@@ -123,8 +124,7 @@ def _pair(exports: Exports, rule: str = "unanimous") -> Consensus:
 
 
 def _xtune(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xtune", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=os.environ | {"COLUMNS": "300"}, timeout=300)  # fmt: skip
+    return xtune(*map(str, args), cwd=cwd, columns=300)
 
 
 def _edited(

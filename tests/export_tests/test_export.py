@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from tests.cli import xtune
 from tests.search_tests.test_report import _trial
 from xtune.errors import XtuneError
 from xtune.export import ExportError, export_bundle, pick_trial
@@ -149,8 +150,7 @@ def test_a_tampered_or_incomplete_bundle_is_refused(exports: dict, tmp_path: Pat
     bars = str(study_file.parent / "bars.csv")
 
     def run(folder: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "xtune", "predict", str(folder), "--data", bars], capture_output=True,
-                              text=True, env=os.environ | {"COLUMNS": "300"})  # fmt: skip
+        return xtune("predict", str(folder), "--data", bars, columns=300)
 
     flipped = _copy(bundle_dir, tmp_path / "a")
     data = bytearray((flipped / "model.onnx").read_bytes())
@@ -186,8 +186,7 @@ def test_bad_bars_for_predict_get_clear_errors(exports: dict, tmp_path: Path) ->
     bars = pd.read_csv(study_file.parent / "bars.csv")
     short = tmp_path / "short.csv"
     bars.iloc[:30].to_csv(short, index=False)
-    result = subprocess.run([sys.executable, "-m", "xtune", "predict", str(bundle_dir), "--data", str(short)],
-                            capture_output=True, text=True, env=os.environ | {"COLUMNS": "300"})  # fmt: skip
+    result = xtune("predict", str(bundle_dir), "--data", str(short), columns=300)
     assert (
         result.returncode == 2
         and "needs at least" in result.stderr
@@ -196,8 +195,7 @@ def test_bad_bars_for_predict_get_clear_errors(exports: dict, tmp_path: Path) ->
     broken = tmp_path / "broken.csv"
     bars.loc[200, "close"] = float("nan")
     bars.to_csv(broken, index=False)
-    result = subprocess.run([sys.executable, "-m", "xtune", "predict", str(bundle_dir), "--data", str(broken)],
-                            capture_output=True, text=True, env=os.environ | {"COLUMNS": "300"})  # fmt: skip
+    result = xtune("predict", str(bundle_dir), "--data", str(broken), columns=300)
     assert result.returncode == 2 and "'close'" in result.stderr and "row 200" in result.stderr
 
 

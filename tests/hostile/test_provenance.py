@@ -4,16 +4,15 @@ and the bundle notice an edited file as they notice an edited plugin."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli import xtune as run_xtune
 from tests.search_tests.studies import write_study
 from xtune.features import CATALOG, Bars, audit, build_features
 from xtune.features import reads as reads_module
@@ -62,11 +61,8 @@ def reader_study(folder: Path, trials: int = 1) -> Path:
 
 
 def xtune(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XTUNE_CACHE")}
-    env |= {"PYTHONPATH": str(Path(__file__).parents[2]), "COLUMNS": "200", "NO_COLOR": "1"}
-    env["XTUNE_CACHE_DIR"] = os.environ["XTUNE_CACHE_DIR"]  # the test's own cache
-    return subprocess.run([sys.executable, "-m", "xtune", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    """The command in this process, in ``cwd`` (the feature cache: the test's own)."""
+    return run_xtune(*args, cwd=cwd)
 
 
 def one_error_line(done: subprocess.CompletedProcess[str], *expected: str) -> str:

@@ -4,19 +4,16 @@ nothing is created, nothing fails later at trial time, and nothing exhausts the 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from tests.cli import xtune
 from tests.search_tests.studies import write_study
 from xtune.search import StudyError, load_study_config
 from xtune.search.ranges import IntRange, first_not_multiple, highest, lowest, values
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _study_with(folder: Path, section: str, line: str) -> Path:
@@ -171,12 +168,8 @@ def test_cli_status_on_a_bad_file_exits_2_and_creates_nothing(
 ) -> None:
     path = _study_with(tmp_path, section, line)
     before = set(tmp_path.parent.iterdir()) | set(tmp_path.iterdir())
-    env = {k: val for k, val in os.environ.items() if not k.startswith("XTUNE_")}
-    env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run(
-        [sys.executable, "-m", "xtune", "status", str(path), "--no-plots"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
-    )  # fmt: skip
+    unset = {k: None for k in os.environ if k.startswith("XTUNE_")}
+    done = xtune("status", str(path), "--no-plots", cwd=tmp_path, env=unset)
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert "Traceback" not in output

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.cli import xtune
 from tests.features_tests.test_plugins import CAUSAL, LEAKY, plugin_file
 from tests.search_tests.studies import write_study
 from xtune.features import CATALOG
@@ -77,10 +78,8 @@ def test_a_bad_own_feature_in_the_study_file_is_one_clear_line(
 
 
 def _search(path: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XTUNE_")}
-    env |= {"PYTHONPATH": str(Path(__file__).parents[2]), "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "xtune", "search", str(path)], env=env,
-                          capture_output=True, text=True, cwd=path.parent, timeout=300)  # fmt: skip
+    unset = {k: None for k in os.environ if k.startswith("XTUNE_")}
+    return xtune("search", str(path), env=unset, cwd=path.parent)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
+from tests.cli import xtune
 from tests.search_tests.proxy import Proxy
 from tests.search_tests.studies import write_study
 from xtune.features import load_bars
@@ -45,8 +45,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
 
 
 def _xtune(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xtune", *args], capture_output=True, text=True,
-                          timeout=600, env=os.environ | {"COLUMNS": "250"} | (env or {}))  # fmt: skip
+    return xtune(*args, env=env, columns=250)
 
 
 def _get(app: Any, path: str) -> Any:
@@ -138,10 +137,14 @@ def test_the_heartbeat_stamps_while_the_objective_runs(pg_url: str, proxy: Proxy
         optuna.delete_study(study_name=study.study_name, storage=storage)
 
 
-def test_a_proxy_url_that_is_wrong_or_not_there_is_one_line(tmp_path: Path) -> None:
+def test_a_proxy_url_that_is_wrong_is_one_line_without_its_secret() -> None:
     with pytest.raises(StorageError, match=r"\*\*\*.*grpc://HOST:PORT") as bad:
         open_storage("grpc://user:secret@127.0.0.1:13000/db")
     assert "secret" not in str(bad.value)
+
+
+@pytest.mark.slow  # it waits for the proxy as long as a command does
+def test_a_proxy_url_where_no_proxy_answers_is_one_line(tmp_path: Path) -> None:
     result = _xtune("status", str(write_study(tmp_path)), "--storage", "grpc://127.0.0.1:1")
     assert result.returncode == 2
     assert "no storage proxy answers at grpc://127.0.0.1:1" in result.stderr

@@ -14,6 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from tests.cli import xtune as run_xtune
 from tests.search_tests.studies import write_study
 from xtune.features import load_bars
 from xtune.search import (
@@ -30,13 +31,8 @@ from xtune.settings import Settings
 pytestmark = pytest.mark.slow
 
 
-def xtune(
-    *args: str, env: dict[str, str] | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xtune", *args], capture_output=True, text=True, timeout=timeout,
-        env=os.environ | {"COLUMNS": "200", "NO_COLOR": "1"} | (env or {}),
-    )  # fmt: skip
+def xtune(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_xtune(*args, env=env)
 
 
 def _study(path: Path, storage: str | None = None) -> optuna.Study:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from tests.cli import xtune as run_xtune
 from tests.search_tests.studies import write_study
 from tests.search_tests.test_counts import COUNTED, with_features
 from xtune.search import (
@@ -39,10 +38,7 @@ def with_entry(folder: Path, entry: str = ENTRY, **kwargs: object) -> Path:
 
 
 def xtune(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xtune", *args], capture_output=True, text=True, timeout=600,
-        env=os.environ | {"COLUMNS": "200", "NO_COLOR": "1"},
-    )  # fmt: skip
+    return run_xtune(*args)
 
 
 def _study(path: Path) -> optuna.Study:

@@ -4,15 +4,13 @@ diverged, stopped, over-a-cap, refused or failed trial is."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
+from tests.cli import xtune
 from tests.search_tests.studies import write_study
 from xtune.export.pick import ExportError, pick_trial
 from xtune.features import Bars, DataSpec, load_bars
@@ -122,18 +120,11 @@ def test_status_json_counts_a_diverged_trial_as_diverged_not_trained(tmp_path: P
     bars = load_bars(str(tmp_path / "bars.csv"))
     study, _ = create_study(config, resolve_storage(config, None, Settings()), Settings(), bars)
     _add_one_of_each(study, DataRecord.of(bars))
-    result = subprocess.run(
-        [sys.executable, "-m", "xtune", "status", str(study_file), "--format", "json", "--no-plots"],
-        capture_output=True, text=True, timeout=300, env=os.environ | {"COLUMNS": "200"},
-    )  # fmt: skip
+    result = xtune("status", str(study_file), "--format", "json", "--no-plots")
     assert result.returncode == 0, result.stderr
     info = StudySummary.from_json(result.stdout)
     assert (info.trained, info.diverged, info.stopped) == (1, 1, 1), info
     assert (info.infeasible, info.refused, info.failed) == (1, 1, 1), info
     assert [row.trial for row in info.pareto_front] == [0]
-    text = subprocess.run(
-        [sys.executable, "-m", "xtune", "status", str(study_file), "--no-plots"],
-        capture_output=True, text=True, timeout=300,
-        env=os.environ | {"COLUMNS": "200", "NO_COLOR": "1"},
-    ).stdout  # fmt: skip
+    text = xtune("status", str(study_file), "--no-plots").stdout
     assert "trained 1, diverged 1, stopped early 1" in " ".join(text.split()), text
