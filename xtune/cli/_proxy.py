@@ -30,6 +30,19 @@ def storage_proxy(
             help="Database connections the proxy holds (at most), for all workers.", min=1, max=1000
         ),
     ] = 8,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="Calls served at once (a call waiting for a connection holds one); at least "
+            "one per worker.",
+            min=1,
+            max=4096,
+        ),
+    ] = 256,
+    timing: Annotated[
+        bool,
+        typer.Option(help="On stop, write each gRPC method's call count and times to stderr."),
+    ] = False,
 ) -> None:
     """Serve one PostgreSQL to many workers through one pool (Optuna's gRPC storage proxy).
 
@@ -54,7 +67,11 @@ def storage_proxy(
             f"who can reach port {port} can read and DELETE your studies. Keep the port inside a "
             "private network (a docker network, a firewall)."
         )
-    server = start_proxy(url, env, host=host, port=port, pool_size=pool_size)
+    from xtune.search.proxy_timing import RpcTimes
+
+    times = RpcTimes() if timing else None
+    server = start_proxy(url, env, host=host, port=port, pool_size=pool_size, threads=threads,
+                         times=times)  # fmt: skip
     out.print(f"storage proxy for {mask(url)} on {ProxyAddress(host, port)}, at most {pool_size} "
               "database connections; Ctrl-C stops it", highlight=False, soft_wrap=True)  # fmt: skip
-    serve_until_stopped(server)
+    serve_until_stopped(server, times)
