@@ -124,7 +124,7 @@ def _process(url: str, config: StudyConfig, inputs: Inputs, ks: list[int], start
 
 
 # The bench's own connections (the study's creation, the polling) carry this name and are
-# not counted.
+# not counted; nor are the server's own (autovacuum workers show the database too).
 OWN = "xtune-bench-scale"
 
 
@@ -135,7 +135,8 @@ def _own(pg: str) -> str:
 def _connections(c: sqlalchemy.Connection) -> int:
     return int(c.execute(sqlalchemy.text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND application_name <> :own"), {"own": OWN}).scalar() or 0)  # fmt: skip
+        "AND backend_type = 'client backend' AND application_name <> :own"),
+        {"own": OWN}).scalar() or 0)  # fmt: skip
 
 
 def _start_proxy(pg: str, pool_size: int, log: Any) -> tuple[subprocess.Popen[bytes], str]:

@@ -14,6 +14,8 @@ unfinished ones on every read) and changes two things:
 - Reads of one study are coalesced: one read runs at a time, and a call that arrives while one
   runs waits for the next one, which starts after it arrived, so it still sees every write
   stored before it asked. At any load, a study costs one read at a time, not one per caller.
+- A read fetches rows, not ORM objects (:mod:`xtune.search.proxy_read`), and hands back an
+  unchanged trial as the object it handed back before.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Callable
 from optuna import distributions
 from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
+
+from xtune.search.proxy_read import TrialReader
 
 KEPT_ERRORS = 256  # failed reads remembered for the callers that waited on them
 
@@ -78,26 +82,24 @@ class ProxyCache(_CachedStorage):
 
     def __init__(self, backend: RDBStorage) -> None:
         super().__init__(backend)
-        self._reads: dict[int, Coalesced] = {}
+        self._reads: dict[int, tuple[Coalesced, TrialReader]] = {}
 
     def reads(self, study_id: int) -> int:
         """Database reads of the study's trials so far."""
         with self._lock:
-            return self._reads[study_id].reads if study_id in self._reads else 0
+            return self._reads[study_id][0].reads if study_id in self._reads else 0
 
     def _read_trials_from_remote_storage(self, study_id: int) -> None:
         with self._lock:
-            reads = self._reads.setdefault(study_id, Coalesced())
-        reads.fresh(lambda: self._read(study_id))
+            reads, reader = self._reads.setdefault(study_id, (Coalesced(), TrialReader()))
+        reads.fresh(lambda: self._read(study_id, reader))
 
-    def _read(self, study_id: int) -> None:
+    def _read(self, study_id: int, reader: TrialReader) -> None:
         """One read of the study's unfinished and new trials into the cache, as Optuna's."""
         with self._lock:
             study = self._studies.setdefault(study_id, _StudyInfo())
             unfinished, last = set(study.unfinished_trial_ids), study.last_finished_trial_id
-        trials = self._backend._get_trials(
-            study_id, states=None, included_trial_ids=unfinished, trial_id_greater_than=last
-        )
+        trials = reader.read(self._backend.engine, study_id, unfinished, last)
         with self._lock:
             if self._studies.get(study_id) is not study:  # deleted meanwhile
                 return

@@ -30,7 +30,6 @@ import sqlalchemy
 
 from xtune.errors import XtuneError
 from xtune.search.proxy import ProxyAddress, is_proxy
-from xtune.search.proxy_cache import ProxyCache
 from xtune.search.proxy_timing import RpcTimes, TimedExecutor, method_name
 from xtune.search.storage import is_database, mask, open_database
 from xtune.settings import Settings
@@ -112,7 +111,8 @@ def start_proxy(
     from optuna.storages._grpc.auto_generated.api_pb2_grpc import (
         add_StorageServiceServicer_to_server,
     )
-    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    from xtune.search.proxy_service import ProxyService
 
     if not is_database(database_url) or is_proxy(database_url):
         raise ProxyError(
@@ -129,7 +129,7 @@ def start_proxy(
     server = grpc.server(
         pool, interceptors=[_interceptor(times)], options=[("grpc.so_reuseport", 0)]
     )
-    add_StorageServiceServicer_to_server(OptunaStorageProxyService(ProxyCache(database)), server)  # type: ignore[no-untyped-call]
+    add_StorageServiceServicer_to_server(ProxyService(database), server)  # type: ignore[no-untyped-call]
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
