@@ -138,15 +138,27 @@ def test_the_cache_follows_trials_to_their_end(cache: tuple[ProxyCache, int, str
     other.engine.dispose()
 
 
+@pytest.fixture
+def not_utc() -> Iterator[None]:
+    """This process's local time zone set to one that is not UTC, for the test."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
 @pytest.mark.postgres
 def test_the_proxys_read_builds_the_trials_optuna_builds(
-    cache: tuple[ProxyCache, int, str], monkeypatch: pytest.MonkeyPatch
+    cache: tuple[ProxyCache, int, str], not_utc: None
 ) -> None:
     """Trial by trial equal to Optuna's own read: states, values (infinite too), parameters of
     each distribution, attributes, intermediate values, times (in a zone that is not UTC);
     all, and a partial read."""
-    monkeypatch.setenv("TZ", "Asia/Kolkata")
-    time.tzset()
     proxy, study_id, url = cache
     optuna_read = optuna.storages.RDBStorage(url)
     study = optuna.load_study(study_name=proxy.get_study_name_from_id(study_id), storage=url)
@@ -177,5 +189,3 @@ def test_the_proxys_read_builds_the_trials_optuna_builds(
     with pytest.raises(KeyError):
         reader.read(engine, study_id + 10**6, set(), -1)
     optuna_read.engine.dispose()
-    monkeypatch.delenv("TZ")
-    time.tzset()
