@@ -189,3 +189,32 @@ def test_the_proxys_read_builds_the_trials_optuna_builds(
     with pytest.raises(KeyError):
         reader.read(engine, study_id + 10**6, set(), -1)
     optuna_read.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_write_is_not_held_up_by_another_write_under_way(
+    cache: tuple[ProxyCache, int, str],
+) -> None:
+    """Two workers' parameters: one waits on the database (its trial's row locked), the other
+    is stored meanwhile."""
+    proxy, study_id, url = cache
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    waiting, free = proxy.create_new_trial(study_id), proxy.create_new_trial(study_id)
+    distribution = FloatDistribution(0, 1)
+    blocker = engine.connect()
+    blocker.execute(sa.text(f"SELECT 1 FROM trials WHERE trial_id = {waiting} FOR UPDATE"))
+    held = threading.Thread(target=proxy.set_trial_param, args=(waiting, "x", 0.1, distribution))
+    try:
+        held.start()
+        time.sleep(1.0)  # its insert waits for the row (the foreign key's lock)
+        stored = threading.Thread(target=proxy.set_trial_param, args=(free, "x", 0.2, distribution))
+        stored.start()
+        stored.join(timeout=20)
+        assert not stored.is_alive(), "the write waited for the other write"
+        assert held.is_alive()
+    finally:
+        blocker.rollback()
+        blocker.close()
+        held.join(timeout=60)
+        engine.dispose()
+    assert [t.params for t in proxy.get_all_trials(study_id)] == [{"x": 0.1}, {"x": 0.2}]
