@@ -151,6 +151,12 @@ def _start_proxy(pg: str, pool_size: int, log: Any) -> tuple[subprocess.Popen[by
     return proc, url
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3 if ordered else float("nan")
@@ -247,10 +253,12 @@ def main() -> None:
                 proxy, url = _start_proxy(args.pg, args.pool_size, sink)
                 try:
                     row = run(args.pg, url, workers, inputs, args, Path(tmp))
+                    cpu = _cpu_s(proxy.pid)
                 finally:
                     proxy.terminate()
                     proxy.wait(timeout=60)
             print(f"{'proxy':<8} {workers:>7} | {row}", flush=True)
+            print(f"    proxy CPU {cpu:.0f} s (user + system)", file=sys.stderr)
             timing = log.read_text().partition("time per call, served and queued:")[2]
             print("    " + timing.strip().replace("\n", "\n    "), file=sys.stderr, flush=True)
 

@@ -9,6 +9,8 @@ Trials are read through Optuna's trial cache as ``load_study`` does (a finished 
 from the database once), with the database calls outside the cache's lock and the reads of a
 study coalesced (:mod:`xtune.search.proxy_cache`): at 128 workers a read of every RUNNING
 trial is the costly call, and one read at a time serves every worker that asked meanwhile.
+A read fetches rows rather than ORM objects (:mod:`xtune.search.proxy_read`), and each trial's
+gRPC message is built once (:mod:`xtune.search.proxy_service`).
 
 A call that finds the database away (restarting, unreachable) is answered UNAVAILABLE, and the
 proxy logs one line per outage, not a traceback per call; workers back off and retry as they do
