@@ -124,7 +124,7 @@ def _process(url: str, config: StudyConfig, inputs: Inputs, ks: list[int], start
 
 
 # The bench's own connections (the study's creation, the polling) carry this name and are
-# not counted.
+# not counted; nor are the server's own (autovacuum workers show the database too).
 OWN = "xtune-bench-scale"
 
 
@@ -135,19 +135,26 @@ def _own(pg: str) -> str:
 def _connections(c: sqlalchemy.Connection) -> int:
     return int(c.execute(sqlalchemy.text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND application_name <> :own"), {"own": OWN}).scalar() or 0)  # fmt: skip
+        "AND backend_type = 'client backend' AND application_name <> :own"),
+        {"own": OWN}).scalar() or 0)  # fmt: skip
 
 
-def _start_proxy(pg: str, pool_size: int) -> tuple[subprocess.Popen[bytes], str]:
+def _start_proxy(pg: str, pool_size: int, log: Any) -> tuple[subprocess.Popen[bytes], str]:
     from xtune.search.proxy import open_proxy
 
     port = 13000 + random.randrange(2000)
-    proc = subprocess.Popen([sys.executable, "-m", "xtune", "storage-proxy", "--storage", pg,
-                             "--port", str(port), "--pool-size", str(pool_size)],
-                            stdout=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, *os.environ.get("SCALE_PROXY", "-m xtune").split(), "storage-proxy", "--storage", pg,
+                             "--port", str(port), "--pool-size", str(pool_size), "--timing"],
+                            stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
     url = f"grpc://127.0.0.1:{port}"
     open_proxy(url, ready_s=120)
     return proc, url
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -196,6 +203,7 @@ def run(pg: str, url: str, workers: int, inputs: Inputs, args: argparse.Namespac
     optuna.delete_study(study_name=name, storage=open_storage(_own(pg)))
     poll.close()
     engine.dispose()
+    print(f"    {len(complete)} trials complete, {len(trials)} in all", file=sys.stderr)
     for e in sorted(set(errors))[:3]:
         print(f"    error ({errors.count(e)}x): {e}", file=sys.stderr)
     return (f"{len(complete) / span:8.2f} {_pct(asks, .5):7.0f} {_pct(asks, .99):7.0f} "
@@ -223,6 +231,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--storages", nargs="+", choices=("direct", "proxy"),
+                        default=["direct", "proxy"])  # fmt: skip
     args = parser.parse_args()
     print(f"trial {args.trial_s:g} s (x0.5-1.5), {args.seconds:g} s of new trials per row, "
           f"proxy pool {args.pool_size}; times in ms")  # fmt: skip
@@ -233,15 +243,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         inputs = prepare_inputs(bench_study(Path(tmp), trials=1000), Settings())
         for workers in args.workers:
-            row = run(args.pg, args.pg, workers, inputs, args, Path(tmp))
-            print(f"{'direct':<8} {workers:>7} | {row}", flush=True)
-            proxy, url = _start_proxy(args.pg, args.pool_size)
-            try:
-                row = run(args.pg, url, workers, inputs, args, Path(tmp))
-            finally:
-                proxy.terminate()
-                proxy.wait(timeout=60)
+            if "direct" in args.storages:
+                row = run(args.pg, args.pg, workers, inputs, args, Path(tmp))
+                print(f"{'direct':<8} {workers:>7} | {row}", flush=True)
+            if "proxy" not in args.storages:
+                continue
+            log = Path(tmp) / f"proxy_{workers}.log"
+            with log.open("wb") as sink:
+                proxy, url = _start_proxy(args.pg, args.pool_size, sink)
+                try:
+                    row = run(args.pg, url, workers, inputs, args, Path(tmp))
+                    cpu = _cpu_s(proxy.pid)
+                finally:
+                    proxy.terminate()
+                    proxy.wait(timeout=60)
             print(f"{'proxy':<8} {workers:>7} | {row}", flush=True)
+            print(f"    proxy CPU {cpu:.0f} s (user + system)", file=sys.stderr)
+            timing = log.read_text().partition("time per call, served and queued:")[2]
+            print("    " + timing.strip().replace("\n", "\n    "), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

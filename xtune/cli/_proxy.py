@@ -11,6 +11,29 @@ from xtune.cli._app import OPERATIONS, app, err, out, research
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+PoolSizeOpt = Annotated[
+    int,
+    typer.Option(
+        help="Database connections the proxy holds (at most), for all workers.", min=1, max=1000
+    ),
+]
+ThreadsOpt = Annotated[
+    int,
+    typer.Option(
+        help="Calls served at once (a call waiting for a connection holds one); at least "
+        "one per worker.",
+        min=1,
+        max=4096,
+    ),
+]
+TimingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--timing", help="On stop, write each gRPC method's call count and times to stderr."
+    ),
+]
+
+
 @app.command("storage-proxy", rich_help_panel=OPERATIONS)
 def storage_proxy(
     storage: Annotated[
@@ -24,12 +47,9 @@ def storage_proxy(
         str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to your network.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 13000,
-    pool_size: Annotated[
-        int,
-        typer.Option(
-            help="Database connections the proxy holds (at most), for all workers.", min=1, max=1000
-        ),
-    ] = 8,
+    pool_size: PoolSizeOpt = 8,
+    threads: ThreadsOpt = 256,
+    timing: TimingOpt = False,
 ) -> None:
     """Serve one PostgreSQL to many workers through one pool.
 
@@ -42,6 +62,7 @@ def storage_proxy(
     from xtune.errors import XtuneError
     from xtune.search.proxy import ProxyAddress
     from xtune.search.proxy_server import serve_until_stopped, start_proxy
+    from xtune.search.proxy_timing import RpcTimes
     from xtune.search.storage import mask
 
     env = research()
@@ -57,11 +78,14 @@ def storage_proxy(
             f"who can reach port {port} can read and DELETE your studies. Keep the port inside a "
             "private network (a docker network, a firewall)."
         )
-    server = start_proxy(url, env, host=host, port=port, pool_size=pool_size)
+    times = RpcTimes() if timing else None
+    server = start_proxy(
+        url, env, host=host, port=port, pool_size=pool_size, threads=threads, times=times
+    )
     out.print(
         f"storage proxy for {mask(url)} on {ProxyAddress(host, port)}, at most {pool_size} "
         "database connections; Ctrl-C stops it",
         highlight=False,
         soft_wrap=True,
     )
-    serve_until_stopped(server)
+    serve_until_stopped(server, times)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import optuna
@@ -134,14 +135,21 @@ def fail_cut_off(study: optuna.Study, storage: optuna.storages.BaseStorage, tria
 
 
 def sweep(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, *, grace_s: float
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    *,
+    grace_s: float,
+    trials: Sequence[FrozenTrial] | None = None,
 ) -> list[int]:
     """Fail (and requeue, up to MAX_RETRIES) orphaned RUNNING trials; returns their numbers.
+    ``trials``: the study's trials as just read by the caller (else they are read here).
 
     Trial start times are the workers' local clocks, so machines sharing a database study
     should share a time zone (the docker image runs in UTC).
     """
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    running = [t for t in trials if t.state == TrialState.RUNNING]
     if not running:
         return []
     if isinstance(storage, RDBStorage) or needs_beat(storage):

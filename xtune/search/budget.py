@@ -13,6 +13,7 @@ named after ``FAULT_STREAK`` failed trials in a row."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -35,13 +36,17 @@ def full_runs(study: optuna.Study) -> int:
 def spent(study: optuna.Study) -> float:
     """The budget used: 1 per trial trained to its end (diverged or not) plus each stopped
     trial's share (its compute). A trial over a cap costs nothing."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sum(1.0 if ran_in_full(t) else share_of(t) if is_stopped(t) else 0.0 for t in complete)
+    return spent_in(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def spent_in(trials: Sequence[FrozenTrial]) -> float:
+    """:func:`spent` of a list of the study's trials already read (any states)."""
+    return sum(1.0 if ran_in_full(t) else share_of(t) if is_stopped(t) else 0.0 for t in trials)
 
 
 class Budget:
-    """An ``optimize`` callback: stop once ``target`` trials' worth of training is spent (see
-    :func:`spent`), after ``limit`` infeasible draws in a row, or after ``FAULT_STREAK`` failed
+    """Called after each trial (with the trials the worker read then): stop the study once
+    ``target`` trials' worth of training is spent (see :func:`spent`), after ``limit`` infeasible draws in a row, or after ``FAULT_STREAK`` failed
     trainings in a row (then :meth:`check` raises, naming the caps broken or the error)."""
 
     def __init__(self, target: int, budget: int) -> None:
@@ -49,7 +54,10 @@ class Budget:
         self.streak, self.broken = 0, Counter[str]()
         self.faults, self.last_fault = 0, ""
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+    def __call__(
+        self, study: optuna.Study, trial: FrozenTrial, trials: Sequence[FrozenTrial]
+    ) -> None:
+        """After ``trial`` finished, with the study's ``trials`` as read then."""
         if is_over_cap(trial):
             self.streak += 1
             self.broken.update(k for k, v in trial.constraints.items() if v > 0)
@@ -62,7 +70,7 @@ class Budget:
         if (
             self.streak >= self.limit
             or self.faults >= FAULT_STREAK
-            or spent(study) >= self.target - 1e-9
+            or spent_in(trials) >= self.target - 1e-9
         ):
             study.stop()
 

@@ -1,10 +1,16 @@
 """The storage proxy (``xtune storage-proxy``): Optuna's gRPC storage server in front of
 PostgreSQL, holding the one pool every worker shares.
 
-Calls are served by ``pool_size`` threads, each holding at most one database connection at a
-time, so the proxy never holds more than ``pool_size`` connections however many workers call
-it (one more while it checks the schema at start). Trials are read through Optuna's trial
-cache, as ``load_study`` does: a finished trial is read from the database once.
+The database pool holds ``pool_size`` connections and no overflow, so PostgreSQL never sees more
+from the proxy however many workers call it. Calls are served by ``threads`` threads (256 by
+default), more than the pool: a call that waits for a connection or for a read of its study
+holds a thread, and with fewer threads than callers every other call would queue behind it.
+Trials are read through Optuna's trial cache as ``load_study`` does (a finished trial is read
+from the database once), with the database calls outside the cache's lock and the reads of a
+study coalesced (:mod:`xtune.search.proxy_cache`): at 128 workers a read of every RUNNING
+trial is the costly call, and one read at a time serves every worker that asked meanwhile.
+A read fetches rows rather than ORM objects (:mod:`xtune.search.proxy_read`), and each trial's
+gRPC message is built once (:mod:`xtune.search.proxy_service`).
 
 A call that finds the database away (restarting, unreachable) is answered UNAVAILABLE, and the
 proxy logs one line per outage, not a traceback per call; workers back off and retry as they do
@@ -16,6 +22,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,7 +32,8 @@ import sqlalchemy
 
 from xtune.errors import ProxyError
 from xtune.search.proxy import ProxyAddress, is_proxy
-from xtune.search.storage import is_database, mask, open_storage
+from xtune.search.proxy_timing import RpcTimes, TimedExecutor, method_name
+from xtune.search.storage import is_database, mask, open_database
 from xtune.settings import Settings
 
 # What a call raises while the database restarts or cannot be reached.
@@ -36,10 +44,16 @@ AWAY = (
     optuna.exceptions.StorageInternalError,
 )
 STOP_GRACE_S = 5.0
+# Calls served at once. A call that waits for a read of the study under way (every worker's
+# trial list, coalesced: :mod:`xtune.search.proxy_cache`) holds a thread but no connection, so
+# there are more threads than connections: at least one per worker keeps a write from
+# queueing behind the reads.
+DEFAULT_THREADS = 256
 
 
-def _interceptor() -> Any:
-    """A gRPC server interceptor that answers UNAVAILABLE while the database is away."""
+def _interceptor(times: RpcTimes | None) -> Any:
+    """A gRPC server interceptor that answers UNAVAILABLE while the database is away, and
+    records each call's time in ``times`` if given."""
     import grpc  # type: ignore[import-untyped]
 
     log = logging.getLogger("xtune")
@@ -52,9 +66,10 @@ def _interceptor() -> Any:
             handler = continuation(details)
             if handler is None or handler.unary_unary is None:
                 return handler
-            call = handler.unary_unary
+            call, method = handler.unary_unary, method_name(details)
 
             def guarded(request: Any, context: Any) -> Any:
+                start = time.perf_counter()
                 try:
                     reply = call(request, context)
                 except AWAY as exc:
@@ -67,6 +82,9 @@ def _interceptor() -> Any:
                     context.abort(
                         grpc.StatusCode.UNAVAILABLE, f"database unavailable: {type(exc).__name__}"
                     )
+                finally:
+                    if times is not None:
+                        times.record(method, time.perf_counter() - start)
                 if self.away:
                     self.away = False
                     log.warning("database back")
@@ -78,21 +96,29 @@ def _interceptor() -> Any:
 
 
 def start_proxy(
-    database_url: str, settings: Settings, *, host: str, port: int, pool_size: int
+    database_url: str,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    pool_size: int,
+    threads: int = DEFAULT_THREADS,
+    times: RpcTimes | None = None,
 ) -> Any:
     """Open the database with a pool of ``pool_size`` connections and start serving it on
-    ``host:port``; returns the started ``grpc.Server``.
+    ``host:port`` with ``threads`` threads; returns the started ``grpc.Server``. With
+    ``times``, each call's time is recorded there.
 
     Raises:
         ProxyError: ``database_url`` is not a database, or ``host:port`` is taken.
         StorageError: the database cannot be opened (one line, password hidden).
     """
     import grpc
-    from optuna.storages import get_storage
     from optuna.storages._grpc.auto_generated.api_pb2_grpc import (
         add_StorageServiceServicer_to_server,
     )
-    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    from xtune.search.proxy_service import ProxyService
 
     if not is_database(database_url) or is_proxy(database_url):
         raise ProxyError(
@@ -101,11 +127,20 @@ def start_proxy(
         )
     address = ProxyAddress(host, port)
     _check_free(address)  # before the database is opened, and before gRPC logs its own error
-    backend = get_storage(open_storage(database_url, settings, workers_per_process=pool_size))
-    threads = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="xtune-proxy")
+    # No overflow: calls beyond the pool wait for a connection (up to SQLAlchemy's 30 s)
+    database = open_database(
+        database_url, settings, pool_size=pool_size, overflow=0, heartbeat=False
+    )
+    pool = (
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="xtune-proxy")
+        if times is None
+        else TimedExecutor(threads, times, "xtune-proxy")
+    )
     # so_reuseport off: a second proxy on a taken port fails here, instead of sharing it
-    server = grpc.server(threads, interceptors=[_interceptor()], options=[("grpc.so_reuseport", 0)])
-    add_StorageServiceServicer_to_server(OptunaStorageProxyService(backend), server)  # type: ignore[no-untyped-call]
+    server = grpc.server(
+        pool, interceptors=[_interceptor(times)], options=[("grpc.so_reuseport", 0)]
+    )
+    add_StorageServiceServicer_to_server(ProxyService(database), server)  # type: ignore[no-untyped-call]
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
@@ -135,8 +170,9 @@ def _check_free(address: ProxyAddress) -> None:
             raise ProxyError(_taken(address)) from None
 
 
-def serve_until_stopped(server: Any) -> None:
-    """Serve until Ctrl-C or SIGTERM (``docker stop``), then let calls under way finish."""
+def serve_until_stopped(server: Any, times: RpcTimes | None = None) -> None:
+    """Serve until Ctrl-C or SIGTERM (``docker stop``), then let calls under way finish; with
+    ``times``, log where the time went, per method."""
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -146,3 +182,7 @@ def serve_until_stopped(server: Any) -> None:
         server.stop(STOP_GRACE_S).wait()
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if times is not None:
+            logging.getLogger("xtune").warning(
+                "time per call, served and queued:\n%s", times.table()
+            )

@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import sqlalchemy
@@ -18,10 +19,11 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from xtune.errors import StorageError
-from xtune.search._sweep import requeue
-from xtune.search.config import StudyConfig
 from xtune.search.journal import check_journal
 from xtune.settings import Settings
+
+if TYPE_CHECKING:
+    from xtune.search.config import StudyConfig
 
 
 def resolve_storage(config: StudyConfig, override: str | None, settings: Settings) -> str:
@@ -135,7 +137,7 @@ def open_storage(
     raised), a pool of 1-2 connections per worker process, heartbeats so that a killed worker's
     trial turns FAIL after the grace period, and a retry of such trials with the same parameters.
     """
-    from xtune.search.proxy import connection_limit, is_proxy, open_proxy
+    from xtune.search.proxy import is_proxy, open_proxy
 
     if not is_database(url):
         path = Path(url)
@@ -144,19 +146,37 @@ def open_storage(
         return JournalStorage(JournalFileBackend(str(path)))
     if is_proxy(url):  # xtune storage-proxy: it holds the database pool
         return open_proxy(url)
+    return open_database(url, settings or Settings(), pool_size=workers_per_process, overflow=1)
+
+
+def open_database(
+    url: str, settings: Settings, *, pool_size: int, overflow: int, heartbeat: bool = True
+) -> RDBStorage:
+    """The database at ``url`` with ``pool_size`` pooled connections (PostgreSQL) and at most
+    ``overflow`` more for a moment; with ``heartbeat``, Optuna's heartbeat and the retry of a
+    killed worker's trial (the storage proxy keeps none: its workers beat through xtune's own).
+
+    Raises:
+        StorageError: the database cannot be opened (one line, password hidden);
+            ``ConnectionLimit`` where it refused for its ``max_connections``.
+    """
+    from xtune.search.proxy import connection_limit
+
     engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
-        engine_kwargs |= {"pool_size": workers_per_process, "max_overflow": 1, "pool_recycle": 300}
-    settings = settings or Settings()
+        engine_kwargs |= {"pool_size": pool_size, "max_overflow": overflow, "pool_recycle": 300}
+    beat: dict[str, Any] = {}
+    if heartbeat:
+        from xtune.search._sweep import requeue  # the trial record: imported where it is used
+
+        beat = {
+            "heartbeat_interval": settings.heartbeat_s,
+            "grace_period": settings.grace_s,
+            "heartbeat_stale_trial_callback": requeue,
+        }  # capped like the sweep
     for attempt in range(6):
         try:
-            return _Storage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=settings.heartbeat_s,
-                grace_period=settings.grace_s,
-                heartbeat_stale_trial_callback=requeue,  # capped like the sweep
-            )
+            return _Storage(url, engine_kwargs=engine_kwargs, **beat)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             # Several processes creating the schema of a fresh database at once: one wins,
             # the others find its tables on the next try.

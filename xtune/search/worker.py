@@ -257,15 +257,15 @@ def _run_worker_once(
         sweep(s, storage, grace_s=grace)
 
     budget = Budget(args.target, max(1, math.ceil(remaining)))  # this run's budget (--n-trials)
+
+    def budget_and_sweep(s: optuna.Study, trial: FrozenTrial) -> None:
+        # one read of the trials for both: through the storage proxy a read is the costly call
+        trials = s.get_trials(deepcopy=False)
+        budget(s, trial, trials)
+        sweep(s, storage, grace_s=grace, trials=trials)
+
     freeze, notes = FreezeSurvivors(), NoteTrials(config.study.objectives)
-    callbacks: list[Callback] = [
-        cut.callback,
-        notes,
-        budget,
-        interrupt.callback,
-        sweep_between_trials,
-        freeze,
-    ]
+    callbacks: list[Callback] = [cut.callback, notes, interrupt.callback, budget_and_sweep, freeze]
     if callback is not None:
         callbacks.append(callback)
     timeout = None if args.deadline is None else max(0.0, args.deadline - time.time())

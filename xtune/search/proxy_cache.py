@@ -1,0 +1,134 @@
+"""The storage proxy's trial cache: Optuna's, minus its one lock held across database reads.
+
+Optuna's ``_CachedStorage`` (what ``get_storage`` wraps an ``RDBStorage`` in) reads finished
+trials once and every unfinished trial again on each ``get_all_trials``, all under one lock
+that every other cached call takes too. In one worker process that lock is uncontended. In
+the proxy every worker's reads land on it: each read re-reads every RUNNING trial (the
+parameters and attributes of 128 of them at 128 workers), and the calls behind it (each
+``suggest`` of every worker stores a parameter under the same lock) queue for seconds.
+
+:class:`ProxyCache` keeps Optuna's cache and its rules (finished trials are read once, the
+unfinished ones on every read) and changes two things:
+
+- The database is read and written outside the lock; the lock only guards the cache's dicts.
+- Reads of one study are coalesced: one read runs at a time, and a call that arrives while one
+  runs waits for the next one, which starts after it arrived, so it still sees every write
+  stored before it asked. At any load, a study costs one read at a time, not one per caller.
+- A read fetches rows, not ORM objects (:mod:`xtune.search.proxy_read`), and hands back an
+  unchanged trial as the object it handed back before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from optuna import distributions
+from optuna.storages import RDBStorage
+from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
+
+from xtune.search.proxy_read import TrialReader
+
+KEPT_ERRORS = 256  # failed reads remembered for the callers that waited on them
+
+
+class Coalesced:
+    """Runs ``read`` for many callers, one at a time, each caller served by a read that
+    started after it asked; a read that raised raises in every caller that waited on it."""
+
+    def __init__(self) -> None:
+        self._turn = threading.Condition()
+        self._started = self._finished = 0
+        self._errors: dict[int, BaseException] = {}
+
+    def fresh(self, read: Callable[[], None]) -> None:
+        with self._turn:
+            wanted = self._started + 1  # the first read to start from now on
+            while self._finished < wanted:
+                if self._started == self._finished:  # none under way: this caller reads
+                    self._started += 1
+                    self._run(read, self._started)
+                else:
+                    self._turn.wait()
+            error = self._errors.get(wanted)
+        if error is not None:
+            raise error
+
+    def _run(self, read: Callable[[], None], number: int) -> None:
+        """Run read ``number`` without holding the turn (called with it held)."""
+        self._turn.release()
+        error: BaseException | None = None
+        try:
+            read()
+        except BaseException as exc:  # handed to every caller of this read, then raised
+            error = exc
+        finally:
+            self._turn.acquire()
+        self._finished = number
+        if error is not None:
+            self._errors[number] = error
+            self._errors.pop(number - KEPT_ERRORS, None)
+        self._turn.notify_all()
+
+    @property
+    def reads(self) -> int:
+        """Reads started so far."""
+        return self._started
+
+
+class ProxyCache(_CachedStorage):
+    """Optuna's trial cache over ``backend`` whose database calls run outside its lock, with
+    the reads of a study coalesced (see the module's docstring)."""
+
+    def __init__(self, backend: RDBStorage) -> None:
+        super().__init__(backend)
+        self._reads: dict[int, tuple[Coalesced, TrialReader]] = {}
+
+    def reads(self, study_id: int) -> int:
+        """Database reads of the study's trials so far."""
+        with self._lock:
+            return self._reads[study_id][0].reads if study_id in self._reads else 0
+
+    def _read_trials_from_remote_storage(self, study_id: int) -> None:
+        with self._lock:
+            reads, reader = self._reads.setdefault(study_id, (Coalesced(), TrialReader()))
+        reads.fresh(lambda: self._read(study_id, reader))
+
+    def _read(self, study_id: int, reader: TrialReader) -> None:
+        """One read of the study's unfinished and new trials into the cache, as Optuna's."""
+        with self._lock:
+            study = self._studies.setdefault(study_id, _StudyInfo())
+            unfinished, last = set(study.unfinished_trial_ids), study.last_finished_trial_id
+        trials = reader.read(self._backend.engine, study_id, unfinished, last)
+        with self._lock:
+            if self._studies.get(study_id) is not study:  # deleted meanwhile
+                return
+            self._add_trials_to_cache(study_id, trials)
+            for trial in trials:
+                if not trial.state.is_finished():
+                    study.unfinished_trial_ids.add(trial._trial_id)
+                    continue
+                study.last_finished_trial_id = max(study.last_finished_trial_id, trial._trial_id)
+                study.unfinished_trial_ids.discard(trial._trial_id)
+
+    def set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: distributions.BaseDistribution,
+    ) -> None:
+        with self._lock:
+            study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
+            known = self._studies[study_id].param_distribution.get(param_name)
+        self._backend._set_trial_param(
+            trial_id, param_name, param_value_internal, distribution, known
+        )
+        with self._lock:
+            if study_id in self._studies:
+                self._studies[study_id].param_distribution.setdefault(param_name, distribution)
+
+    def delete_study(self, study_id: int) -> None:
+        super().delete_study(study_id)
+        with self._lock:
+            self._reads.pop(study_id, None)
