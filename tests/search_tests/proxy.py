@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -76,7 +77,11 @@ def cluster_of(url: str) -> tuple[str, str] | None:
     return None
 
 
-def restart_cluster(cluster: tuple[str, str]) -> None:
+def restart_cluster(cluster: tuple[str, str], outage_s: float = 0.0) -> None:
+    """Stop the cluster, leave it down ``outage_s`` seconds, and start it again."""
     version, name = cluster
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart"],
-                   check=True, timeout=120)  # fmt: skip
+    for action in ("stop", "start"):
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action],
+                       check=True, timeout=120)  # fmt: skip
+        if action == "stop":
+            time.sleep(outage_s)

@@ -63,6 +63,6 @@ def test_the_best_trial_on_the_momentum_sample_is_not_called_luck(tmp_path: Path
     config = load_study_config(write_study(tmp_path, trials=6, sampler="random"))
     study = run_search(config, resolve_storage(config, None, Settings()), Settings())
     front = summary(study).pareto_front
-    best = max(front, key=lambda r: r["edge"])
+    best = max(front, key=lambda r: r.edge)
     assert not best.luck.lucky, best
     assert best.edge > best.luck.edge_bar > best.luck.expected_best_edge > 0

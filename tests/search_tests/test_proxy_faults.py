@@ -116,7 +116,8 @@ def test_workers_ride_out_a_postgresql_restart_behind_the_proxy(
     config, proc = _search(tmp_path, proxy.url, trials=5)
     try:
         trials = wait_for(config, proxy.url, _mid_trial, seconds=600)
-        restart_cluster(cluster)  # mid-trial, while the proxy holds its pool
+        # mid-trial, while the proxy holds its pool; down for 3 heartbeats, so calls meet it
+        restart_cluster(cluster, outage_s=3.0)
         _, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-3000:]
         assert "exited with code" not in err, err[-3000:]
