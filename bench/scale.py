@@ -2,6 +2,7 @@
 
     python bench/scale.py [--pg postgresql+psycopg2://postgres@127.0.0.1:5433/wt_proxy]
         [--workers 8 32 128] [--trial-s 8] [--seconds 40] [--pool-size 8] [--processes 4]
+        [--sampler tpe|random] [--storages direct proxy]
 
 Simulated workers run xtune's real worker loop (``run_worker``: load_study, the sweep at start
 and between trials, the budget callback, the cut-off bookkeeping, heartbeats: Optuna's on direct
@@ -166,7 +167,7 @@ def run(pg: str, url: str, workers: int, inputs: Inputs, args: argparse.Namespac
         folder: Path) -> str:  # fmt: skip
     """One row: ``workers`` simulated workers on a fresh study through ``url``."""
     name = f"scale_{os.getpid()}_{workers}_{random.randrange(10**6)}"
-    config = _renamed(bench_study(folder, trials=1000), name)
+    config = _renamed(bench_study(folder, trials=1000), name, args.sampler)
     create_study(config, _own(pg), Settings(), inputs.bars)
     engine = sqlalchemy.create_engine(_own(pg), poolclass=sqlalchemy.pool.NullPool)
     # held from the start (a full server refuses a new one); autocommit: pg_stat_activity is
@@ -211,10 +212,11 @@ def run(pg: str, url: str, workers: int, inputs: Inputs, args: argparse.Namespac
             f"{max(lost, 0):5d} {running:7d}")  # fmt: skip
 
 
-def _renamed(config: StudyConfig, name: str) -> StudyConfig:
+def _renamed(config: StudyConfig, name: str, sampler: str | None) -> StudyConfig:
     from dataclasses import replace
 
-    return replace(config, study=replace(config.study, name=name))
+    study = replace(config.study, name=name, sampler=sampler or config.study.sampler)
+    return replace(config, study=study)
 
 
 def main() -> None:
@@ -231,6 +233,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--sampler", choices=("tpe", "random"),
+                        help="the study's sampler (default: the bench study's, tpe); random "
+                             "draws without reading the trials, so ask is the storage's calls")  # fmt: skip
     parser.add_argument("--storages", nargs="+", choices=("direct", "proxy"),
                         default=["direct", "proxy"])  # fmt: skip
     args = parser.parse_args()

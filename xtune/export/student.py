@@ -7,10 +7,9 @@ the most capacity the cap allows, so the least edge to lose. Everything here is 
 any training, from untrained models: parameters are counted, and latency is measured as export
 measures a bundle's (ONNX fp32, batch 1, one onnxruntime thread; weights do not change it).
 
-Timing on a shared machine drifts by 15% within minutes, and the largest model under a cap sits
-right at it. Sized on timings taken apart from the teacher's, a student for a 1/3 cap came out
-at 0.343x, 0.340x and 0.384x of its teacher (bench/distill.py). So each candidate is timed in
-``ROUNDS`` rounds interleaved with the teacher, each timing in a fresh onnxruntime session as
+Timing on a shared machine drifts within minutes, and the largest model under a cap sits right
+at it, so a student sized on timings taken apart from the teacher's can land over the cap.
+Each candidate is therefore timed in ``ROUNDS`` rounds interleaved with the teacher, each timing in a fresh onnxruntime session as
 export times a bundle; it must fit in every round: its slowest timing under
 ``--max-latency-ms``, its largest share of the teacher's timing in the same round under
 ``--min-speedup``. The latencies recorded are the medians of those timings.

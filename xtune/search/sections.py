@@ -36,7 +36,7 @@ class StudySection:
     name: str
     trials: int = 20
     seed: int = 0
-    sampler: str = "random"  # bench/search.py: no model-based sampler beat it at 60 trials
+    sampler: str = "random"  # the default-sampler rule of bench/problems.py (docs/benchmarks.md)
     objectives: tuple[str, ...] = ("accuracy", "loss")
     storage: str = ""  # empty: a journal file beside the study file
 

@@ -185,8 +185,8 @@ class FreezeSurvivors:
     """After each trial, move every object still alive out of the collector's reach. Optuna's
     ``gc_after_trial`` (which frees a trial's reference cycles, CUDA tensors among them)
     otherwise walks every object of the process after each trial: torch, pandas, the bars,
-    the study cache. That took 0.4-0.5 s per trial here, longer than a trial stopped at its
-    first rung trained (bench/overhead.py). Frozen objects are still freed when their last
+    the study cache, which can take longer than a trial stopped at its first rung trained
+    (bench/overhead.py measures it). Frozen objects are still freed when their last
     reference goes; a cycle among them that died meanwhile is collected by the full pass
     every ``FULL_EVERY`` trials."""
 
