@@ -13,7 +13,8 @@ and scored once on the test part, as ``xtune export`` does. Per problem and samp
 
 - the median budget (trained trials; a stopped one counts its share) until the trial the
   export would pick at that point has a test edge of at least 80% of the Bayes edge, and
-  until any trial has (the sampler found it, whether or not validation chose it);
+  until any trial has (the sampler found it, whether or not validation chose it), each with
+  its value per seed in brackets ("—": never);
 - the exported winner's test edge over the Bayes edge, and over the best test edge among all
   trained trials (the price of choosing on validation);
 - on ``noise``: front trials the luck guard marks, and the winner's test edge in standard
@@ -194,13 +195,20 @@ def report(rows: list[dict], args: argparse.Namespace, wall: float) -> None:
         reached = sum(math.isfinite(r["reach"]) for r in g)
         print(f"| {key[0]} | {'on' if key[1] else 'off'} | {key[2]} | "
               f"{np.mean([r['bayes'] for r in g]):+.3f} / {np.mean([r['bayes_expected'] for r in g]):+.3f} | "
-              f"{_median([r['reach'] for r in g])} | {_median([r['reach_any'] for r in g])} | "
+              f"{_median([r['reach'] for r in g])} ({_per_seed(g, 'reach')}) | "
+              f"{_median([r['reach_any'] for r in g])} ({_per_seed(g, 'reach_any')}) | "
               f"{reached}/{len(g)} | {_mean([r['share'] for r in g])} | "
               f"{_mean([r['price'] for r in g])} | "
               f"{sum(r['lucky'] for r in g)}/{sum(r['front'] for r in g)} | "
               f"{_zs(g)} |")  # fmt: skip
     for es in sorted({r["early_stop"] for r in rows}):
         print(verdict([r for r in rows if r["early_stop"] == es], es))
+
+
+def _per_seed(rows: list[dict], key: str) -> str:
+    """Each seed's value, in seed order ("—": never)."""
+    ordered = sorted(rows, key=lambda r: r["seed"])
+    return ", ".join("—" if math.isinf(r[key]) else f"{r[key]:g}" for r in ordered)
 
 
 def _zs(rows: list[dict]) -> str:

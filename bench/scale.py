@@ -15,7 +15,9 @@ many workers; the threads are spread over ``--processes`` spawned processes, bec
 processes that each import torch do not fit a 24 GB machine. Ask and tell times are wall
 times inside those processes and include their GIL waits (an upper bound on the storage's).
 
-Per row: completed trials per second over the run; p50 and p99 of ``study.ask`` and of the tell;
+Per row: completed trials per second over the run; p50 and p99 of ``study.ask``, the p99 of
+the asks after each worker's first (``later``: without the burst of every worker starting at
+once), and p50 and p99 of the tell;
 the most PostgreSQL connections seen in ``pg_stat_activity`` for the database (polled every
 0.5 s; proxy rows include the proxy's own); errors (calls that raised, workers that ended on an
 error, e.g. the connection limit); lost (trials whose objective returned but that are not
@@ -71,7 +73,13 @@ class SleepObjective:
         return (random.uniform(0.5, 0.6), random.uniform(0.6, 0.7))
 
 
-def _timed(record: list[float], errors: list[str], call: Any) -> Any:
+def _timed(
+    record: list[float], errors: list[str], call: Any, firsts: list[float] | None = None
+) -> Any:
+    """``call``, its times appended to ``record``; with ``firsts``, each thread's first call's
+    time goes there instead (the burst of every worker starting at once)."""
+    seen = threading.local()
+
     def timed(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
@@ -80,7 +88,9 @@ def _timed(record: list[float], errors: list[str], call: Any) -> Any:
             errors.append(type(exc).__name__)
             raise
         finally:
-            record.append(time.perf_counter() - start)
+            first = firsts is not None and not getattr(seen, "called", False)
+            seen.called = True
+            (firsts if first and firsts is not None else record).append(time.perf_counter() - start)
 
     return timed
 
@@ -97,9 +107,10 @@ def _process(url: str, config: StudyConfig, inputs: Inputs, ks: list[int], start
     logging.basicConfig(level=logging.ERROR)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     asks: list[float] = []
+    first_asks: list[float] = []
     tells: list[float] = []
     errors: list[str] = []
-    optuna.Study.ask = _timed(asks, errors, optuna.Study.ask)  # type: ignore[method-assign]
+    optuna.Study.ask = _timed(asks, errors, optuna.Study.ask, first_asks)  # type: ignore[method-assign]
     optimize_module._tell_with_warning = _timed(tells, errors, optimize_module._tell_with_warning)
     SleepObjective.trial_s = trial_s
     worker_module.Objective = SleepObjective  # type: ignore[misc,assignment]
@@ -121,7 +132,7 @@ def _process(url: str, config: StudyConfig, inputs: Inputs, ks: list[int], start
         t.start()
     for t in threads:
         t.join()
-    out.put((asks, tells, errors, SleepObjective.returned))
+    out.put((asks, tells, errors, SleepObjective.returned, first_asks))
 
 
 # The bench's own connections (the study's creation, the polling) carry this name and are
@@ -197,7 +208,8 @@ def run(pg: str, url: str, workers: int, inputs: Inputs, args: argparse.Namespac
     first = min((t.datetime_start for t in trials if t.datetime_start), default=None)
     last = max((t.datetime_complete for t in complete if t.datetime_complete), default=None)
     span = (last - first).total_seconds() if first and last else float("nan")
-    asks = [a for r in results for a in r[0]]
+    later = [a for r in results for a in r[0]]  # each worker's asks after its first
+    asks = later + [a for r in results for a in r[4]]
     tells = [t for r in results for t in r[1]]
     errors = [e for r in results for e in r[2]]
     lost = sum(r[3] for r in results) - len(complete)
@@ -208,6 +220,7 @@ def run(pg: str, url: str, workers: int, inputs: Inputs, args: argparse.Namespac
     for e in sorted(set(errors))[:3]:
         print(f"    error ({errors.count(e)}x): {e}", file=sys.stderr)
     return (f"{len(complete) / span:8.2f} {_pct(asks, .5):7.0f} {_pct(asks, .99):7.0f} "
+            f"{_pct(later, .99):7.0f} "
             f"{_pct(tells, .5):7.0f} {_pct(tells, .99):7.0f} | {peak:8d} | {len(errors):6d} "
             f"{max(lost, 0):5d} {running:7d}")  # fmt: skip
 
@@ -241,7 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"trial {args.trial_s:g} s (x0.5-1.5), {args.seconds:g} s of new trials per row, "
           f"proxy pool {args.pool_size}; times in ms")  # fmt: skip
-    print(f"{'storage':<8} {'workers':>7} | {'trials/s':>8} {'ask p50':>7} {'ask p99':>7} "
+    print(f"{'storage':<8} {'workers':>7} | {'trials/s':>8} {'ask p50':>7} {'ask p99':>7} {'later':>7} "
           f"{'tell p50':>7} {'tell p99':>7} | {'PG conns':>8} | {'errors':>6} {'lost':>5} {'running':>7}")  # fmt: skip
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
