@@ -88,9 +88,12 @@ def _timed(
             errors.append(type(exc).__name__)
             raise
         finally:
-            first = firsts is not None and not getattr(seen, "called", False)
-            seen.called = True
-            (firsts if first and firsts is not None else record).append(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            if firsts is not None and not getattr(seen, "called", False):
+                seen.called = True
+                firsts.append(elapsed)
+            else:
+                record.append(elapsed)
 
     return timed
 

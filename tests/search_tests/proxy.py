@@ -79,9 +79,11 @@ def cluster_of(url: str) -> tuple[str, str] | None:
 
 def restart_cluster(cluster: tuple[str, str], outage_s: float = 0.0) -> None:
     """Stop the cluster, leave it down ``outage_s`` seconds, and start it again."""
-    version, name = cluster
-    for action in ("stop", "start"):
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action],
+
+    def ctl(action: str) -> None:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, action],
                        check=True, timeout=120)  # fmt: skip
-        if action == "stop":
-            time.sleep(outage_s)
+
+    ctl("stop")
+    time.sleep(outage_s)
+    ctl("start")

@@ -9,8 +9,8 @@ measures a bundle's (ONNX fp32, batch 1, one onnxruntime thread; weights do not 
 
 Timing on a shared machine drifts within minutes, and the largest model under a cap sits right
 at it, so a student sized on timings taken apart from the teacher's can land over the cap.
-Each candidate is therefore timed in ``ROUNDS`` rounds interleaved with the teacher, each timing in a fresh onnxruntime session as
-export times a bundle; it must fit in every round: its slowest timing under
+Each candidate is therefore timed in ``ROUNDS`` rounds interleaved with the teacher, each
+timing in a fresh onnxruntime session as export times a bundle; it must fit in every round: its slowest timing under
 ``--max-latency-ms``, its largest share of the teacher's timing in the same round under
 ``--min-speedup``. The latencies recorded are the medians of those timings.
 """

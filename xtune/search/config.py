@@ -34,6 +34,8 @@ from xtune.search.sections import (
     MINIMIZED,
     OBJECTIVES,
     SAMPLERS,
+    SCHEDULES,
+    UNITS,
     CapsSection,
     DataSection,
     EnqueueEntry,
@@ -236,9 +238,7 @@ class _Parser:
                 raise self.fail("features", f"columns: {exc}") from None
             d["names"] = tuple(d.get("names", ())) + columns
         if "unit" in d:
-            d["unit"] = v.text(
-                "features", "unit", d["unit"], '"group"', choices=("group", "feature")
-            )
+            d["unit"] = v.text("features", "unit", d["unit"], '"group"', choices=UNITS)
         section = FeatureSection(**d)
         unknown = [g for g in section.groups if g not in GROUPS]
         if unknown:
@@ -313,7 +313,7 @@ class _Parser:
         d = v.checked("train", self.table(raw, "train", TrainSection), fixed)
         if "schedule" in d:
             d["schedule"] = v.text(
-                "train", "schedule", d["schedule"], '"cosine"', choices=("cosine", "plateau")
+                "train", "schedule", d["schedule"], '"cosine"', choices=SCHEDULES
             )
         for name in set(d) - {*fixed, "schedule"}:
             d[name] = v.space("train", name, d[name], log=name in LOG_SCALE)

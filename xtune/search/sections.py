@@ -16,6 +16,8 @@ from xtune.models.families import BUILT_IN, FAMILIES
 from xtune.search.ranges import Choice, Fixed, FloatRange, Space
 
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
+UNITS = ("group", "feature")  # [features] unit: one switch per group, or per feature
+SCHEDULES = ("cosine", "plateau")  # [train] schedule
 # What a study may optimize, on validation; the second tuple is minimized, the rest maximized.
 OBJECTIVES = (
     "accuracy",

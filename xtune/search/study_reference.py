@@ -18,12 +18,14 @@ from xtune.features.catalog import GROUPS
 from xtune.features.labels import LabelSpec
 from xtune.features.split import SplitSpec
 from xtune.models.families import BUILT_IN, FAMILIES, Family, KeyRule
-from xtune.search._validate import RULES, show
+from xtune.search._validate import RULES, Rule, show
 from xtune.search.config import FEATURE_KEYS
 from xtune.search.ranges import Choice, Fixed, FloatRange, IntRange
 from xtune.search.sections import (
     OBJECTIVES,
     SAMPLERS,
+    SCHEDULES,
+    UNITS,
     CapsSection,
     DataSection,
     FeatureSection,
@@ -50,8 +52,8 @@ NAMES: dict[str, tuple[str, ...]] = {
     "study.sampler": SAMPLERS,
     "study.objectives": OBJECTIVES,
     "features.groups": GROUPS,
-    "features.unit": ("group", "feature"),
-    "train.schedule": ("cosine", "plateau"),
+    "features.unit": UNITS,
+    "train.schedule": SCHEDULES,
     "model.families": tuple(FAMILIES),
 }
 # What the keys without a number rule or a list of names accept.
@@ -158,8 +160,7 @@ def _accepts(key: str, f: Field[Any] | None, rule: KeyRule | None = None) -> str
     if key in RULES:
         return RULES[key].describe() + searched
     if rule is not None:
-        kind = "whole number" if rule[0] else "number"
-        return f"a {kind} in [{rule[1]:g}, {rule[2]:g}]{searched}"
+        return Rule(*rule).describe() + searched
     return TEXT.get(key, "")
 
 
