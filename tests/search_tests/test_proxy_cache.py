@@ -12,12 +12,9 @@ import optuna
 import pytest
 import sqlalchemy as sa
 from optuna.distributions import FloatDistribution
-from optuna.study import StudyDirection
 
 from xtune.search.proxy_cache import Coalesced, ProxyCache
 from xtune.search.proxy_read import TrialReader
-from xtune.search.storage import open_database
-from xtune.settings import Settings
 
 
 def test_coalesced_reads_are_fewer_than_callers_and_each_caller_sees_its_write() -> None:
@@ -74,18 +71,6 @@ def test_a_failed_read_raises_in_every_caller_that_waited_on_it() -> None:
         t.join()
     assert len(errors) == 5
     reads.fresh(lambda: None)  # the database is back: the next read serves
-
-
-@pytest.fixture
-def cache(pg_url: str) -> Iterator[tuple[ProxyCache, int, str]]:
-    """A proxy's cache on the real database, an empty study of it, and the database URL."""
-    database = open_database(pg_url, Settings(), pool_size=4, overflow=0, heartbeat=False)
-    proxy = ProxyCache(database)
-    name = f"cache_{os.getpid()}_{time.time_ns()}"
-    study_id = proxy.create_new_study([StudyDirection.MINIMIZE], name)
-    yield proxy, study_id, pg_url
-    proxy.delete_study(study_id)
-    database.engine.dispose()
 
 
 @pytest.mark.postgres

@@ -166,7 +166,12 @@ def sweep(
     return [t.number for t in orphans if _fail_and_requeue(study, storage, t)]
 
 
-def queued_retries(study: optuna.Study) -> list[FrozenTrial]:
-    """Retries the sweep queued that no worker has started yet."""
-    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+def queued_retries(
+    study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+) -> list[FrozenTrial]:
+    """Retries the sweep queued that no worker has started yet. ``trials``: the study's trials
+    as just read by the caller (else they are read here)."""
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
     return [t for t in waiting if read(t).retry_of is not None]

@@ -9,6 +9,8 @@ Trials are read through Optuna's trial cache as ``load_study`` does (a finished 
 from the database once), with the database calls outside the cache's lock and the reads of a
 study coalesced (:mod:`xtune.search.proxy_cache`): at 128 workers a read of every RUNNING
 trial is the costly call, and one read at a time serves every worker that asked meanwhile.
+New trials of a study that are asked for at once are created together, under one lock of the
+study's row (:mod:`xtune.search.proxy_create`).
 A read fetches rows rather than ORM objects (:mod:`xtune.search.proxy_read`), and each trial's
 gRPC message is built once (:mod:`xtune.search.proxy_service`).
 
@@ -25,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import optuna
@@ -44,6 +47,7 @@ AWAY = (
     optuna.exceptions.StorageInternalError,
 )
 STOP_GRACE_S = 5.0
+PING_IDLE_S = 10.0  # a pooled connection unused this long is checked before use
 # Calls served at once. A call that waits for a read of the study under way (every worker's
 # trial list, coalesced: :mod:`xtune.search.proxy_cache`) holds a thread but no connection, so
 # there are more threads than connections: at least one per worker keeps a write from
@@ -129,8 +133,9 @@ def start_proxy(
     _check_free(address)  # before the database is opened, and before gRPC logs its own error
     # No overflow: calls beyond the pool wait for a connection (up to SQLAlchemy's 30 s)
     database = open_database(
-        database_url, settings, pool_size=pool_size, overflow=0, heartbeat=False
+        database_url, settings, pool_size=pool_size, overflow=0, heartbeat=False, pre_ping=False
     )
+    ping_when_idle(database.engine, PING_IDLE_S)
     pool = (
         ThreadPoolExecutor(max_workers=threads, thread_name_prefix="xtune-proxy")
         if times is None
@@ -149,6 +154,29 @@ def start_proxy(
         raise ProxyError(_taken(address))
     server.start()
     return server
+
+
+def ping_when_idle(engine: sqlalchemy.Engine, idle_s: float) -> None:
+    """Check a pooled connection as it leaves the pool only if it sat unused for ``idle_s``
+    seconds or more (a server restart or a firewall may have dropped it meanwhile); a dead one
+    is replaced before the call uses it. A connection in steady use is not checked: a check is
+    a round trip to the database, and at 100+ workers every call would pay one. A connection
+    that died while in use fails its call, and SQLAlchemy then replaces every connection of
+    the pool opened before that failure."""
+
+    @sqlalchemy.event.listens_for(engine, "checkin")
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["xtune_idle_since"] = time.monotonic()
+
+    @sqlalchemy.event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get("xtune_idle_since", -idle_s) < idle_s:
+            return
+        try:
+            with closing(dbapi_connection.cursor()) as cursor:
+                cursor.execute("SELECT 1")
+        except Exception:
+            raise sqlalchemy.exc.DisconnectionError("a pooled connection was dropped") from None
 
 
 def _taken(address: ProxyAddress) -> str:

@@ -150,11 +150,19 @@ def open_storage(
 
 
 def open_database(
-    url: str, settings: Settings, *, pool_size: int, overflow: int, heartbeat: bool = True
+    url: str,
+    settings: Settings,
+    *,
+    pool_size: int,
+    overflow: int,
+    heartbeat: bool = True,
+    pre_ping: bool = True,
 ) -> RDBStorage:
     """The database at ``url`` with ``pool_size`` pooled connections (PostgreSQL) and at most
     ``overflow`` more for a moment; with ``heartbeat``, Optuna's heartbeat and the retry of a
-    killed worker's trial (the storage proxy keeps none: its workers beat through xtune's own).
+    killed worker's trial (the storage proxy keeps none: its workers beat through xtune's own);
+    with ``pre_ping``, each connection is checked as it leaves the pool (the storage proxy
+    checks only those that sat idle: :func:`xtune.search.proxy_server.ping_when_idle`).
 
     Raises:
         StorageError: the database cannot be opened (one line, password hidden);
@@ -162,7 +170,7 @@ def open_database(
     """
     from xtune.search.proxy import connection_limit
 
-    engine_kwargs: dict[str, object] = {"pool_pre_ping": True}
+    engine_kwargs: dict[str, object] = {"pool_pre_ping": pre_ping}
     if url.startswith("postgresql"):
         engine_kwargs |= {"pool_size": pool_size, "max_overflow": overflow, "pool_recycle": 300}
     beat: dict[str, Any] = {}

@@ -20,7 +20,7 @@ from xtune.errors import CapError, StorageError, TrialFault
 from xtune.features import Bars
 from xtune.search._sweep import fail_cut_off, queued_retries, sweep
 from xtune.search.beat import Heartbeat, needs_beat
-from xtune.search.budget import Budget, spent
+from xtune.search.budget import Budget, spent_in
 from xtune.search.config import StudyConfig
 from xtune.search.device import DeviceRecord, check_device
 from xtune.search.objective import Objective
@@ -232,6 +232,18 @@ def _objective(
     return guarded
 
 
+def _at_start(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, grace_s: float
+) -> tuple[float, bool]:
+    """Sweep the trials of workers that died before this one started; return the budget spent
+    and whether retries are queued. One read of the trials serves all three (through the
+    storage proxy, every worker that starts reads them)."""
+    trials = study.get_trials(deepcopy=False)
+    if sweep(study, storage, grace_s=grace_s, trials=trials):
+        trials = study.get_trials(deepcopy=False)  # with the retries the sweep queued
+    return spent_in(trials), bool(queued_retries(study, trials))
+
+
 def _run_worker_once(
     args: WorkerArgs,
     inputs: Inputs,
@@ -245,9 +257,9 @@ def _run_worker_once(
         study_name=config.study.name, storage=storage, sampler=make_sampler(config, args.seed)
     )
     cut.settle(study, storage)  # this worker's trial, if the database outage cut it off
-    sweep(study, storage, grace_s=grace)  # trials of workers that died before this one started
-    remaining = args.target - spent(study)
-    if remaining <= 1e-9 and not queued_retries(study):
+    spent, queued = _at_start(study, storage, grace)
+    remaining = args.target - spent
+    if remaining <= 1e-9 and not queued:
         return
     objective = _objective(args, inputs, device, storage, guards)
 
