@@ -2,7 +2,7 @@
 
     python bench/scale.py [--pg postgresql+psycopg2://postgres@127.0.0.1:5433/wt_proxy]
         [--workers 8 32 128] [--trial-s 8] [--seconds 40] [--pool-size 8] [--processes 4]
-        [--sampler tpe|random] [--storages direct proxy]
+        [--sampler tpe|random] [--storages direct proxy] [--ramp-s 0]
 
 Simulated workers run xtune's real worker loop (``run_worker``: load_study, the sweep at start
 and between trials, the budget callback, the cut-off bookkeeping, heartbeats: Optuna's on direct
@@ -14,6 +14,9 @@ gRPC channel to the proxy), so the server and the proxy see the connections and 
 many workers; the threads are spread over ``--processes`` spawned processes, because 128
 processes that each import torch do not fit a 24 GB machine. Ask and tell times are wall
 times inside those processes and include their GIL waits (an upper bound on the storage's).
+By default every worker starts in the same instant, the worst case for the storage; with
+``--ramp-s`` they start one after another over that many seconds, as processes started by
+hand, by a scheduler or by compose do.
 
 Per row: completed trials per second over the run; p50 and p99 of ``study.ask``, the p99 of
 the asks after each worker's first (``later``: without the burst of every worker starting at
@@ -99,8 +102,9 @@ def _timed(
 
 
 def _process(url: str, config: StudyConfig, inputs: Inputs, ks: list[int], start: Any,
-             trial_s: float, art: str, out: Any) -> None:  # fmt: skip
-    """``ks``'s workers as threads; they start together once every process is up, and start no
+             times: tuple[float, float, int], art: str, out: Any) -> None:  # fmt: skip
+    """``ks``'s workers as threads; once every process is up, worker k of n starts
+    ``ramp_s * k / n`` seconds after the go (all together with no ramp), and none starts a
     trial after the deadline the parent then sets."""
     import optuna.study._optimize as optimize_module
 
@@ -115,7 +119,7 @@ def _process(url: str, config: StudyConfig, inputs: Inputs, ks: list[int], start
     errors: list[str] = []
     optuna.Study.ask = _timed(asks, errors, optuna.Study.ask, first_asks)  # type: ignore[method-assign]
     optimize_module._tell_with_warning = _timed(tells, errors, optimize_module._tell_with_warning)
-    SleepObjective.trial_s = trial_s
+    SleepObjective.trial_s, ramp_s, n = times
     worker_module.Objective = SleepObjective  # type: ignore[misc,assignment]
 
     out.put("ready")
@@ -123,6 +127,7 @@ def _process(url: str, config: StudyConfig, inputs: Inputs, ks: list[int], start
     go.wait()
 
     def one(k: int) -> None:
+        time.sleep(ramp_s * k / n)
         args = WorkerArgs(config, Settings(), url, 10**6, "cpu", k, random.randrange(2**31), art,
                           deadline.value)  # fmt: skip
         try:
@@ -191,7 +196,7 @@ def run(pg: str, url: str, workers: int, inputs: Inputs, args: argparse.Namespac
     queue, go, deadline = ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
     n_proc = min(workers, args.processes)
     procs = [ctx.Process(target=_process, args=(url, config, inputs, list(range(workers))[i::n_proc],
-                                                (go, deadline), args.trial_s, str(folder / "art"), queue))
+                                                (go, deadline), (args.trial_s, args.ramp_s, workers), str(folder / "art"), queue))
              for i in range(n_proc)]  # fmt: skip
     for p in procs:
         p.start()
@@ -249,6 +254,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--ramp-s", type=float, default=0.0,
+                        help="start the workers one after another over this many seconds "
+                             "(default 0: all in the same instant)")  # fmt: skip
     parser.add_argument("--sampler", choices=("tpe", "random"),
                         help="the study's sampler (default: the bench study's, tpe); random "
                              "draws without reading the trials, so ask is the storage's calls")  # fmt: skip
@@ -256,7 +264,7 @@ def main() -> None:
                         default=["direct", "proxy"])  # fmt: skip
     args = parser.parse_args()
     print(f"trial {args.trial_s:g} s (x0.5-1.5), {args.seconds:g} s of new trials per row, "
-          f"proxy pool {args.pool_size}; times in ms")  # fmt: skip
+          f"proxy pool {args.pool_size}, workers started over {args.ramp_s:g} s; times in ms")  # fmt: skip
     print(f"{'storage':<8} {'workers':>7} | {'trials/s':>8} {'ask p50':>7} {'ask p99':>7} {'later':>7} "
           f"{'tell p50':>7} {'tell p99':>7} | {'PG conns':>8} | {'errors':>6} {'lost':>5} {'running':>7}")  # fmt: skip
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

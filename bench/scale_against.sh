@@ -14,15 +14,20 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 rev="$1" rounds="$2"
 shift 2
 python="${PYTHON:-$here/.venv/bin/python}"
-old="$(mktemp -d)/xtune-$rev"
+tmp="$(mktemp -d)"
+old="$tmp/xtune-$rev"
 git -C "$here" worktree add --detach --quiet "$old" "$rev"
-trap 'git -C "$here" worktree remove --force "$old"' EXIT
+trap 'git -C "$here" worktree remove --force "$old"; rm -rf "$tmp"' EXIT
 
 row() {  # row SIDE ROUND FOLDER OPTIONS...: bench/scale.py from FOLDER, its rows labelled
     local side="$1" round="$2" folder="$3"
     shift 3
-    (cd "$folder" && PYTHONPATH="$folder" "$python" bench/scale.py "$@" 2>/dev/null) |
-        grep -E '^(direct|proxy) ' | sed "s/^/$side round $round: /"
+    if ! (cd "$folder" && PYTHONPATH="$folder" "$python" bench/scale.py "$@" >"$tmp/out" 2>"$tmp/err"); then
+        echo "bench/scale.py failed ($side, round $round):" >&2
+        tail -20 "$tmp/err" >&2
+        exit 1
+    fi
+    grep -E '^(direct|proxy) ' "$tmp/out" | sed "s/^/$side round $round: /"
 }
 
 echo "earlier = $rev ($(git -C "$here" log -1 --format=%cs "$rev")), now = working tree of $(git -C "$here" rev-parse --short HEAD)"

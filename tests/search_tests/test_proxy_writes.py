@@ -45,12 +45,16 @@ def test_batched_calls_get_one_result_each_and_share_batches() -> None:
 
 
 def test_a_failed_batch_raises_in_each_of_its_callers() -> None:
-    entered, errors = threading.Event(), []
+    """The first caller's batch fails; the four that came meanwhile share the next batch,
+    which fails too; once the database is back the same batcher serves again."""
+    entered, errors, away = threading.Event(), [], [True]
 
     def make(n: int) -> list[int]:
         entered.set()
         time.sleep(0.1)
-        raise ConnectionError("database away")
+        if away[0]:
+            raise ConnectionError("database away")
+        return list(range(n))
 
     batched: Batched[int] = Batched(make)
 
@@ -69,7 +73,10 @@ def test_a_failed_batch_raises_in_each_of_its_callers() -> None:
     for t in [first, *waiting]:
         t.join()
     assert len(errors) == 5
-    assert Batched(lambda n: list(range(n))).call() == 0
+    assert batched.batches == 2
+    away[0] = False
+    assert batched.call() == 0
+    assert batched.batches == 3
 
 
 @pytest.mark.postgres
@@ -122,43 +129,51 @@ def _outcome(storage: optuna.storages.BaseStorage, method: str, *args: object) -
 
 @pytest.mark.postgres
 def test_the_proxys_writes_do_what_optunas_do(cache: tuple[ProxyCache, int, str]) -> None:
-    """Each write, by the proxy's statements and by Optuna's storage on a twin trial: the same
-    outcome (stored, or the same error) and the same trial read back."""
+    """Each write, by the proxy's statements and by Optuna's storage on a twin trial (running,
+    waiting, then finished): the same outcome (stored, or the same error) and the same trial
+    read back."""
     proxy, study_id, url = cache
     optuna_write = optuna.storages.RDBStorage(url)
-    ours, theirs = proxy.create_new_trial(study_id), proxy.create_new_trial(study_id)
     wide = FloatDistribution(0, 1)
+    first = proxy.create_new_trial(study_id)
+    for name in ("x", "y"):  # the study's first draws: checked by Optuna's own write
+        proxy.set_trial_param(first, name, 0.5, wide)
+    waiting = optuna.trial.create_trial(state=TrialState.WAITING)
+    pairs = [
+        (proxy.create_new_trial(study_id), proxy.create_new_trial(study_id)),
+        (proxy.create_new_trial(study_id, waiting), proxy.create_new_trial(study_id, waiting)),
+    ]
     steps: list[tuple[str, tuple[object, ...]]] = [
         ("set_trial_user_attr", ("plan", {"units": ["a"], "k": 1})),
         ("set_trial_user_attr", ("plan", {"units": ["b"], "k": 2})),  # replaced
         ("set_trial_system_attr", ("xtune:heartbeat", 1.5)),
-        ("set_trial_param", ("x", 0.25, wide)),  # the study's first x: Optuna's own write
-        ("set_trial_param", ("y", 0.75, wide)),
+        ("set_trial_param", ("x", 0.25, wide)),
+        ("set_trial_param", ("y", 0.75, FloatDistribution(0, 2))),  # another range: allowed
         ("set_trial_param", ("y", 0.5, wide)),  # a duplicate: left as it was
         ("set_trial_param", ("x", 0.1, IntDistribution(0, 3))),  # incompatible: ValueError
     ]
-    for method, args in steps:
-        mine = _outcome(proxy, method, ours, *args)
-        assert mine == _outcome(optuna_write, method, theirs, *args), (method, args)
+    for ours, theirs in pairs:
+        for method, args in steps:
+            mine = _outcome(proxy, method, ours, *args)
+            assert mine == _outcome(optuna_write, method, theirs, *args), (method, args)
+        mine_read, theirs_read = optuna_write.get_trial(ours), optuna_write.get_trial(theirs)
+        assert mine_read.params == theirs_read.params == {"x": 0.25, "y": 0.75}
+        assert mine_read.distributions == theirs_read.distributions
+        assert mine_read.user_attrs == theirs_read.user_attrs == {"plan": {"units": ["b"], "k": 2}}
+        assert mine_read.system_attrs == theirs_read.system_attrs
+    ours, theirs = pairs[0]
     for trial_id in (ours, theirs):
         proxy.set_trial_state_values(trial_id, TrialState.COMPLETE, [1.0])
-    for method, args in [*steps[:3], ("set_trial_param", ("y", 0.1, wide))]:
-        assert _outcome(proxy, method, ours, *args) == (
-            "UpdateFinishedTrialError: Trial#0 has already finished and can not be updated."
-        )
-        assert _outcome(optuna_write, method, theirs, *args) == (
-            "UpdateFinishedTrialError: Trial#1 has already finished and can not be updated."
-        )
+    for method, args in steps:
+        for storage, trial_id in ((proxy, ours), (optuna_write, theirs)):
+            number = optuna_write.get_trial(trial_id).number
+            assert _outcome(storage, method, trial_id, *args) == (
+                f"UpdateFinishedTrialError: Trial#{number} has already finished and can not be "
+                "updated."
+            )
     missing = _outcome(proxy, "set_trial_user_attr", 10**9, "plan", 1)
     assert missing == _outcome(optuna_write, "set_trial_user_attr", 10**9, "plan", 1)
     assert missing.startswith("KeyError")
-    mine_read, theirs_read = optuna_write.get_trial(ours), optuna_write.get_trial(theirs)
-    assert (mine_read.params, mine_read.distributions) == (
-        theirs_read.params,
-        theirs_read.distributions,
-    )
-    assert mine_read.user_attrs == theirs_read.user_attrs == {"plan": {"units": ["b"], "k": 2}}
-    assert mine_read.system_attrs == theirs_read.system_attrs
     optuna_write.engine.dispose()
 
 

@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from typing import Any
 
 import optuna
@@ -164,17 +163,17 @@ def ping_when_idle(engine: sqlalchemy.Engine, idle_s: float) -> None:
     that died while in use fails its call, and SQLAlchemy then replaces every connection of
     the pool opened before that failure."""
 
+    @sqlalchemy.event.listens_for(engine, "connect")
     @sqlalchemy.event.listens_for(engine, "checkin")
-    def checked_in(dbapi_connection: Any, record: Any) -> None:
+    def used(dbapi_connection: Any, record: Any) -> None:
         record.info["xtune_idle_since"] = time.monotonic()
 
     @sqlalchemy.event.listens_for(engine, "checkout")
     def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if time.monotonic() - record.info.get("xtune_idle_since", -idle_s) < idle_s:
+        if time.monotonic() - record.info.get("xtune_idle_since", 0.0) < idle_s:
             return
         try:
-            with closing(dbapi_connection.cursor()) as cursor:
-                cursor.execute("SELECT 1")
+            engine.dialect.do_ping(dbapi_connection)  # SQLAlchemy's own check, in autocommit
         except Exception:
             raise sqlalchemy.exc.DisconnectionError("a pooled connection was dropped") from None
 

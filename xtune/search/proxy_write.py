@@ -21,6 +21,8 @@ uses these on PostgreSQL).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy
@@ -78,7 +80,13 @@ def set_param(
     Raises:
         ValueError: ``distribution`` is not compatible with ``known``.
     """
-    distributions.check_distribution_compatibility(known, distribution)
+    try:
+        distributions.check_distribution_compatibility(known, distribution)
+    except ValueError:
+        # a missing or finished trial says so first, as in Optuna
+        with _refusals(), engine.connect() as connection:
+            _check_updatable(connection, trial_id)
+        raise
     values = {
         "trial_id": trial_id,
         "name": name,
@@ -96,20 +104,32 @@ def _write(
     duplicate_ok: bool,
 ) -> None:
     """Run ``statement`` in its own transaction; if it wrote nothing, say why as Optuna does."""
-    try:
-        with engine.begin() as connection:
-            if connection.execute(statement, values).first():
-                return
-            row = connection.execute(_STATE, {"trial_id": values["trial_id"]}).first()
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
-        raise  # the database is away: the proxy answers UNAVAILABLE
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise StorageInternalError(f"the write was refused: {type(exc).__name__}") from exc
+    with _refusals(), engine.begin() as connection:
+        if connection.execute(statement, values).first():
+            return
+        _check_updatable(connection, values["trial_id"])
+    if not duplicate_ok:  # an unfinished trial's upsert always writes
+        raise StorageInternalError(f"the write to trial {values['trial_id']} stored nothing")
+
+
+def _check_updatable(connection: sqlalchemy.Connection, trial_id: int) -> None:
+    """Raise Optuna's error for a trial that does not exist or has finished."""
+    row = connection.execute(_STATE, {"trial_id": trial_id}).first()
     if row is None:
         raise KeyError(models.NOT_FOUND_MSG)
     if row.state not in UNFINISHED:
         raise UpdateFinishedTrialError(
             f"Trial#{row.number} has already finished and can not be updated."
         )
-    if not duplicate_ok:  # an unfinished trial's upsert always writes
-        raise StorageInternalError(f"the write to trial {values['trial_id']} stored nothing")
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The database away passes as it is (the proxy answers UNAVAILABLE); any other database
+    error becomes ``StorageInternalError``, as in Optuna's session."""
+    try:
+        yield
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
+        raise
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise StorageInternalError(f"the write was refused: {type(exc).__name__}") from exc
