@@ -4,6 +4,7 @@ lock (on the real server at TEST_DB_URL, blocked with a real table lock)."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 from optuna.distributions import FloatDistribution
 
-from xtune.search.proxy_cache import Coalesced, ProxyCache
+from xtune.search.proxy_cache import ProxyCache
+from xtune.search.proxy_create import Batched
 from xtune.search.proxy_read import TrialReader
 
 
@@ -21,20 +23,23 @@ def test_coalesced_reads_are_fewer_than_callers_and_each_caller_sees_its_write()
     """Each caller writes, then asks for a read: the read that serves it started after it
     asked, so it sees its write, however many callers share that read."""
     database, cache, guard = [0], [0], threading.Lock()
-    reads, stale = Coalesced(), []
+    stale: list[tuple[int, int]] = []
 
-    def read() -> None:
+    def read(callers: int) -> list[None]:
         with guard:
             seen = database[0]  # the read's snapshot, taken at its start
         time.sleep(0.02)
         cache[0] = max(cache[0], seen)
+        return [None] * callers
+
+    reads: Batched[None] = Batched(read, limit=sys.maxsize)
 
     def caller() -> None:
         for _ in range(5):
             with guard:
                 database[0] += 1
                 mine = database[0]
-            reads.fresh(read)
+            reads.call()
             if cache[0] < mine:
                 stale.append((mine, cache[0]))
 
@@ -44,33 +49,7 @@ def test_coalesced_reads_are_fewer_than_callers_and_each_caller_sees_its_write()
     for t in callers:
         t.join()
     assert stale == []
-    assert reads.reads < 16 * 5 / 2  # shared, not one read per call
-
-
-def test_a_failed_read_raises_in_every_caller_that_waited_on_it() -> None:
-    reads, errors, entered = Coalesced(), [], threading.Event()
-
-    def failing() -> None:
-        entered.set()
-        time.sleep(0.1)
-        raise ConnectionError("database away")
-
-    def caller() -> None:
-        try:
-            reads.fresh(failing)
-        except ConnectionError as exc:
-            errors.append(exc)
-
-    first = threading.Thread(target=caller)
-    first.start()
-    entered.wait()
-    waiting = [threading.Thread(target=caller) for _ in range(4)]  # the next read is theirs
-    for t in [*waiting]:
-        t.start()
-    for t in [first, *waiting]:
-        t.join()
-    assert len(errors) == 5
-    reads.fresh(lambda: None)  # the database is back: the next read serves
+    assert reads.batches < 16 * 5 / 2  # shared, not one read per call
 
 
 @pytest.mark.postgres

@@ -13,7 +13,8 @@ unfinished ones on every read) and changes these things:
 - The database is read and written outside the lock; the lock only guards the cache's dicts.
 - Reads of one study are coalesced: one read runs at a time, and a call that arrives while one
   runs waits for the next one, which starts after it arrived, so it still sees every write
-  stored before it asked. At any load, a study costs one read at a time, not one per caller.
+  stored before it asked. At any load, a study costs one read at a time, not one per caller
+  (:class:`~xtune.search.proxy_create.Batched`, which also batches the creations).
 - A read fetches rows, not ORM objects (:mod:`xtune.search.proxy_read`), and hands back an
   unchanged trial as the object it handed back before.
 - New trials of a study are created in batches (:mod:`xtune.search.proxy_create`).
@@ -23,8 +24,7 @@ unfinished ones on every read) and changes these things:
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+import sys
 from functools import partial
 from typing import Any
 
@@ -37,52 +37,6 @@ from xtune.search.proxy_create import Batched, create_trials
 from xtune.search.proxy_read import TrialReader
 from xtune.search.proxy_write import SYSTEM, USER, set_attribute, set_param
 
-KEPT_ERRORS = 256  # failed reads remembered for the callers that waited on them
-
-
-class Coalesced:
-    """Runs ``read`` for many callers, one at a time, each caller served by a read that
-    started after it asked; a read that raised raises in every caller that waited on it."""
-
-    def __init__(self) -> None:
-        self._turn = threading.Condition()
-        self._started = self._finished = 0
-        self._errors: dict[int, BaseException] = {}
-
-    def fresh(self, read: Callable[[], None]) -> None:
-        with self._turn:
-            wanted = self._started + 1  # the first read to start from now on
-            while self._finished < wanted:
-                if self._started == self._finished:  # none under way: this caller reads
-                    self._started += 1
-                    self._run(read, self._started)
-                else:
-                    self._turn.wait()
-            error = self._errors.get(wanted)
-        if error is not None:
-            raise error
-
-    def _run(self, read: Callable[[], None], number: int) -> None:
-        """Run read ``number`` without holding the turn (called with it held)."""
-        self._turn.release()
-        error: BaseException | None = None
-        try:
-            read()
-        except BaseException as exc:  # handed to every caller of this read, then raised
-            error = exc
-        finally:
-            self._turn.acquire()
-        self._finished = number
-        if error is not None:
-            self._errors[number] = error
-            self._errors.pop(number - KEPT_ERRORS, None)
-        self._turn.notify_all()
-
-    @property
-    def reads(self) -> int:
-        """Reads started so far."""
-        return self._started
-
 
 class ProxyCache(_CachedStorage):
     """Optuna's trial cache over ``backend`` whose database calls run outside its lock, with
@@ -90,7 +44,7 @@ class ProxyCache(_CachedStorage):
 
     def __init__(self, backend: RDBStorage) -> None:
         super().__init__(backend)
-        self._reads: dict[int, tuple[Coalesced, TrialReader]] = {}
+        self._reads: dict[int, Batched[None]] = {}  # one read at a time serves every caller
         self._creates: dict[int, Batched[FrozenTrial]] = {}
         # writes as single statements (:mod:`xtune.search.proxy_write`) on PostgreSQL
         self._statements = backend.engine.dialect.name == "postgresql"
@@ -119,12 +73,20 @@ class ProxyCache(_CachedStorage):
     def reads(self, study_id: int) -> int:
         """Database reads of the study's trials so far."""
         with self._lock:
-            return self._reads[study_id][0].reads if study_id in self._reads else 0
+            return self._reads[study_id].batches if study_id in self._reads else 0
 
     def _read_trials_from_remote_storage(self, study_id: int) -> None:
         with self._lock:
-            reads, reader = self._reads.setdefault(study_id, (Coalesced(), TrialReader()))
-        reads.fresh(lambda: self._read(study_id, reader))
+            reads = self._reads.get(study_id)
+            if reads is None:
+                make = partial(self._read_for, study_id, TrialReader())
+                reads = self._reads[study_id] = Batched(make, limit=sys.maxsize)
+        reads.call()
+
+    def _read_for(self, study_id: int, reader: TrialReader, callers: int) -> list[None]:
+        """One read that serves ``callers`` callers."""
+        self._read(study_id, reader)
+        return [None] * callers
 
     def _read(self, study_id: int, reader: TrialReader) -> None:
         """One read of the study's unfinished and new trials into the cache, as Optuna's."""

@@ -40,8 +40,9 @@ class _Slot(Generic[T]):
 
 class Batched(Generic[T]):
     """Runs ``make(n)`` for callers in batches: callers that arrive while a batch is under way
-    are served together by the next one (up to ``limit``), each with one of its results; a
-    batch that raised raises in each of its callers."""
+    are served together by the next one (up to ``limit``), each with one of its results, so
+    every caller is served by a batch that started after it asked; a batch that raised raises
+    in each of its callers."""
 
     def __init__(self, make: Callable[[int], list[T]], limit: int = MAX_BATCH) -> None:
         self._make, self._limit = make, limit
